@@ -1,0 +1,1 @@
+//! privlink: a working copy of an AWS interface VPC endpoint (PrivateLink ENI) on Linux.
