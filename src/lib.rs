@@ -1,1 +1,17 @@
 //! privlink: a working copy of an AWS interface VPC endpoint (PrivateLink ENI) on Linux.
+//!
+//! Sans-IO core: [`config`], [`model`], [`packet`], [`pipeline`]. Edges: [`netns`],
+//! [`tun`], [`stack`], [`relay`], [`store`], [`daemon`], [`demo`].
+
+pub mod config;
+pub mod daemon;
+pub mod demo;
+pub mod model;
+pub mod netns;
+pub mod packet;
+pub mod pipeline;
+pub mod probe;
+pub mod relay;
+pub mod stack;
+pub mod store;
+pub mod tun;

@@ -1,1 +1,116 @@
-fn main(){}
+//! The `privlink` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use privlink::config::Config;
+use privlink::{daemon, demo, store};
+
+/// A working copy of an AWS interface VPC endpoint (PrivateLink ENI) on Linux.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the endpoint(s) of a config in the foreground until SIGINT/SIGTERM.
+    Up {
+        /// The TOML config.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Where ids and allocated IPs are kept between runs.
+        #[arg(long, default_value = store::DEFAULT_STATE_DIR)]
+        state_dir: PathBuf,
+    },
+    /// Validate a config and print the plan without touching the system.
+    Check {
+        /// The TOML config.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// State dir to read kept ids and IPs from (never written).
+        #[arg(long, default_value = store::DEFAULT_STATE_DIR)]
+        state_dir: PathBuf,
+    },
+    /// Build a lab from the embedded config, show the endpoint at work, tear it down.
+    Demo,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "privlink=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match cli.command {
+        Command::Check { config, state_dir } => {
+            let config = match Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => return fail(e),
+            };
+            match daemon::plan_readonly(&config, &state_dir) {
+                Ok(plan) => {
+                    print!("{plan}");
+                    println!("config OK");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
+        Command::Up { config, state_dir } => {
+            let config = match Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => return fail(e),
+            };
+            let result = rt.block_on(daemon::up(
+                &config,
+                &state_dir,
+                |plan| {
+                    print!("{plan}");
+                    println!("privlink: ready");
+                },
+                shutdown_signal(),
+            ));
+            match result {
+                Ok(report) => {
+                    println!("privlink: stopped; counters: {}", report.counters);
+                    println!(
+                        "privlink: connections: accepted={} refused={} closed={}",
+                        report.conns.accepted, report.conns.refused, report.conns.closed
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
+        Command::Demo => match rt.block_on(demo::run()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(e),
+        },
+    }
+}
+
+fn fail(e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("privlink: error: {e}");
+    ExitCode::from(2)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

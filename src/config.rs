@@ -1,0 +1,764 @@
+//! The TOML configuration: the user-facing contract of `../shared/DESIGN.md`.
+//!
+//! Parsing happens in two steps. `serde` + `toml` read the file into `Raw*`
+//! structs (unknown keys and ill-typed values are refused there, with the
+//! line toml reports). [`Config::from_toml`] then checks what one value alone
+//! cannot tell (a subnet outside the VPC, an unknown subnet name, an IP in a
+//! reserved slot) and names the file, line and key at fault. Nothing touches
+//! the system before this succeeds.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::ops::Range;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::model::Cidr;
+
+/// The largest MTU a TUN carries (the kernel's limit for an IPv4 TUN payload as pasta uses).
+pub const MAX_MTU: u32 = 65520;
+/// Below this, a TCP segment with options no longer fits the IPv4 minimum.
+pub const MIN_MTU: u32 = 576;
+/// AWS: "VPC endpoints support a maximum transmission unit (MTU) of 8500 bytes."
+pub const DEFAULT_MTU: u32 = 8500;
+/// How long a client's SYN waits for the upstream connection before it gets an RST.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A configuration error, located in the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{file}: {source}")]
+    Read {
+        /// Path as given.
+        file: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for the schema, or a value is ill-formed.
+    #[error("{file}:{line}: {msg}")]
+    Syntax {
+        /// Path as given.
+        file: String,
+        /// 1-based line.
+        line: usize,
+        /// What toml said.
+        msg: String,
+    },
+    /// A value is well-formed but not acceptable with the rest of the file.
+    #[error("{file}:{line}: {key}: {msg}")]
+    Invalid {
+        /// Path as given.
+        file: String,
+        /// 1-based line (0 when no span is known).
+        line: usize,
+        /// The key at fault, e.g. `subnet[1].cidr`.
+        key: String,
+        /// What is wrong.
+        msg: String,
+    },
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The VPC the namespace plays.
+    pub vpc: Vpc,
+    /// Subnets, in file order.
+    pub subnets: Vec<Subnet>,
+    /// Interface endpoints, in file order.
+    pub endpoints: Vec<EndpointSpec>,
+}
+
+/// `[vpc]`.
+#[derive(Debug, Clone)]
+pub struct Vpc {
+    /// `vpc-…` id.
+    pub id: String,
+    /// The VPC CIDR.
+    pub cidr: Cidr,
+    /// AWS region, e.g. `us-east-1`.
+    pub region: String,
+    /// Network namespace that plays the VPC.
+    pub netns: String,
+    /// Name of the TUN device (the ENI) inside the namespace.
+    pub tun: String,
+    /// enableDnsSupport.
+    pub dns_support: bool,
+    /// enableDnsHostnames.
+    pub dns_hostnames: bool,
+    /// The ENI MTU.
+    pub mtu: u32,
+    /// The namespace side of the TUN: VPC base + 1, the VPC router.
+    pub router: Ipv4Addr,
+}
+
+impl Vpc {
+    /// The Amazon-provided DNS addresses: VPC base + 2 and 169.254.169.253.
+    pub fn resolvers(&self) -> [Ipv4Addr; 2] {
+        [
+            self.cidr
+                .nth(2)
+                .expect("a VPC CIDR has at least 4 addresses"),
+            Ipv4Addr::new(169, 254, 169, 253),
+        ]
+    }
+}
+
+/// `[[subnet]]`.
+#[derive(Debug, Clone)]
+pub struct Subnet {
+    /// Subnet id as written.
+    pub id: String,
+    /// Its CIDR, inside the VPC's.
+    pub cidr: Cidr,
+    /// Its availability zone.
+    pub az: String,
+}
+
+/// `[[endpoint]]`, validated.
+#[derive(Debug, Clone)]
+pub struct EndpointSpec {
+    /// `vpce-…` id when given; else one is generated once and kept in the state dir.
+    pub id: Option<String>,
+    /// Service name, e.g. `com.amazonaws.us-east-1.ec2`.
+    pub service: String,
+    /// Indexes into [`Config::subnets`], one per AZ.
+    pub subnets: Vec<usize>,
+    /// Private DNS on.
+    pub private_dns: bool,
+    /// Fixed ENI IPs by subnet index.
+    pub ips: BTreeMap<usize, Ipv4Addr>,
+    /// Where the real service is (`host:port`); `None`: its public DNS name, port 443.
+    pub upstream: Option<String>,
+    /// TCP ports the ENI carries.
+    pub ports: Vec<u16>,
+    /// Upstream connect timeout.
+    pub connect_timeout: Duration,
+    /// Concurrent connections carried before new SYNs are dropped.
+    pub max_connections: usize,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    vpc: RawVpc,
+    #[serde(default)]
+    subnet: Vec<RawSubnet>,
+    #[serde(default)]
+    endpoint: Vec<RawEndpoint>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVpc {
+    id: Option<Spanned<String>>,
+    cidr: Spanned<Cidr>,
+    region: Spanned<String>,
+    #[serde(default = "default_netns")]
+    netns: Spanned<String>,
+    #[serde(default = "default_tun")]
+    tun: Spanned<String>,
+    #[serde(default = "yes")]
+    dns_support: bool,
+    #[serde(default = "yes")]
+    dns_hostnames: bool,
+    mtu: Option<Spanned<u32>>,
+    router: Option<Spanned<Ipv4Addr>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSubnet {
+    id: Spanned<String>,
+    cidr: Spanned<Cidr>,
+    az: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEndpoint {
+    id: Option<Spanned<String>>,
+    service: Spanned<String>,
+    subnets: Spanned<Vec<Spanned<String>>>,
+    #[serde(default = "yes")]
+    private_dns: bool,
+    #[serde(default)]
+    ips: BTreeMap<Spanned<String>, Spanned<Ipv4Addr>>,
+    upstream: Option<Spanned<String>>,
+    ports: Option<Spanned<Vec<u16>>>,
+    connect_timeout: Option<Spanned<String>>,
+    max_connections: Option<Spanned<usize>>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_netns() -> Spanned<String> {
+    Spanned::new(0..0, "plk-vpc".into())
+}
+fn default_tun() -> Spanned<String> {
+    Spanned::new(0..0, "eni0".into())
+}
+
+/// Locates errors: turns byte spans into line numbers of one file.
+struct Source<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+impl Source<'_> {
+    fn line(&self, span: Range<usize>) -> usize {
+        if span.start == 0 && span.end == 0 {
+            return 0;
+        }
+        let end = span.start.min(self.text.len());
+        self.text[..end].bytes().filter(|&b| b == b'\n').count() + 1
+    }
+
+    fn invalid<T>(
+        &self,
+        span: Range<usize>,
+        key: impl fmt::Display,
+        msg: impl fmt::Display,
+    ) -> Result<T, ConfigError> {
+        Err(ConfigError::Invalid {
+            file: self.file.to_string(),
+            line: self.line(span),
+            key: key.to_string(),
+            msg: msg.to_string(),
+        })
+    }
+}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        Config::from_toml(&file, &text)
+    }
+
+    /// Validates configuration text; `file` is only used in error messages.
+    pub fn from_toml(file: &str, text: &str) -> Result<Config, ConfigError> {
+        let src = Source { file, text };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            file: file.to_string(),
+            line: e.span().map(|s| src.line(s)).unwrap_or(0),
+            msg: e.message().trim().to_string(),
+        })?;
+        let vpc = validate_vpc(&src, raw.vpc)?;
+        let subnets = validate_subnets(&src, &vpc, raw.subnet)?;
+        let endpoints = raw
+            .endpoint
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| validate_endpoint(&src, &subnets, i, e))
+            .collect::<Result<Vec<_>, _>>()?;
+        check_unique_ips(&src, &endpoints, &subnets)?;
+        let mut keys = HashSet::new();
+        for (i, e) in endpoints.iter().enumerate() {
+            if !keys.insert(e.state_key()) {
+                return src.invalid(
+                    0..0,
+                    format!("endpoint[{i}].id"),
+                    "two endpoints of the same service need explicit ids to be told apart",
+                );
+            }
+        }
+        Ok(Config {
+            vpc,
+            subnets,
+            endpoints,
+        })
+    }
+}
+
+impl EndpointSpec {
+    /// The key under which the state dir remembers this endpoint's ids and IPs.
+    pub fn state_key(&self) -> String {
+        self.id.clone().unwrap_or_else(|| self.service.clone())
+    }
+}
+
+fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
+fn validate_vpc(src: &Source, raw: RawVpc) -> Result<Vpc, ConfigError> {
+    let cidr = *raw.cidr.get_ref();
+    if !(16..=28).contains(&cidr.prefix()) {
+        // AWS: "The allowed block size is between a /16 netmask and /28 netmask."
+        return src.invalid(
+            raw.cidr.span(),
+            "vpc.cidr",
+            "AWS allows VPC CIDRs from /16 to /28",
+        );
+    }
+    let netns = raw.netns.get_ref();
+    if !is_name(netns) || netns.contains('/') {
+        return src.invalid(
+            raw.netns.span(),
+            "vpc.netns",
+            "a namespace name: letters, digits, '-', '_', '.'",
+        );
+    }
+    let tun = raw.tun.get_ref();
+    if tun.is_empty() || tun.len() > 15 || !is_name(tun) {
+        return src.invalid(
+            raw.tun.span(),
+            "vpc.tun",
+            "an interface name of 1 to 15 letters, digits, '-', '_', '.'",
+        );
+    }
+    let region = raw.region.get_ref();
+    if !is_name(region) || region.contains('.') {
+        return src.invalid(
+            raw.region.span(),
+            "vpc.region",
+            "a region name like us-east-1",
+        );
+    }
+    let mtu = match raw.mtu {
+        None => DEFAULT_MTU,
+        Some(m) if (MIN_MTU..=MAX_MTU).contains(m.get_ref()) => *m.get_ref(),
+        Some(m) => {
+            return src.invalid(
+                m.span(),
+                "vpc.mtu",
+                format!("must be {MIN_MTU} to {MAX_MTU}"),
+            )
+        }
+    };
+    let router = match raw.router {
+        None => cidr.nth(1).expect("prefix <= 28"),
+        Some(r) if cidr.contains(*r.get_ref()) => *r.get_ref(),
+        Some(r) => return src.invalid(r.span(), "vpc.router", format!("must be inside {cidr}")),
+    };
+    let id = match raw.id {
+        Some(id) if !id.get_ref().starts_with("vpc-") || !is_name(id.get_ref()) => {
+            return src.invalid(id.span(), "vpc.id", "must look like vpc-0123456789abcdef0");
+        }
+        Some(id) => id.into_inner(),
+        None => "vpc-0lab0000000000001".to_string(),
+    };
+    Ok(Vpc {
+        id,
+        cidr,
+        region: region.clone(),
+        netns: netns.clone(),
+        tun: tun.clone(),
+        dns_support: raw.dns_support,
+        dns_hostnames: raw.dns_hostnames,
+        mtu,
+        router,
+    })
+}
+
+fn validate_subnets(
+    src: &Source,
+    vpc: &Vpc,
+    raw: Vec<RawSubnet>,
+) -> Result<Vec<Subnet>, ConfigError> {
+    let mut out: Vec<Subnet> = Vec::with_capacity(raw.len());
+    for (i, s) in raw.into_iter().enumerate() {
+        let cidr = *s.cidr.get_ref();
+        if !vpc.cidr.contains_cidr(&cidr) {
+            return src.invalid(
+                s.cidr.span(),
+                format!("subnet[{i}].cidr"),
+                format!("{cidr} is not inside the VPC {}", vpc.cidr),
+            );
+        }
+        if !(16..=28).contains(&cidr.prefix()) {
+            return src.invalid(
+                s.cidr.span(),
+                format!("subnet[{i}].cidr"),
+                "AWS allows subnets from /16 to /28",
+            );
+        }
+        if let Some(other) = out.iter().find(|o| o.cidr.overlaps(&cidr)) {
+            return src.invalid(
+                s.cidr.span(),
+                format!("subnet[{i}].cidr"),
+                format!("{cidr} overlaps {} ({})", other.id, other.cidr),
+            );
+        }
+        if out.iter().any(|o| o.id == *s.id.get_ref()) {
+            return src.invalid(
+                s.id.span(),
+                format!("subnet[{i}].id"),
+                format!("duplicate subnet id {}", s.id.get_ref()),
+            );
+        }
+        if !is_name(s.id.get_ref()) {
+            return src.invalid(
+                s.id.span(),
+                format!("subnet[{i}].id"),
+                "letters, digits, '-', '_', '.'",
+            );
+        }
+        if !s.az.get_ref().starts_with(vpc.region.as_str()) {
+            return src.invalid(
+                s.az.span(),
+                format!("subnet[{i}].az"),
+                format!("an AZ of {} (e.g. {}a)", vpc.region, vpc.region),
+            );
+        }
+        out.push(Subnet {
+            id: s.id.into_inner(),
+            cidr,
+            az: s.az.into_inner(),
+        });
+    }
+    Ok(out)
+}
+
+fn validate_endpoint(
+    src: &Source,
+    subnets: &[Subnet],
+    i: usize,
+    raw: RawEndpoint,
+) -> Result<EndpointSpec, ConfigError> {
+    let key = |k: &str| format!("endpoint[{i}].{k}");
+    let service = raw.service.get_ref();
+    if !is_name(service) || !service.contains('.') {
+        return src.invalid(
+            raw.service.span(),
+            key("service"),
+            "a service name like com.amazonaws.us-east-1.ec2",
+        );
+    }
+    let id = match raw.id {
+        Some(id) if !is_vpce_id(id.get_ref()) => {
+            return src.invalid(
+                id.span(),
+                key("id"),
+                "must be vpce- followed by 17 lowercase hex digits or letters",
+            );
+        }
+        Some(id) => Some(id.into_inner()),
+        None => None,
+    };
+    if raw.subnets.get_ref().is_empty() {
+        return src.invalid(
+            raw.subnets.span(),
+            key("subnets"),
+            "an endpoint needs at least one subnet",
+        );
+    }
+    let mut idx = Vec::new();
+    for name in raw.subnets.get_ref() {
+        let Some(pos) = subnets.iter().position(|s| s.id == *name.get_ref()) else {
+            return src.invalid(
+                name.span(),
+                key("subnets"),
+                format!("no [[subnet]] with id {}", name.get_ref()),
+            );
+        };
+        if idx
+            .iter()
+            .any(|&j: &usize| subnets[j].az == subnets[pos].az)
+        {
+            // AWS: "You can specify one subnet per Availability Zone."
+            return src.invalid(
+                name.span(),
+                key("subnets"),
+                format!("two subnets in {}: AWS allows one per AZ", subnets[pos].az),
+            );
+        }
+        idx.push(pos);
+    }
+    let mut ips = BTreeMap::new();
+    for (sub, ip) in raw.ips {
+        let Some(pos) = idx
+            .iter()
+            .copied()
+            .find(|&j| subnets[j].id == *sub.get_ref())
+        else {
+            return src.invalid(
+                sub.span(),
+                key("ips"),
+                format!("{} is not one of this endpoint's subnets", sub.get_ref()),
+            );
+        };
+        let ip_v = *ip.get_ref();
+        let cidr = subnets[pos].cidr;
+        if !cidr.contains(ip_v) {
+            return src.invalid(
+                ip.span(),
+                key("ips"),
+                format!("{ip_v} is not inside {} ({cidr})", subnets[pos].id),
+            );
+        }
+        if cidr.is_reserved(ip_v) {
+            return src.invalid(
+                ip.span(),
+                key("ips"),
+                format!("{ip_v} is one of the five addresses AWS reserves in {cidr}"),
+            );
+        }
+        ips.insert(pos, ip_v);
+    }
+    let ports = match raw.ports {
+        None => vec![443],
+        Some(p) => {
+            let v = p.get_ref().clone();
+            if v.is_empty() || v.contains(&0) {
+                return src.invalid(
+                    p.span(),
+                    key("ports"),
+                    "a non-empty list of TCP ports 1-65535",
+                );
+            }
+            v
+        }
+    };
+    let connect_timeout = match raw.connect_timeout {
+        None => DEFAULT_CONNECT_TIMEOUT,
+        Some(t) => match parse_duration(t.get_ref()) {
+            Some(d) if d > Duration::ZERO && d <= Duration::from_secs(300) => d,
+            _ => {
+                return src.invalid(
+                    t.span(),
+                    key("connect_timeout"),
+                    "a duration like \"500ms\" or \"10s\", at most 300s",
+                )
+            }
+        },
+    };
+    let max_connections = match raw.max_connections {
+        None => 10_000,
+        Some(m) if (1..=1_000_000).contains(m.get_ref()) => *m.get_ref(),
+        Some(m) => return src.invalid(m.span(), key("max_connections"), "1 to 1000000"),
+    };
+    if let Some(u) = &raw.upstream {
+        if parse_host_port(u.get_ref()).is_none() {
+            return src.invalid(
+                u.span(),
+                key("upstream"),
+                "host:port, e.g. 127.0.0.1:8443 or api.example.com:443",
+            );
+        }
+    }
+    Ok(EndpointSpec {
+        id,
+        service: service.clone(),
+        subnets: idx,
+        private_dns: raw.private_dns,
+        ips,
+        upstream: raw.upstream.map(Spanned::into_inner),
+        ports,
+        connect_timeout,
+        max_connections,
+    })
+}
+
+fn check_unique_ips(
+    src: &Source,
+    endpoints: &[EndpointSpec],
+    subnets: &[Subnet],
+) -> Result<(), ConfigError> {
+    let mut seen = HashSet::new();
+    for (i, e) in endpoints.iter().enumerate() {
+        for (&sub, ip) in &e.ips {
+            if !seen.insert(*ip) {
+                return src.invalid(
+                    0..0,
+                    format!("endpoint[{i}].ips"),
+                    format!(
+                        "{ip} in {} is already used by another endpoint",
+                        subnets[sub].id
+                    ),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `vpce-` followed by 8 to 17 lowercase alphanumerics (AWS ids are hex; labs like letters).
+pub fn is_vpce_id(s: &str) -> bool {
+    s.strip_prefix("vpce-").is_some_and(|r| {
+        (8..=17).contains(&r.len())
+            && r.bytes()
+                .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
+    })
+}
+
+/// Parses `"250ms"`, `"10s"`, `"2m"`.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit())?);
+    let n: u64 = num.parse().ok()?;
+    match unit {
+        "ms" => Some(Duration::from_millis(n)),
+        "s" => Some(Duration::from_secs(n)),
+        "m" => Some(Duration::from_secs(n.checked_mul(60)?)),
+        _ => None,
+    }
+}
+
+/// Splits `host:port` (host may be a name or an IPv4 address).
+pub fn parse_host_port(s: &str) -> Option<(&str, u16)> {
+    let (host, port) = s.rsplit_once(':')?;
+    let port: u16 = port.parse().ok().filter(|&p| p != 0)?;
+    let ok = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b));
+    ok.then_some((host, port))
+}
+
+/// The embedded default configuration that `privlink demo` runs.
+pub const DEMO_CONFIG: &str = include_str!("demo.toml");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[vpc]
+cidr = "10.0.0.0/16"
+region = "us-east-1"
+netns = "plk-test"
+
+[[subnet]]
+id = "subnet-a"
+cidr = "10.0.1.0/24"
+az = "us-east-1a"
+
+[[subnet]]
+id = "subnet-b"
+cidr = "10.0.2.0/24"
+az = "us-east-1b"
+
+[[endpoint]]
+service = "com.amazonaws.us-east-1.ec2"
+subnets = ["subnet-a", "subnet-b"]
+ips = { "subnet-a" = "10.0.1.49" }
+upstream = "127.0.0.1:8443"
+"#;
+
+    fn err(text: &str) -> String {
+        Config::from_toml("lab.toml", text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn good_config_has_defaults() {
+        let c = Config::from_toml("lab.toml", GOOD).unwrap();
+        assert_eq!(c.vpc.mtu, 8500);
+        assert_eq!(c.vpc.router, Ipv4Addr::new(10, 0, 0, 1));
+        assert_eq!(
+            c.vpc.resolvers(),
+            [
+                Ipv4Addr::new(10, 0, 0, 2),
+                Ipv4Addr::new(169, 254, 169, 253)
+            ]
+        );
+        assert_eq!(c.vpc.tun, "eni0");
+        let e = &c.endpoints[0];
+        assert_eq!(e.ports, vec![443]);
+        assert_eq!(e.subnets, vec![0, 1]);
+        assert_eq!(e.ips.get(&0), Some(&Ipv4Addr::new(10, 0, 1, 49)));
+        assert_eq!(e.connect_timeout, Duration::from_secs(10));
+        assert!(e.private_dns);
+    }
+
+    #[test]
+    fn unknown_key_names_the_line() {
+        let text = GOOD.replace(
+            "region = \"us-east-1\"",
+            "region = \"us-east-1\"\ncolour = \"blue\"",
+        );
+        let e = err(&text);
+        assert!(e.starts_with("lab.toml:5:"), "{e}");
+        assert!(e.contains("colour"), "{e}");
+    }
+
+    #[test]
+    fn bad_cidr_names_the_line() {
+        let e = err(&GOOD.replace("10.0.2.0/24", "10.0.2.0/33"));
+        assert!(e.starts_with("lab.toml:14:"), "{e}");
+    }
+
+    #[test]
+    fn subnet_outside_vpc() {
+        let e = err(&GOOD.replace("10.0.2.0/24", "10.1.2.0/24"));
+        assert_eq!(
+            e,
+            "lab.toml:14: subnet[1].cidr: 10.1.2.0/24 is not inside the VPC 10.0.0.0/16"
+        );
+    }
+
+    #[test]
+    fn unknown_subnet_reference() {
+        let e = err(&GOOD.replace(
+            "subnets = [\"subnet-a\", \"subnet-b\"]",
+            "subnets = [\"subnet-a\", \"subnet-z\"]",
+        ));
+        assert_eq!(
+            e,
+            "lab.toml:19: endpoint[0].subnets: no [[subnet]] with id subnet-z"
+        );
+    }
+
+    #[test]
+    fn reserved_ip_refused() {
+        for ip in ["10.0.1.0", "10.0.1.1", "10.0.1.2", "10.0.1.3", "10.0.1.255"] {
+            let e = err(&GOOD.replace("10.0.1.49", ip));
+            assert!(e.contains("five addresses AWS reserves"), "{e}");
+        }
+        let e = err(&GOOD.replace("10.0.1.49", "10.0.2.49"));
+        assert!(e.contains("is not inside subnet-a"), "{e}");
+    }
+
+    #[test]
+    fn mtu_and_timeout_ranges() {
+        let e = err(&GOOD.replace("netns = \"plk-test\"", "netns = \"plk-test\"\nmtu = 70000"));
+        assert!(e.contains("vpc.mtu"), "{e}");
+        let e = err(&GOOD.replace("upstream =", "connect_timeout = \"ten\"\nupstream ="));
+        assert!(e.contains("endpoint[0].connect_timeout"), "{e}");
+        let c = Config::from_toml(
+            "x",
+            &GOOD.replace("upstream =", "connect_timeout = \"750ms\"\nupstream ="),
+        )
+        .unwrap();
+        assert_eq!(c.endpoints[0].connect_timeout, Duration::from_millis(750));
+    }
+
+    #[test]
+    fn two_subnets_in_one_az_refused() {
+        let e = err(&GOOD.replace("us-east-1b", "us-east-1a"));
+        assert!(e.contains("AWS allows one per AZ"), "{e}");
+    }
+
+    #[test]
+    fn durations_and_host_ports() {
+        assert_eq!(parse_duration("10s"), Some(Duration::from_secs(10)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("10"), None);
+        assert_eq!(parse_host_port("127.0.0.1:8443"), Some(("127.0.0.1", 8443)));
+        assert_eq!(
+            parse_host_port("ec2.us-east-1.amazonaws.com:443"),
+            Some(("ec2.us-east-1.amazonaws.com", 443))
+        );
+        assert_eq!(parse_host_port("nohost"), None);
+        assert_eq!(parse_host_port("h:0"), None);
+    }
+
+    #[test]
+    fn demo_config_is_valid() {
+        Config::from_toml("demo.toml", DEMO_CONFIG).unwrap();
+    }
+}

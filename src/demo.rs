@@ -1,0 +1,247 @@
+//! `privlink demo`: the whole story in one command, offline.
+//!
+//! It starts a loopback TLS stand-in for the public service (a certificate for
+//! the service's name, signed by a CA made at start), runs the endpoint from
+//! the embedded config in a fresh namespace, makes an HTTPS request from
+//! inside the VPC through the ENI, shows that ICMP gets no answer, and tears
+//! everything down.
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use crate::config::{Config, DEMO_CONFIG};
+use crate::model::Plan;
+use crate::{daemon, netns, probe};
+
+/// A CA and a leaf certificate for one service name.
+pub struct ServiceCert {
+    /// The CA certificate clients trust.
+    pub ca: CertificateDer<'static>,
+    /// The leaf certificate the service presents.
+    pub leaf: CertificateDer<'static>,
+    key: PrivatePkcs8KeyDer<'static>,
+}
+
+impl ServiceCert {
+    /// Makes a fresh CA and a leaf for `name`.
+    pub fn generate(name: &str) -> Result<ServiceCert, rcgen::Error> {
+        let ca_key = KeyPair::generate()?;
+        let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "privlink demo CA");
+        let ca = ca_params.self_signed(&ca_key)?;
+        let leaf_key = KeyPair::generate()?;
+        let mut leaf_params = CertificateParams::new(vec![name.to_string()])?;
+        leaf_params
+            .distinguished_name
+            .push(DnType::CommonName, name);
+        let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key)?;
+        Ok(ServiceCert {
+            ca: ca.der().clone(),
+            leaf: leaf.der().clone(),
+            key: PrivatePkcs8KeyDer::from(leaf_key.serialize_der()),
+        })
+    }
+
+    /// A rustls server config presenting the leaf.
+    pub fn server_config(&self) -> io::Result<Arc<rustls::ServerConfig>> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let cfg = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(io::Error::other)?
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![self.leaf.clone()],
+                PrivateKeyDer::Pkcs8(self.key.clone_key()),
+            )
+            .map_err(io::Error::other)?;
+        Ok(Arc::new(cfg))
+    }
+}
+
+/// A loopback HTTPS server playing the public service: answers every request
+/// with `200 OK` and a line naming itself.
+pub struct TlsStandIn {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its certificates.
+    pub cert: ServiceCert,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TlsStandIn {
+    /// Starts the stand-in for `name` on 127.0.0.1 (port 0: any free port).
+    pub async fn start(name: &str, port: u16) -> io::Result<TlsStandIn> {
+        let cert = ServiceCert::generate(name).map_err(io::Error::other)?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(cert.server_config()?);
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
+        let addr = listener.local_addr()?;
+        let body = format!("hello from {name} (the public service's stand-in on {addr})\n");
+        let task = tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, body) = (acceptor.clone(), body.clone());
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let mut req = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !req.windows(4).any(|w| w == b"\r\n\r\n") && req.len() < 16384 {
+                        match tls.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => req.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let resp = format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                    let _ = tls.write_all(resp.as_bytes()).await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+        Ok(TlsStandIn { addr, cert, task })
+    }
+}
+
+impl Drop for TlsStandIn {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Runs the demo; prints the story to stdout.
+pub async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let mut config = Config::from_toml("demo.toml (embedded)", DEMO_CONFIG)?;
+    let ns = config.vpc.netns.clone();
+    if netns::exists(&ns) {
+        return Err(format!("a network namespace named {ns} already exists (another demo running?); remove it with `ip netns del {ns}`").into());
+    }
+    let service_name = crate::model::public_dns_name(&config.endpoints[0].service)
+        .expect("the demo's service is an AWS one");
+    let standin = TlsStandIn::start(&service_name, 0).await?;
+    config.endpoints[0].upstream = Some(standin.addr.to_string());
+
+    println!("privlink demo: an AWS interface VPC endpoint, for real, in a network namespace\n");
+    println!(
+        "1. The public service {service_name} is played by a TLS server on {} (host namespace),",
+        standin.addr
+    );
+    println!("   with a certificate for {service_name} signed by a CA made just now.\n");
+
+    let state_dir = std::env::temp_dir().join(format!("privlink-demo-{}", std::process::id()));
+    let (ready_tx, ready_rx) = oneshot::channel::<Plan>();
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let cfg = config.clone();
+    let sd = state_dir.clone();
+    let daemon = tokio::spawn(async move {
+        daemon::up(
+            &cfg,
+            &sd,
+            move |plan| {
+                let _ = ready_tx.send(plan.clone());
+            },
+            async {
+                let _ = stop_rx.await;
+            },
+        )
+        .await
+    });
+    let plan = match ready_rx.await {
+        Ok(p) => p,
+        Err(_) => {
+            let err = daemon
+                .await?
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            let _ = std::fs::remove_dir_all(&state_dir);
+            return Err(format!("the endpoint did not start: {err}").into());
+        }
+    };
+    let ep = &plan.endpoints[0];
+    println!(
+        "2. The VPC {} ({}) is namespace {ns}. Endpoint {} for {} has one ENI per AZ:",
+        plan.vpc.id, plan.vpc.cidr, ep.id, ep.service
+    );
+    for eni in &ep.enis {
+        println!("     {} {} in {} ({})", eni.id, eni.ip, eni.subnet, eni.az);
+    }
+    println!("   The ENI is a TUN device in {ns}; privlink itself stays in the host namespace.\n");
+
+    let eni_ip = ep.enis[0].ip;
+    let outcome = story(&ns, eni_ip, &service_name, &standin).await;
+    let _ = stop_tx.send(());
+    let report = daemon.await??;
+    let _ = std::fs::remove_dir_all(&state_dir);
+    outcome?;
+    println!("5. privlink's counters: {}", report.counters);
+    println!(
+        "   connections: {} carried, {} refused, {} closed\n",
+        report.conns.accepted, report.conns.refused, report.conns.closed
+    );
+    println!(
+        "Torn down: namespace {ns}, the ENI and its routes are gone. Nothing was left behind."
+    );
+    Ok(())
+}
+
+async fn story(
+    ns: &str,
+    eni_ip: Ipv4Addr,
+    service_name: &str,
+    standin: &TlsStandIn,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let addr = SocketAddrV4::new(eni_ip, 443);
+    println!("3. From inside the VPC: HTTPS to {addr}, TLS server name {service_name}");
+    let (ns2, name, ca) = (
+        ns.to_string(),
+        service_name.to_string(),
+        standin.cert.ca.clone(),
+    );
+    let reply = tokio::task::spawn_blocking(move || probe::https_get(&ns2, addr, &name, &ca, "/"))
+        .await??;
+    let same_cert = reply.peer_certs.first() == Some(&standin.cert.leaf);
+    println!(
+        "   TLS handshake ({}) verified the certificate for {service_name}: {}",
+        reply.tls_version,
+        if same_cert {
+            "the service's own certificate, byte for byte"
+        } else {
+            "a different certificate!"
+        }
+    );
+    let status = reply.response.lines().next().unwrap_or("");
+    let body = reply.response.split("\r\n\r\n").nth(1).unwrap_or("").trim();
+    println!(
+        "   {status} in {:.1} ms: {body}",
+        reply.elapsed.as_secs_f64() * 1000.0
+    );
+    println!("   The bytes went: instance -> ENI {eni_ip} (TUN) -> privlink's TCP stack -> a host socket -> {}\n", standin.addr);
+    if !same_cert || !status.contains("200") {
+        return Err("the request through the ENI did not reach the service".into());
+    }
+
+    let ns3 = ns.to_string();
+    let answered = tokio::task::spawn_blocking(move || {
+        probe::icmp_echo(&ns3, eni_ip, Duration::from_millis(500))
+    })
+    .await??;
+    println!(
+        "4. ping {eni_ip} from inside the VPC: {}",
+        if answered {
+            "answered (unexpected!)"
+        } else {
+            "no answer. An interface endpoint carries TCP only."
+        }
+    );
+    Ok(())
+}

@@ -1,0 +1,555 @@
+//! The EC2 model: CIDRs, ids, ENIs and their IPs, and the plan a config becomes.
+//!
+//! AWS: "The first four IP addresses and the last IP address in each subnet
+//! CIDR block are not available for you to use." An ENI's private IP comes
+//! from its subnet's range and is kept until the endpoint is deleted, so the
+//! plan reads and extends a [`State`] that the caller stores between runs.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Config, Subnet, Vpc};
+
+/// An IPv4 CIDR block with its host bits cleared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Cidr {
+    base: u32,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Builds a CIDR, refusing host bits set below the prefix.
+    pub fn new(addr: Ipv4Addr, prefix: u8) -> Option<Cidr> {
+        if prefix > 32 {
+            return None;
+        }
+        let c = Cidr {
+            base: u32::from(addr),
+            prefix,
+        };
+        (c.base & !c.mask() == 0).then_some(c)
+    }
+    /// The netmask as an integer.
+    pub fn mask(&self) -> u32 {
+        if self.prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - self.prefix)
+        }
+    }
+    /// Prefix length.
+    pub fn prefix(&self) -> u8 {
+        self.prefix
+    }
+    /// The network address.
+    pub fn base(&self) -> Ipv4Addr {
+        Ipv4Addr::from(self.base)
+    }
+    /// Number of addresses in the block.
+    pub fn size(&self) -> u64 {
+        1u64 << (32 - self.prefix)
+    }
+    /// Whether `ip` is inside.
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        u32::from(ip) & self.mask() == self.base
+    }
+    /// Whether `other` lies wholly inside.
+    pub fn contains_cidr(&self, other: &Cidr) -> bool {
+        other.prefix >= self.prefix && self.contains(other.base())
+    }
+    /// Whether the blocks share an address.
+    pub fn overlaps(&self, other: &Cidr) -> bool {
+        self.contains_cidr(other) || other.contains_cidr(self)
+    }
+    /// The `n`th address of the block, if it has one.
+    pub fn nth(&self, n: u64) -> Option<Ipv4Addr> {
+        (n < self.size()).then(|| Ipv4Addr::from(self.base + n as u32))
+    }
+    /// One of the five addresses AWS reserves: network, +1 (router), +2 (DNS), +3, broadcast.
+    pub fn is_reserved(&self, ip: Ipv4Addr) -> bool {
+        let off = u64::from(u32::from(ip).wrapping_sub(self.base));
+        off <= 3 || off == self.size() - 1
+    }
+    /// Addresses an ENI may take, lowest first.
+    pub fn assignable(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
+        (4..self.size().saturating_sub(1)).filter_map(|n| self.nth(n))
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.base(), self.prefix)
+    }
+}
+
+impl FromStr for Cidr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Cidr, String> {
+        let (a, p) = s
+            .split_once('/')
+            .ok_or_else(|| format!("{s:?} is not a CIDR like 10.0.0.0/16"))?;
+        let addr: Ipv4Addr = a
+            .parse()
+            .map_err(|_| format!("{a:?} is not an IPv4 address"))?;
+        let prefix: u8 = p
+            .parse()
+            .ok()
+            .filter(|&p| p <= 32)
+            .ok_or_else(|| format!("{p:?} is not a prefix length 0-32"))?;
+        Cidr::new(addr, prefix).ok_or_else(|| {
+            format!(
+                "{s} has host bits set (did you mean {}/{prefix}?)",
+                Ipv4Addr::from(
+                    u32::from(addr) & (u32::MAX.checked_shl(32 - prefix as u32).unwrap_or(0))
+                )
+            )
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Cidr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Cidr, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Makes AWS-shaped ids (`vpce-`, `eni-` + 17 hex digits) from caller-supplied randomness.
+pub fn make_id(prefix: &str, random: [u8; 9]) -> String {
+    let mut s = String::with_capacity(prefix.len() + 18);
+    s.push_str(prefix);
+    s.push('-');
+    for b in random {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s.truncate(prefix.len() + 1 + 17);
+    s
+}
+
+/// What the state dir keeps for one endpoint between runs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EndpointState {
+    /// The endpoint id.
+    pub id: String,
+    /// ENIs by subnet id.
+    pub enis: BTreeMap<String, EniState>,
+}
+
+/// What the state dir keeps for one ENI.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EniState {
+    /// `eni-…` id.
+    pub id: String,
+    /// Its private IP.
+    pub ip: Ipv4Addr,
+}
+
+/// Everything privlink remembers between runs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct State {
+    /// By [`crate::config::EndpointSpec::state_key`].
+    pub endpoints: BTreeMap<String, EndpointState>,
+}
+
+/// Where upstream connections go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    /// Host name or address.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+}
+
+impl fmt::Display for Upstream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.host, self.port)
+    }
+}
+
+/// One ENI of an endpoint: one per subnet (AZ).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Eni {
+    /// `eni-…` id.
+    pub id: String,
+    /// Subnet id.
+    pub subnet: String,
+    /// The subnet's CIDR.
+    pub subnet_cidr: Cidr,
+    /// Availability zone.
+    pub az: String,
+    /// Private IP.
+    pub ip: Ipv4Addr,
+}
+
+/// An interface endpoint as planned: ids, ENIs, where its traffic goes.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// `vpce-…` id.
+    pub id: String,
+    /// Service name.
+    pub service: String,
+    /// Private DNS on.
+    pub private_dns: bool,
+    /// One per subnet.
+    pub enis: Vec<Eni>,
+    /// The real service.
+    pub upstream: Upstream,
+    /// TCP ports carried.
+    pub ports: Vec<u16>,
+    /// Upstream connect timeout.
+    pub connect_timeout: Duration,
+    /// Concurrent connection cap.
+    pub max_connections: usize,
+}
+
+/// The whole lab as it will run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The VPC.
+    pub vpc: Vpc,
+    /// Subnets.
+    pub subnets: Vec<Subnet>,
+    /// Endpoints with their ENIs.
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// Why a plan cannot be made.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PlanError {
+    /// The subnet has no free address left.
+    #[error("subnet {subnet} ({cidr}) has no free address left for endpoint {endpoint}")]
+    SubnetFull {
+        /// Subnet id.
+        subnet: String,
+        /// Its CIDR.
+        cidr: Cidr,
+        /// The endpoint that wanted one.
+        endpoint: String,
+    },
+    /// The service name does not follow `com.amazonaws.REGION.SERVICE` and has no upstream.
+    #[error(
+        "endpoint {endpoint}: no `upstream` given and {service} has no public DNS name to resolve"
+    )]
+    NoUpstream {
+        /// Endpoint id.
+        endpoint: String,
+        /// Service name.
+        service: String,
+    },
+}
+
+/// The public DNS name of an AWS service, used as the upstream when none is configured.
+///
+/// `com.amazonaws.REGION.SERVICE` becomes `SERVICE.REGION.amazonaws.com`,
+/// with the few services whose names are shaped otherwise spelled out.
+pub fn public_dns_name(service: &str) -> Option<String> {
+    let rest = service.strip_prefix("com.amazonaws.")?;
+    let (region, svc) = rest.split_once('.')?;
+    if svc.is_empty() || region == "vpce" {
+        return None;
+    }
+    Some(match svc {
+        "ecr.api" => format!("api.ecr.{region}.amazonaws.com"),
+        "ecr.dkr" => format!("dkr.ecr.{region}.amazonaws.com"),
+        "kinesis-streams" => format!("kinesis.{region}.amazonaws.com"),
+        _ => format!("{svc}.{region}.amazonaws.com"),
+    })
+}
+
+impl Plan {
+    /// Turns a config into a plan, reusing and extending `state` (ids and IPs are
+    /// allocated once and kept). `random` supplies fresh randomness for new ids.
+    pub fn make(
+        config: &Config,
+        state: &mut State,
+        mut random: impl FnMut() -> [u8; 9],
+    ) -> Result<Plan, PlanError> {
+        // Drop what the config no longer names, so a deleted endpoint frees its IPs.
+        let keys: Vec<String> = config.endpoints.iter().map(|e| e.state_key()).collect();
+        state.endpoints.retain(|k, _| keys.contains(k));
+
+        let mut taken: Vec<Ipv4Addr> = config
+            .endpoints
+            .iter()
+            .flat_map(|e| e.ips.values().copied())
+            .collect();
+        for es in state.endpoints.values() {
+            taken.extend(es.enis.values().map(|e| e.ip));
+        }
+
+        let mut endpoints = Vec::with_capacity(config.endpoints.len());
+        for spec in &config.endpoints {
+            let st = state.endpoints.entry(spec.state_key()).or_default();
+            if let Some(id) = &spec.id {
+                st.id = id.clone();
+            } else if st.id.is_empty() {
+                st.id = make_id("vpce", random());
+            }
+            let mut enis = Vec::with_capacity(spec.subnets.len());
+            for &si in &spec.subnets {
+                let subnet = &config.subnets[si];
+                let fixed = spec.ips.get(&si).copied();
+                let kept = st
+                    .enis
+                    .get(&subnet.id)
+                    .filter(|e| subnet.cidr.contains(e.ip) && fixed.is_none_or(|f| f == e.ip));
+                let eni = match kept {
+                    Some(e) => e.clone(),
+                    None => {
+                        let ip = match fixed {
+                            Some(ip) => ip,
+                            None => subnet
+                                .cidr
+                                .assignable()
+                                .find(|ip| !taken.contains(ip))
+                                .ok_or_else(|| PlanError::SubnetFull {
+                                    subnet: subnet.id.clone(),
+                                    cidr: subnet.cidr,
+                                    endpoint: st.id.clone(),
+                                })?,
+                        };
+                        taken.push(ip);
+                        let old_id = st.enis.get(&subnet.id).map(|e| e.id.clone());
+                        EniState {
+                            id: old_id.unwrap_or_else(|| make_id("eni", random())),
+                            ip,
+                        }
+                    }
+                };
+                st.enis.insert(subnet.id.clone(), eni.clone());
+                enis.push(Eni {
+                    id: eni.id,
+                    subnet: subnet.id.clone(),
+                    subnet_cidr: subnet.cidr,
+                    az: subnet.az.clone(),
+                    ip: eni.ip,
+                });
+            }
+            let names: Vec<&String> = spec
+                .subnets
+                .iter()
+                .map(|&si| &config.subnets[si].id)
+                .collect();
+            st.enis.retain(|k, _| names.contains(&k));
+
+            let upstream = match &spec.upstream {
+                Some(u) => {
+                    let (h, p) = crate::config::parse_host_port(u).expect("validated");
+                    Upstream {
+                        host: h.to_string(),
+                        port: p,
+                    }
+                }
+                None => Upstream {
+                    host: public_dns_name(&spec.service).ok_or_else(|| PlanError::NoUpstream {
+                        endpoint: st.id.clone(),
+                        service: spec.service.clone(),
+                    })?,
+                    port: 443,
+                },
+            };
+            endpoints.push(Endpoint {
+                id: st.id.clone(),
+                service: spec.service.clone(),
+                private_dns: spec.private_dns,
+                enis,
+                upstream,
+                ports: spec.ports.clone(),
+                connect_timeout: spec.connect_timeout,
+                max_connections: spec.max_connections,
+            });
+        }
+        Ok(Plan {
+            vpc: config.vpc.clone(),
+            subnets: config.subnets.clone(),
+            endpoints,
+        })
+    }
+
+    /// Every ENI IP with the index of its endpoint.
+    pub fn eni_ips(&self) -> impl Iterator<Item = (Ipv4Addr, usize)> + '_ {
+        self.endpoints
+            .iter()
+            .enumerate()
+            .flat_map(|(i, e)| e.enis.iter().map(move |n| (n.ip, i)))
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let v = &self.vpc;
+        writeln!(
+            f,
+            "VPC {} {} ({}) in namespace {}, ENI device {} MTU {}",
+            v.id, v.cidr, v.region, v.netns, v.tun, v.mtu
+        )?;
+        let [r1, r2] = v.resolvers();
+        writeln!(f, "  router {}  resolvers {r1}, {r2}", v.router)?;
+        for s in &self.subnets {
+            writeln!(f, "  subnet {} {} {}", s.id, s.cidr, s.az)?;
+        }
+        for e in &self.endpoints {
+            let ports: Vec<String> = e.ports.iter().map(u16::to_string).collect();
+            writeln!(f, "endpoint {} {} (Interface)", e.id, e.service)?;
+            writeln!(
+                f,
+                "  ports tcp/{}  private DNS {}  upstream {}",
+                ports.join(","),
+                if e.private_dns { "on" } else { "off" },
+                e.upstream
+            )?;
+            writeln!(
+                f,
+                "  connect timeout {:?}  max connections {}",
+                e.connect_timeout, e.max_connections
+            )?;
+            for n in &e.enis {
+                writeln!(f, "  {} {} in {} ({})", n.id, n.ip, n.subnet, n.az)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cidr(s: &str) -> Cidr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn cidr_parse_and_contains() {
+        let c = cidr("10.0.1.0/24");
+        assert!(c.contains("10.0.1.200".parse().unwrap()));
+        assert!(!c.contains("10.0.2.1".parse().unwrap()));
+        assert!(cidr("10.0.0.0/16").contains_cidr(&c));
+        assert!(!c.contains_cidr(&cidr("10.0.0.0/16")));
+        assert!(c.overlaps(&cidr("10.0.0.0/16")));
+        assert!("10.0.1.1/24"
+            .parse::<Cidr>()
+            .unwrap_err()
+            .contains("did you mean 10.0.1.0/24"));
+        assert!("10.0.1.0/33".parse::<Cidr>().is_err());
+        assert_eq!(cidr("0.0.0.0/0").size(), 1 << 32);
+    }
+
+    #[test]
+    fn five_reserved_addresses() {
+        let c = cidr("10.0.1.0/24");
+        let reserved: Vec<_> = (0..256)
+            .filter_map(|n| c.nth(n))
+            .filter(|ip| c.is_reserved(*ip))
+            .collect();
+        let want: Vec<Ipv4Addr> = ["10.0.1.0", "10.0.1.1", "10.0.1.2", "10.0.1.3", "10.0.1.255"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        assert_eq!(reserved, want);
+        assert_eq!(c.assignable().next(), Some("10.0.1.4".parse().unwrap()));
+        assert_eq!(c.assignable().count(), 251);
+        assert_eq!(cidr("10.0.1.0/28").assignable().count(), 11);
+    }
+
+    #[test]
+    fn ids_look_like_aws() {
+        let id = make_id("vpce", [0xab; 9]);
+        assert_eq!(id, "vpce-ababababababababa");
+        assert!(crate::config::is_vpce_id(&id));
+        assert_eq!(make_id("eni", [1; 9]).len(), 4 + 17);
+    }
+
+    #[test]
+    fn public_names() {
+        assert_eq!(
+            public_dns_name("com.amazonaws.us-east-1.ec2").as_deref(),
+            Some("ec2.us-east-1.amazonaws.com")
+        );
+        assert_eq!(
+            public_dns_name("com.amazonaws.eu-west-1.ecr.api").as_deref(),
+            Some("api.ecr.eu-west-1.amazonaws.com")
+        );
+        assert_eq!(public_dns_name("com.example.api"), None);
+    }
+
+    const CFG: &str = r#"
+[vpc]
+cidr = "10.0.0.0/16"
+region = "us-east-1"
+[[subnet]]
+id = "a"
+cidr = "10.0.1.0/24"
+az = "us-east-1a"
+[[subnet]]
+id = "b"
+cidr = "10.0.2.0/28"
+az = "us-east-1b"
+[[endpoint]]
+service = "com.amazonaws.us-east-1.ec2"
+subnets = ["a", "b"]
+ips = { "a" = "10.0.1.4" }
+[[endpoint]]
+service = "com.amazonaws.us-east-1.sts"
+subnets = ["a"]
+"#;
+
+    fn counter() -> impl FnMut() -> [u8; 9] {
+        let mut n = 0u8;
+        move || {
+            n += 1;
+            [n; 9]
+        }
+    }
+
+    #[test]
+    fn allocation_skips_reserved_and_taken_and_is_kept() {
+        let config = Config::from_toml("t", CFG).unwrap();
+        let mut state = State::default();
+        let plan = Plan::make(&config, &mut state, counter()).unwrap();
+        let ips: Vec<String> = plan.eni_ips().map(|(ip, _)| ip.to_string()).collect();
+        assert_eq!(ips, ["10.0.1.4", "10.0.2.4", "10.0.1.5"]);
+        assert_eq!(
+            plan.endpoints[0].upstream.to_string(),
+            "ec2.us-east-1.amazonaws.com:443"
+        );
+
+        // A restart with the same state gives the same ids and IPs, and draws no randomness.
+        let mut again = state.clone();
+        let plan2 = Plan::make(&config, &mut again, || panic!("no new ids on restart")).unwrap();
+        assert_eq!(again, state);
+        assert_eq!(plan2.endpoints[1].enis, plan.endpoints[1].enis);
+        assert_eq!(plan2.endpoints[0].id, plan.endpoints[0].id);
+    }
+
+    #[test]
+    fn removed_endpoint_frees_its_ip() {
+        let config = Config::from_toml("t", CFG).unwrap();
+        let mut state = State::default();
+        Plan::make(&config, &mut state, counter()).unwrap();
+        let only_sts = CFG.replace("service = \"com.amazonaws.us-east-1.ec2\"\nsubnets = [\"a\", \"b\"]\nips = { \"a\" = \"10.0.1.4\" }", "service = \"com.amazonaws.us-east-1.ssm\"\nsubnets = [\"b\"]");
+        let config2 = Config::from_toml("t", &only_sts).unwrap();
+        Plan::make(&config2, &mut state, counter()).unwrap();
+        assert!(!state.endpoints.contains_key("com.amazonaws.us-east-1.ec2"));
+        assert_eq!(
+            state.endpoints["com.amazonaws.us-east-1.sts"].enis["a"].ip,
+            "10.0.1.5".parse::<Ipv4Addr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn full_subnet_is_an_error() {
+        let many: String = (0..12)
+            .map(|i| format!("[[endpoint]]\nid = \"vpce-0000000000000000{i:x}\"\nservice = \"com.amazonaws.us-east-1.ec2\"\nsubnets = [\"b\"]\n"))
+            .collect();
+        let text = format!("{}\n{many}", &CFG[..CFG.find("[[endpoint]]").unwrap()]);
+        let config = Config::from_toml("t", &text).unwrap();
+        let err = Plan::make(&config, &mut State::default(), counter()).unwrap_err();
+        assert!(matches!(err, PlanError::SubnetFull { .. }), "{err}");
+    }
+}

@@ -1,0 +1,305 @@
+//! The ENI's packet pipeline: what happens to a packet before the TCP stack.
+//!
+//! Order (DESIGN.md, "the data path"): size against the MTU, parse (IPv6,
+//! malformed, bad checksums drop), destination (an ENI or a resolver address,
+//! else `no_route`), protocol (DNS to a resolver goes to the responder, other
+//! non-TCP drops), then the ENI's ports. What passes goes to the stack with
+//! its [`PacketMeta`], parsed once.
+//!
+//! The pipeline is sans-IO: bytes in, a [`Verdict`] out, counters kept.
+//!
+//! ## Not emulated
+//! AWS answers nothing for ICMP to an interface endpoint either; we match that.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use crate::packet::{self, proto, DropReason, PacketMeta};
+
+/// What to do with a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// TCP for an ENI port: hand to the stack. `endpoint` indexes the plan's endpoints.
+    ToStack {
+        /// Parsed facts.
+        meta: PacketMeta,
+        /// The endpoint owning the destination ENI.
+        endpoint: usize,
+        /// The ENI (index into [`Pipeline::enis`]).
+        eni: usize,
+    },
+    /// UDP or TCP port 53 to a resolver address.
+    ToDns(PacketMeta),
+    /// Dropped and counted.
+    Drop(DropReason),
+}
+
+/// One ENI address as the pipeline sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EniRoute {
+    /// The ENI's private IP.
+    pub ip: Ipv4Addr,
+    /// The endpoint it belongs to.
+    pub endpoint: usize,
+    /// TCP ports it carries.
+    pub ports: Vec<u16>,
+}
+
+/// Packet counters by outcome. Plain integers: the pipeline is single-threaded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Packets handed to the stack.
+    pub to_stack: u64,
+    /// Packets handed to the DNS responder.
+    pub to_dns: u64,
+    /// Drops, indexed like [`DropReason::ALL`].
+    pub dropped: [u64; DropReason::ALL.len()],
+}
+
+impl Counters {
+    /// Counts one drop.
+    pub fn drop(&mut self, reason: DropReason) {
+        self.dropped[reason as usize] += 1;
+    }
+    /// The count for one reason.
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        self.dropped[reason as usize]
+    }
+}
+
+impl fmt::Display for Counters {
+    /// `to_stack=N to_dns=N ipv6=N not_tcp=N …` on one line, for logs and tests.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "to_stack={} to_dns={}", self.to_stack, self.to_dns)?;
+        for r in DropReason::ALL {
+            write!(f, " {}={}", r, self.dropped(r))?;
+        }
+        Ok(())
+    }
+}
+
+/// The ingress pipeline for one VPC's ENIs.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    /// Sorted by IP for binary search.
+    enis: Vec<EniRoute>,
+    resolvers: [Ipv4Addr; 2],
+    mtu: usize,
+    dns_enabled: bool,
+    /// Counters by outcome.
+    pub counters: Counters,
+}
+
+impl Pipeline {
+    /// A pipeline for these ENIs and resolver addresses. `dns_enabled` says
+    /// whether a responder takes resolver traffic; else it is dropped as `no_dns`.
+    pub fn new(
+        mut enis: Vec<EniRoute>,
+        resolvers: [Ipv4Addr; 2],
+        mtu: u32,
+        dns_enabled: bool,
+    ) -> Pipeline {
+        enis.sort_by_key(|e| e.ip);
+        Pipeline {
+            enis,
+            resolvers,
+            mtu: mtu as usize,
+            dns_enabled,
+            counters: Counters::default(),
+        }
+    }
+
+    /// The ENIs, sorted by IP.
+    pub fn enis(&self) -> &[EniRoute] {
+        &self.enis
+    }
+
+    /// Classifies one packet read from the TUN. `verify_checksums`: see [`packet::parse`].
+    pub fn handle_packet(&mut self, buf: &[u8], verify_checksums: bool) -> Verdict {
+        let v = self.classify(buf, verify_checksums);
+        match v {
+            Verdict::ToStack { .. } => self.counters.to_stack += 1,
+            Verdict::ToDns(_) => self.counters.to_dns += 1,
+            Verdict::Drop(r) => self.counters.drop(r),
+        }
+        v
+    }
+
+    fn classify(&self, buf: &[u8], verify_checksums: bool) -> Verdict {
+        if buf.len() > self.mtu {
+            return Verdict::Drop(DropReason::TooBig);
+        }
+        let meta = match packet::parse(buf, verify_checksums) {
+            Ok(m) => m,
+            Err(r) => return Verdict::Drop(r),
+        };
+        if self.resolvers.contains(&meta.dst) {
+            let dns = matches!(meta.protocol, proto::UDP | proto::TCP) && meta.dst_port == 53;
+            return match (dns, self.dns_enabled) {
+                (true, true) => Verdict::ToDns(meta),
+                (true, false) => Verdict::Drop(DropReason::NoDns),
+                (false, _) if meta.protocol == proto::TCP => Verdict::Drop(DropReason::Port),
+                (false, _) => Verdict::Drop(DropReason::NotTcp),
+            };
+        }
+        let Ok(i) = self.enis.binary_search_by_key(&meta.dst, |e| e.ip) else {
+            return Verdict::Drop(DropReason::NoRoute);
+        };
+        if meta.protocol != proto::TCP {
+            return Verdict::Drop(DropReason::NotTcp);
+        }
+        let eni = &self.enis[i];
+        if !eni.ports.contains(&meta.dst_port) {
+            return Verdict::Drop(DropReason::Port);
+        }
+        Verdict::ToStack {
+            meta,
+            endpoint: eni.endpoint,
+            eni: i,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::tests::{icmp_echo, ipv6_tcp, tcp, udp, CLIENT, ENI};
+
+    const RESOLVER: [u8; 4] = [10, 0, 0, 2];
+    const LINK_LOCAL_DNS: [u8; 4] = [169, 254, 169, 253];
+
+    fn pipeline(dns: bool) -> Pipeline {
+        let enis = vec![
+            EniRoute {
+                ip: Ipv4Addr::from(ENI),
+                endpoint: 0,
+                ports: vec![443],
+            },
+            EniRoute {
+                ip: Ipv4Addr::new(10, 0, 2, 49),
+                endpoint: 0,
+                ports: vec![443],
+            },
+            EniRoute {
+                ip: Ipv4Addr::new(10, 0, 1, 50),
+                endpoint: 1,
+                ports: vec![443, 8443],
+            },
+        ];
+        Pipeline::new(enis, [RESOLVER.into(), LINK_LOCAL_DNS.into()], 8500, dns)
+    }
+
+    #[test]
+    fn verdicts_table() {
+        let big = tcp(CLIENT, ENI, 1, 443, false, &[0u8; 8500]);
+        let cases: Vec<(&str, Vec<u8>, Result<usize, DropReason>)> = vec![
+            ("syn to eni", tcp(CLIENT, ENI, 40000, 443, true, &[]), Ok(0)),
+            (
+                "data to second eni",
+                tcp(CLIENT, [10, 0, 2, 49], 40000, 443, false, b"x"),
+                Ok(0),
+            ),
+            (
+                "extra port of endpoint 1",
+                tcp(CLIENT, [10, 0, 1, 50], 1, 8443, true, &[]),
+                Ok(1),
+            ),
+            (
+                "port not carried",
+                tcp(CLIENT, ENI, 1, 80, true, &[]),
+                Err(DropReason::Port),
+            ),
+            (
+                "other endpoint's port",
+                tcp(CLIENT, ENI, 1, 8443, true, &[]),
+                Err(DropReason::Port),
+            ),
+            (
+                "no such address",
+                tcp(CLIENT, [10, 0, 1, 51], 1, 443, true, &[]),
+                Err(DropReason::NoRoute),
+            ),
+            (
+                "udp to eni",
+                udp(CLIENT, ENI, 1, 443, b"q"),
+                Err(DropReason::NotTcp),
+            ),
+            (
+                "icmp to eni",
+                icmp_echo(CLIENT, ENI),
+                Err(DropReason::NotTcp),
+            ),
+            ("ipv6", ipv6_tcp(), Err(DropReason::Ipv6)),
+            ("bigger than mtu", big, Err(DropReason::TooBig)),
+            (
+                "icmp to resolver",
+                icmp_echo(CLIENT, RESOLVER),
+                Err(DropReason::NotTcp),
+            ),
+            (
+                "tcp 80 to resolver",
+                tcp(CLIENT, RESOLVER, 1, 80, true, &[]),
+                Err(DropReason::Port),
+            ),
+            ("garbage", vec![0x45, 0, 0], Err(DropReason::Malformed)),
+        ];
+        for (name, pkt, want) in cases {
+            let got = match pipeline(true).handle_packet(&pkt, true) {
+                Verdict::ToStack { endpoint, meta, .. } => {
+                    assert_eq!(
+                        meta.dst_port,
+                        u16::from_be_bytes([pkt[22], pkt[23]]),
+                        "{name}"
+                    );
+                    Ok(endpoint)
+                }
+                Verdict::ToDns(_) => panic!("{name}: to dns"),
+                Verdict::Drop(r) => Err(r),
+            };
+            assert_eq!(got, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn dns_goes_to_responder_or_is_counted() {
+        let mut p = pipeline(true);
+        for dst in [RESOLVER, LINK_LOCAL_DNS] {
+            assert!(matches!(
+                p.handle_packet(&udp(CLIENT, dst, 5000, 53, b"q"), true),
+                Verdict::ToDns(_)
+            ));
+            assert!(matches!(
+                p.handle_packet(&tcp(CLIENT, dst, 5000, 53, true, &[]), true),
+                Verdict::ToDns(_)
+            ));
+        }
+        assert_eq!(p.counters.to_dns, 4);
+        let mut off = pipeline(false);
+        assert_eq!(
+            off.handle_packet(&udp(CLIENT, RESOLVER, 5000, 53, b"q"), true),
+            Verdict::Drop(DropReason::NoDns)
+        );
+        assert_eq!(off.counters.dropped(DropReason::NoDns), 1);
+    }
+
+    #[test]
+    fn counters_add_up() {
+        let mut p = pipeline(true);
+        p.handle_packet(&tcp(CLIENT, ENI, 40000, 443, true, &[]), true);
+        p.handle_packet(&ipv6_tcp(), true);
+        p.handle_packet(&ipv6_tcp(), true);
+        p.handle_packet(&icmp_echo(CLIENT, ENI), true);
+        let mut bad = tcp(CLIENT, ENI, 40000, 443, false, b"abc");
+        let n = bad.len() - 1;
+        bad[n] ^= 1;
+        p.handle_packet(&bad, true);
+        assert_eq!(p.counters.to_stack, 1);
+        assert_eq!(p.counters.dropped(DropReason::Ipv6), 2);
+        assert_eq!(p.counters.dropped(DropReason::NotTcp), 1);
+        assert_eq!(p.counters.dropped(DropReason::BadChecksum), 1);
+        assert_eq!(
+            p.counters.to_string(),
+            "to_stack=1 to_dns=0 ipv6=2 not_tcp=1 malformed=0 bad_checksum=1 too_big=0 no_route=0 port=0 no_dns=0 connection_limit=0"
+        );
+    }
+}

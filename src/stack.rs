@@ -1,0 +1,614 @@
+//! The stack: smoltcp terminating TCP on the ENI, driven from the TUN.
+//!
+//! # Theory of operation
+//!
+//! One task owns the TUN fd, the smoltcp `Interface` and `SocketSet`, and
+//! every connection. Nothing is shared across tasks but the ready list that
+//! wakers fill and the channel that upstream connect attempts answer on.
+//!
+//! **The device reads the TUN itself.** When smoltcp asks the device for a
+//! packet, the device reads the fd into one reusable buffer, runs the
+//! [`Pipeline`] on it and hands smoltcp only what is for the stack; drops are
+//! counted on the spot. Transmit writes smoltcp's packet straight to the fd
+//! from a second reusable buffer. No queue, no allocation, no copy per packet.
+//! A read budget per poll bounds the work one turn may do (smoltcp's "DoS
+//! warning"); the loop comes back at once if the TUN was not drained.
+//!
+//! **Connect first.** A SYN for a new flow never reaches smoltcp at first:
+//! the device sets it aside and the stack starts the upstream connection.
+//! Retransmitted SYNs meanwhile are absorbed. Only when the upstream is
+//! connected does the stack create a socket listening on exactly that ENI
+//! address and port, and feed it the held SYN alone, so smoltcp answers
+//! SYN-ACK and the listener cannot take another client's SYN (a LISTEN socket
+//! accepts any SYN to its port). If the upstream refuses, is unreachable or
+//! times out, the client gets an RST built from the held SYN. Holding the SYN
+//! outside smoltcp, rather than `pause_synack`, keeps `poll_delay` honest: a
+//! paused socket makes smoltcp ask to be polled again at once, forever.
+//!
+//! **Sockets per SYN, not a pool.** Each connection gets its own socket with
+//! [`SOCKET_BUFFER`] bytes each way (window scaling follows the buffer size);
+//! `calloc`ed rings cost memory only as far as data has reached into them.
+//!
+//! **The loop:** answer finished connects; poll (ingress from the TUN, egress
+//! to it); start connects for new SYNs; service woken connections; and sleep
+//! only when the TUN is drained and nothing moved, until the TUN is readable,
+//! a connection is woken, a connect finishes, or smoltcp's next timer.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+use smoltcp::iface::{Config as IfaceConfig, Interface, SocketSet};
+use smoltcp::phy::{Checksum, ChecksumCapabilities, Device, DeviceCapabilities, Medium};
+use smoltcp::socket::tcp::{self, State};
+use smoltcp::time::Instant as SmolInstant;
+use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint, Ipv4Address};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use crate::model::{Plan, Upstream};
+use crate::packet::{self, DropReason, FlowKey, PacketMeta};
+use crate::pipeline::{Counters, EniRoute, Pipeline, Verdict};
+use crate::relay::{self, Conn, ConnId, Progress, ReadySet};
+use crate::tun::{self, Tun};
+
+/// Bytes in each of a connection's two smoltcp rings. 1 MiB lets the window
+/// scale far past 64 KiB; measured: 256 KiB costs throughput at MTU 8500+.
+pub const SOCKET_BUFFER: usize = 1 << 20;
+/// Connections whose upstream connect is in flight. Past this, new SYNs are
+/// dropped (not reset) so clients retry, as smoltcp PR #1120 proposes.
+pub const MAX_HALF_OPEN: usize = 1024;
+/// TUN packets read per poll before the loop yields.
+const READ_BUDGET: usize = 256;
+/// The largest packet a TUN hands up (IPv4 total length is 16 bits).
+const MAX_PACKET: usize = 65536;
+
+/// Per-endpoint settings the stack needs at run time.
+#[derive(Debug, Clone)]
+struct EndpointRuntime {
+    upstream: Upstream,
+    connect_timeout: Duration,
+    max_connections: usize,
+    /// Connections open or connecting.
+    active: usize,
+}
+
+/// A SYN held while its upstream connects.
+struct HeldSyn {
+    meta: PacketMeta,
+    endpoint: usize,
+    bytes: Vec<u8>,
+}
+
+/// What a finished connect attempt reports.
+struct Connected {
+    flow: FlowKey,
+    result: io::Result<TcpStream>,
+}
+
+/// Connection statistics, for logs and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnStats {
+    /// Upstream connections made and handed to a socket.
+    pub accepted: u64,
+    /// Clients refused with an RST because the upstream failed.
+    pub refused: u64,
+    /// Connections finished and removed.
+    pub closed: u64,
+}
+
+/// Final report of a stack run.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// Pipeline counters.
+    pub counters: Counters,
+    /// Connection statistics.
+    pub conns: ConnStats,
+}
+
+/// The ENI's TCP stack and everything it carries.
+pub struct Stack {
+    tun: Tun,
+    iface: Interface,
+    sockets: SocketSet<'static>,
+    pipeline: Pipeline,
+    endpoints: Vec<EndpointRuntime>,
+    conns: Vec<Option<Conn>>,
+    free_ids: Vec<ConnId>,
+    by_flow: HashMap<FlowKey, ConnId>,
+    held: HashMap<FlowKey, HeldSyn>,
+    new_syns: Vec<HeldSyn>,
+    ready: Arc<ReadySet>,
+    ready_ids: Vec<ConnId>,
+    /// Connections whose socket waits for a pending RST or FIN to go out.
+    closing: Vec<ConnId>,
+    connect_tx: mpsc::Sender<Connected>,
+    connect_rx: mpsc::Receiver<Connected>,
+    rx_buf: Box<[u8]>,
+    tx_buf: Box<[u8]>,
+    mtu: usize,
+    stats: ConnStats,
+    epoch: std::time::Instant,
+}
+
+/// Which event ended a wait.
+enum Wake {
+    Shutdown,
+    Tun,
+    Connected(Connected),
+    Ready,
+    Timer,
+}
+
+impl Stack {
+    /// A stack for `plan`'s ENIs on `tun`.
+    pub fn new(plan: &Plan, tun: Tun) -> Stack {
+        let enis: Vec<EniRoute> = plan
+            .endpoints
+            .iter()
+            .enumerate()
+            .flat_map(|(i, e)| {
+                e.enis.iter().map(move |n| EniRoute {
+                    ip: n.ip,
+                    endpoint: i,
+                    ports: e.ports.clone(),
+                })
+            })
+            .collect();
+        let mtu = plan.vpc.mtu as usize;
+        let pipeline = Pipeline::new(enis, plan.vpc.resolvers(), plan.vpc.mtu, false);
+        let rx_buf = vec![0u8; MAX_PACKET].into_boxed_slice();
+        let tx_buf = vec![0u8; MAX_PACKET].into_boxed_slice();
+        let epoch = std::time::Instant::now();
+
+        let mut config = IfaceConfig::new(HardwareAddress::Ip);
+        config.random_seed = u64::from_ne_bytes(random_bytes());
+        let mut iface = Interface::new(config, &mut CapsOnly(capabilities(mtu)), SmolInstant::ZERO);
+        // Every ENI address is accepted (the pipeline already dropped everything
+        // else); sockets listen on exact ENI addresses. Medium::Ip needs no
+        // neighbour, only a route, so a default route through the VPC router.
+        iface.set_any_ip(true);
+        let router = Ipv4Address::from(plan.vpc.router);
+        iface.update_ip_addrs(|a| {
+            a.push(IpCidr::new(IpAddress::Ipv4(router), 32))
+                .expect("one address fits");
+        });
+        iface
+            .routes_mut()
+            .add_default_ipv4_route(router)
+            .expect("one route fits");
+
+        let endpoints = plan
+            .endpoints
+            .iter()
+            .map(|e| EndpointRuntime {
+                upstream: e.upstream.clone(),
+                connect_timeout: e.connect_timeout,
+                max_connections: e.max_connections,
+                active: 0,
+            })
+            .collect();
+        let (connect_tx, connect_rx) = mpsc::channel(MAX_HALF_OPEN);
+        Stack {
+            tun,
+            iface,
+            sockets: SocketSet::new(Vec::new()),
+            pipeline,
+            endpoints,
+            conns: Vec::new(),
+            free_ids: Vec::new(),
+            by_flow: HashMap::new(),
+            held: HashMap::new(),
+            new_syns: Vec::new(),
+            ready: Arc::new(ReadySet::default()),
+            ready_ids: Vec::new(),
+            closing: Vec::new(),
+            connect_tx,
+            connect_rx,
+            rx_buf,
+            tx_buf,
+            mtu,
+            stats: ConnStats::default(),
+            epoch,
+        }
+    }
+
+    fn now(&self) -> SmolInstant {
+        SmolInstant::from_micros(self.epoch.elapsed().as_micros() as i64)
+    }
+
+    /// Runs until `shutdown` resolves; returns the counters.
+    pub async fn run(
+        mut self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> io::Result<Report> {
+        tokio::pin!(shutdown);
+        loop {
+            let drained = self.poll(None)?;
+            self.start_connects();
+            let moved = self.service_ready();
+            self.reap_closing();
+            tokio::task::consume_budget().await;
+            if moved || !drained {
+                continue;
+            }
+            let delay = self.iface.poll_delay(self.now(), &self.sockets);
+            let wake = tokio::select! {
+                biased;
+                _ = &mut shutdown => Wake::Shutdown,
+                Some(c) = self.connect_rx.recv() => Wake::Connected(c),
+                g = self.tun.readable() => {
+                    g?.clear_ready();
+                    Wake::Tun
+                }
+                _ = self.ready.notified() => Wake::Ready,
+                _ = tokio::time::sleep(delay.map(|d| Duration::from_micros(d.total_micros())).unwrap_or(Duration::from_secs(3600))) => Wake::Timer,
+            };
+            match wake {
+                Wake::Shutdown => break,
+                Wake::Connected(c) => {
+                    self.finish_connect(c)?;
+                    while let Ok(c) = self.connect_rx.try_recv() {
+                        self.finish_connect(c)?;
+                    }
+                }
+                Wake::Tun | Wake::Ready | Wake::Timer => {}
+            }
+        }
+        Ok(Report {
+            counters: self.pipeline.counters.clone(),
+            conns: self.stats.clone(),
+        })
+    }
+
+    /// One smoltcp poll over the TUN. `inject` is a held SYN to feed first.
+    /// Returns whether the TUN was read to `EAGAIN`.
+    fn poll(&mut self, inject: Option<&[u8]>) -> io::Result<bool> {
+        let now = self.now();
+        let mut dev = TunDevice::new(
+            self.tun.raw_fd(),
+            self.mtu,
+            &mut self.rx_buf,
+            &mut self.tx_buf,
+            inject,
+            &mut self.pipeline,
+            &self.by_flow,
+            &self.held,
+            &mut self.new_syns,
+        );
+        self.iface.poll(now, &mut dev, &mut self.sockets);
+        let (drained, err) = (dev.drained, dev.error.take());
+        match err {
+            Some(e) => Err(e),
+            None => Ok(drained),
+        }
+    }
+
+    /// Starts upstream connects for the SYNs the device set aside.
+    fn start_connects(&mut self) {
+        for syn in std::mem::take(&mut self.new_syns) {
+            let flow = syn.meta.flow();
+            let ep = &mut self.endpoints[syn.endpoint];
+            if self.held.len() >= MAX_HALF_OPEN || ep.active >= ep.max_connections {
+                self.pipeline.counters.drop(DropReason::ConnectionLimit);
+                continue;
+            }
+            ep.active += 1;
+            let (upstream, timeout, tx) = (
+                ep.upstream.clone(),
+                ep.connect_timeout,
+                self.connect_tx.clone(),
+            );
+            tracing::debug!(%flow, %upstream, "SYN: connecting upstream first");
+            self.held.insert(flow, syn);
+            tokio::spawn(async move {
+                let result = relay::connect(&upstream, timeout).await;
+                let _ = tx.send(Connected { flow, result }).await;
+            });
+        }
+    }
+
+    /// Hands a connected upstream to a new socket, or refuses the client.
+    fn finish_connect(&mut self, c: Connected) -> io::Result<()> {
+        let Some(syn) = self.held.remove(&c.flow) else {
+            return Ok(());
+        };
+        let stream = match c.result {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::info!(flow = %c.flow, "upstream {}: {e}; refusing the client", self.endpoints[syn.endpoint].upstream);
+                self.endpoints[syn.endpoint].active -= 1;
+                self.stats.refused += 1;
+                let mut rst = [0u8; 64];
+                let n = packet::emit_rst(&syn.meta, &mut rst);
+                return tun::write_packet(self.tun.raw_fd(), &rst[..n]);
+            }
+        };
+        let mut sock = tcp::Socket::new(
+            tcp::SocketBuffer::new(vec![0; SOCKET_BUFFER]),
+            tcp::SocketBuffer::new(vec![0; SOCKET_BUFFER]),
+        );
+        sock.set_nagle_enabled(false);
+        // A peer that stops ACKing for this long is gone (smoltcp has no SYN-RECEIVED timer otherwise).
+        sock.set_timeout(Some(smoltcp::time::Duration::from_secs(300)));
+        let local = IpEndpoint::new(IpAddress::Ipv4(syn.meta.dst), syn.meta.dst_port);
+        sock.listen(local).expect("a fresh socket listens");
+        let handle = self.sockets.add(sock);
+        let id = self.free_ids.pop().unwrap_or_else(|| {
+            self.conns.push(None);
+            self.conns.len() - 1
+        });
+        let conn = Conn::new(id, handle, c.flow, syn.endpoint, stream, self.ready.clone());
+        self.conns[id] = Some(conn);
+        self.by_flow.insert(c.flow, id);
+        self.poll(Some(&syn.bytes))?;
+        let sock = self.sockets.get_mut::<tcp::Socket>(handle);
+        if sock.state() == State::Listen {
+            // smoltcp did not take the SYN; never leave a listener that could take another's.
+            tracing::debug!(flow = %c.flow, "held SYN not accepted; the client will retry");
+            self.remove(id);
+            return Ok(());
+        }
+        self.stats.accepted += 1;
+        self.service(id);
+        Ok(())
+    }
+
+    /// Services the connections wakers queued. Returns whether anything moved.
+    fn service_ready(&mut self) -> bool {
+        let mut ids = std::mem::take(&mut self.ready_ids);
+        self.ready.drain_into(&mut ids);
+        let mut moved = false;
+        for &id in &ids {
+            moved |= self.service(id);
+        }
+        ids.clear();
+        self.ready_ids = ids;
+        moved
+    }
+
+    fn service(&mut self, id: ConnId) -> bool {
+        let Some(conn) = self.conns.get_mut(id).and_then(Option::as_mut) else {
+            return false;
+        };
+        let sock = self.sockets.get_mut::<tcp::Socket>(conn.handle);
+        match conn.service(sock) {
+            Progress::Idle => false,
+            Progress::Moved => true,
+            Progress::Finished => {
+                if !self.closing.contains(&id) {
+                    self.closing.push(id);
+                }
+                true
+            }
+        }
+    }
+
+    /// Removes finished connections whose socket has nothing left to send.
+    fn reap_closing(&mut self) {
+        let mut i = 0;
+        while i < self.closing.len() {
+            let id = self.closing[i];
+            let done = match self.conns[id].as_ref() {
+                Some(c) => {
+                    let s = self.sockets.get::<tcp::Socket>(c.handle);
+                    s.state() == State::TimeWait || s.remote_endpoint().is_none()
+                }
+                None => true,
+            };
+            if done {
+                self.closing.swap_remove(i);
+                self.remove(id);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    fn remove(&mut self, id: ConnId) {
+        if let Some(conn) = self.conns[id].take() {
+            self.sockets.remove(conn.handle);
+            self.by_flow.remove(&conn.flow);
+            self.endpoints[conn.endpoint].active -= 1;
+            self.free_ids.push(id);
+            self.stats.closed += 1;
+            tracing::debug!(flow = %conn.flow, "connection closed");
+        }
+    }
+}
+
+fn random_bytes() -> [u8; 8] {
+    let mut b = [0u8; 8];
+    getrandom::getrandom(&mut b).expect("the OS has randomness");
+    b
+}
+
+/// smoltcp's view of the TUN for one poll: reads run the pipeline, writes go
+/// straight to the fd.
+struct TunDevice<'a> {
+    fd: RawFd,
+    mtu: usize,
+    rx: &'a mut [u8],
+    tx: &'a mut [u8],
+    inject: Option<&'a [u8]>,
+    pipeline: &'a mut Pipeline,
+    by_flow: &'a HashMap<FlowKey, ConnId>,
+    held: &'a HashMap<FlowKey, HeldSyn>,
+    new_syns: &'a mut Vec<HeldSyn>,
+    budget: usize,
+    drained: bool,
+    error: Option<io::Error>,
+}
+
+impl<'a> TunDevice<'a> {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        fd: RawFd,
+        mtu: usize,
+        rx: &'a mut [u8],
+        tx: &'a mut [u8],
+        inject: Option<&'a [u8]>,
+        pipeline: &'a mut Pipeline,
+        by_flow: &'a HashMap<FlowKey, ConnId>,
+        held: &'a HashMap<FlowKey, HeldSyn>,
+        new_syns: &'a mut Vec<HeldSyn>,
+    ) -> TunDevice<'a> {
+        TunDevice {
+            fd,
+            mtu,
+            rx,
+            tx,
+            inject,
+            pipeline,
+            by_flow,
+            held,
+            new_syns,
+            budget: READ_BUDGET,
+            drained: false,
+            error: None,
+        }
+    }
+
+    /// Reads until a packet for smoltcp turns up; returns its length.
+    fn next_for_stack(&mut self) -> Option<usize> {
+        while self.budget > 0 {
+            self.budget -= 1;
+            let n = match tun::read_packet(self.fd, self.rx) {
+                Ok(Some(n)) => n,
+                Ok(None) => {
+                    self.drained = true;
+                    return None;
+                }
+                Err(e) => {
+                    self.error = Some(e);
+                    return None;
+                }
+            };
+            let pkt = &self.rx[..n];
+            match self.pipeline.handle_packet(pkt, true) {
+                Verdict::ToStack { meta, endpoint, .. } => {
+                    let flow = meta.flow();
+                    if meta.is_syn() && !self.by_flow.contains_key(&flow) {
+                        // A new flow, or a retransmitted SYN while its upstream connects.
+                        if !self.held.contains_key(&flow)
+                            && !self.new_syns.iter().any(|s| s.meta.flow() == flow)
+                        {
+                            self.new_syns.push(HeldSyn {
+                                meta,
+                                endpoint,
+                                bytes: pkt.to_vec(),
+                            });
+                        }
+                        continue;
+                    }
+                    return Some(n);
+                }
+                Verdict::ToDns(_) | Verdict::Drop(_) => continue,
+            }
+        }
+        None
+    }
+}
+
+struct RxToken<'a>(&'a [u8]);
+
+impl smoltcp::phy::RxToken for RxToken<'_> {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(self.0)
+    }
+}
+
+struct TxToken<'a> {
+    fd: RawFd,
+    buf: &'a mut [u8],
+}
+
+impl smoltcp::phy::TxToken for TxToken<'_> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let pkt = &mut self.buf[..len];
+        let r = f(pkt);
+        if let Err(e) = tun::write_packet(self.fd, pkt) {
+            tracing::debug!("TUN write: {e}");
+        }
+        r
+    }
+}
+
+impl Device for TunDevice<'_> {
+    type RxToken<'b>
+        = RxToken<'b>
+    where
+        Self: 'b;
+    type TxToken<'b>
+        = TxToken<'b>
+    where
+        Self: 'b;
+
+    fn receive(&mut self, _now: SmolInstant) -> Option<(RxToken<'_>, TxToken<'_>)> {
+        if let Some(p) = self.inject.take() {
+            return Some((
+                RxToken(p),
+                TxToken {
+                    fd: self.fd,
+                    buf: self.tx,
+                },
+            ));
+        }
+        let n = self.next_for_stack()?;
+        Some((
+            RxToken(&self.rx[..n]),
+            TxToken {
+                fd: self.fd,
+                buf: self.tx,
+            },
+        ))
+    }
+
+    fn transmit(&mut self, _now: SmolInstant) -> Option<TxToken<'_>> {
+        Some(TxToken {
+            fd: self.fd,
+            buf: self.tx,
+        })
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        capabilities(self.mtu)
+    }
+}
+
+fn capabilities(mtu: usize) -> DeviceCapabilities {
+    let mut caps = DeviceCapabilities::default();
+    caps.medium = Medium::Ip;
+    caps.max_transmission_unit = mtu;
+    // The pipeline verified incoming checksums; smoltcp only computes outgoing ones.
+    let mut sums = ChecksumCapabilities::default();
+    sums.ipv4 = Checksum::Tx;
+    sums.tcp = Checksum::Tx;
+    caps.checksum = sums;
+    caps
+}
+
+/// A device that only describes itself, to build the `Interface`.
+struct CapsOnly(DeviceCapabilities);
+
+impl Device for CapsOnly {
+    type RxToken<'b>
+        = RxToken<'b>
+    where
+        Self: 'b;
+    type TxToken<'b>
+        = TxToken<'b>
+    where
+        Self: 'b;
+    fn receive(&mut self, _now: SmolInstant) -> Option<(RxToken<'_>, TxToken<'_>)> {
+        None
+    }
+    fn transmit(&mut self, _now: SmolInstant) -> Option<TxToken<'_>> {
+        None
+    }
+    fn capabilities(&self) -> DeviceCapabilities {
+        self.0.clone()
+    }
+}
