@@ -100,12 +100,7 @@ pub struct Vpc {
 impl Vpc {
     /// The Amazon-provided DNS addresses: VPC base + 2 and 169.254.169.253.
     pub fn resolvers(&self) -> [Ipv4Addr; 2] {
-        [
-            self.cidr
-                .nth(2)
-                .expect("a VPC CIDR has at least 4 addresses"),
-            Ipv4Addr::new(169, 254, 169, 253),
-        ]
+        [self.cidr.nth(2).expect("a VPC CIDR has at least 4 addresses"), Ipv4Addr::new(169, 254, 169, 253)]
     }
 }
 
@@ -220,12 +215,7 @@ impl Source<'_> {
         self.text[..end].bytes().filter(|&b| b == b'\n').count() + 1
     }
 
-    fn invalid<T>(
-        &self,
-        span: Range<usize>,
-        key: impl fmt::Display,
-        msg: impl fmt::Display,
-    ) -> Result<T, ConfigError> {
+    fn invalid<T>(&self, span: Range<usize>, key: impl fmt::Display, msg: impl fmt::Display) -> Result<T, ConfigError> {
         Err(ConfigError::Invalid {
             file: self.file.to_string(),
             line: self.line(span),
@@ -239,10 +229,7 @@ impl Config {
     /// Reads and validates a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            file: file.clone(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { file: file.clone(), source })?;
         Config::from_toml(&file, &text)
     }
 
@@ -273,11 +260,7 @@ impl Config {
                 );
             }
         }
-        Ok(Config {
-            vpc,
-            subnets,
-            endpoints,
-        })
+        Ok(Config { vpc, subnets, endpoints })
     }
 }
 
@@ -289,56 +272,31 @@ impl EndpointSpec {
 }
 
 fn is_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
 fn validate_vpc(src: &Source, raw: RawVpc) -> Result<Vpc, ConfigError> {
     let cidr = *raw.cidr.get_ref();
     if !(16..=28).contains(&cidr.prefix()) {
         // AWS: "The allowed block size is between a /16 netmask and /28 netmask."
-        return src.invalid(
-            raw.cidr.span(),
-            "vpc.cidr",
-            "AWS allows VPC CIDRs from /16 to /28",
-        );
+        return src.invalid(raw.cidr.span(), "vpc.cidr", "AWS allows VPC CIDRs from /16 to /28");
     }
     let netns = raw.netns.get_ref();
     if !is_name(netns) || netns.contains('/') {
-        return src.invalid(
-            raw.netns.span(),
-            "vpc.netns",
-            "a namespace name: letters, digits, '-', '_', '.'",
-        );
+        return src.invalid(raw.netns.span(), "vpc.netns", "a namespace name: letters, digits, '-', '_', '.'");
     }
     let tun = raw.tun.get_ref();
     if tun.is_empty() || tun.len() > 15 || !is_name(tun) {
-        return src.invalid(
-            raw.tun.span(),
-            "vpc.tun",
-            "an interface name of 1 to 15 letters, digits, '-', '_', '.'",
-        );
+        return src.invalid(raw.tun.span(), "vpc.tun", "an interface name of 1 to 15 letters, digits, '-', '_', '.'");
     }
     let region = raw.region.get_ref();
     if !is_name(region) || region.contains('.') {
-        return src.invalid(
-            raw.region.span(),
-            "vpc.region",
-            "a region name like us-east-1",
-        );
+        return src.invalid(raw.region.span(), "vpc.region", "a region name like us-east-1");
     }
     let mtu = match raw.mtu {
         None => DEFAULT_MTU,
         Some(m) if (MIN_MTU..=MAX_MTU).contains(m.get_ref()) => *m.get_ref(),
-        Some(m) => {
-            return src.invalid(
-                m.span(),
-                "vpc.mtu",
-                format!("must be {MIN_MTU} to {MAX_MTU}"),
-            )
-        }
+        Some(m) => return src.invalid(m.span(), "vpc.mtu", format!("must be {MIN_MTU} to {MAX_MTU}")),
     };
     let router = match raw.router {
         None => cidr.nth(1).expect("prefix <= 28"),
@@ -365,11 +323,7 @@ fn validate_vpc(src: &Source, raw: RawVpc) -> Result<Vpc, ConfigError> {
     })
 }
 
-fn validate_subnets(
-    src: &Source,
-    vpc: &Vpc,
-    raw: Vec<RawSubnet>,
-) -> Result<Vec<Subnet>, ConfigError> {
+fn validate_subnets(src: &Source, vpc: &Vpc, raw: Vec<RawSubnet>) -> Result<Vec<Subnet>, ConfigError> {
     let mut out: Vec<Subnet> = Vec::with_capacity(raw.len());
     for (i, s) in raw.into_iter().enumerate() {
         let cidr = *s.cidr.get_ref();
@@ -381,11 +335,7 @@ fn validate_subnets(
             );
         }
         if !(16..=28).contains(&cidr.prefix()) {
-            return src.invalid(
-                s.cidr.span(),
-                format!("subnet[{i}].cidr"),
-                "AWS allows subnets from /16 to /28",
-            );
+            return src.invalid(s.cidr.span(), format!("subnet[{i}].cidr"), "AWS allows subnets from /16 to /28");
         }
         if let Some(other) = out.iter().find(|o| o.cidr.overlaps(&cidr)) {
             return src.invalid(
@@ -402,11 +352,7 @@ fn validate_subnets(
             );
         }
         if !is_name(s.id.get_ref()) {
-            return src.invalid(
-                s.id.span(),
-                format!("subnet[{i}].id"),
-                "letters, digits, '-', '_', '.'",
-            );
+            return src.invalid(s.id.span(), format!("subnet[{i}].id"), "letters, digits, '-', '_', '.'");
         }
         if !s.az.get_ref().starts_with(vpc.region.as_str()) {
             return src.invalid(
@@ -415,11 +361,7 @@ fn validate_subnets(
                 format!("an AZ of {} (e.g. {}a)", vpc.region, vpc.region),
             );
         }
-        out.push(Subnet {
-            id: s.id.into_inner(),
-            cidr,
-            az: s.az.into_inner(),
-        });
+        out.push(Subnet { id: s.id.into_inner(), cidr, az: s.az.into_inner() });
     }
     Ok(out)
 }
@@ -433,43 +375,24 @@ fn validate_endpoint(
     let key = |k: &str| format!("endpoint[{i}].{k}");
     let service = raw.service.get_ref();
     if !is_name(service) || !service.contains('.') {
-        return src.invalid(
-            raw.service.span(),
-            key("service"),
-            "a service name like com.amazonaws.us-east-1.ec2",
-        );
+        return src.invalid(raw.service.span(), key("service"), "a service name like com.amazonaws.us-east-1.ec2");
     }
     let id = match raw.id {
         Some(id) if !is_vpce_id(id.get_ref()) => {
-            return src.invalid(
-                id.span(),
-                key("id"),
-                "must be vpce- followed by 17 lowercase hex digits or letters",
-            );
+            return src.invalid(id.span(), key("id"), "must be vpce- followed by 17 lowercase hex digits or letters");
         }
         Some(id) => Some(id.into_inner()),
         None => None,
     };
     if raw.subnets.get_ref().is_empty() {
-        return src.invalid(
-            raw.subnets.span(),
-            key("subnets"),
-            "an endpoint needs at least one subnet",
-        );
+        return src.invalid(raw.subnets.span(), key("subnets"), "an endpoint needs at least one subnet");
     }
     let mut idx = Vec::new();
     for name in raw.subnets.get_ref() {
         let Some(pos) = subnets.iter().position(|s| s.id == *name.get_ref()) else {
-            return src.invalid(
-                name.span(),
-                key("subnets"),
-                format!("no [[subnet]] with id {}", name.get_ref()),
-            );
+            return src.invalid(name.span(), key("subnets"), format!("no [[subnet]] with id {}", name.get_ref()));
         };
-        if idx
-            .iter()
-            .any(|&j: &usize| subnets[j].az == subnets[pos].az)
-        {
+        if idx.iter().any(|&j: &usize| subnets[j].az == subnets[pos].az) {
             // AWS: "You can specify one subnet per Availability Zone."
             return src.invalid(
                 name.span(),
@@ -481,11 +404,7 @@ fn validate_endpoint(
     }
     let mut ips = BTreeMap::new();
     for (sub, ip) in raw.ips {
-        let Some(pos) = idx
-            .iter()
-            .copied()
-            .find(|&j| subnets[j].id == *sub.get_ref())
-        else {
+        let Some(pos) = idx.iter().copied().find(|&j| subnets[j].id == *sub.get_ref()) else {
             return src.invalid(
                 sub.span(),
                 key("ips"),
@@ -495,11 +414,7 @@ fn validate_endpoint(
         let ip_v = *ip.get_ref();
         let cidr = subnets[pos].cidr;
         if !cidr.contains(ip_v) {
-            return src.invalid(
-                ip.span(),
-                key("ips"),
-                format!("{ip_v} is not inside {} ({cidr})", subnets[pos].id),
-            );
+            return src.invalid(ip.span(), key("ips"), format!("{ip_v} is not inside {} ({cidr})", subnets[pos].id));
         }
         if cidr.is_reserved(ip_v) {
             return src.invalid(
@@ -515,11 +430,7 @@ fn validate_endpoint(
         Some(p) => {
             let v = p.get_ref().clone();
             if v.is_empty() || v.contains(&0) {
-                return src.invalid(
-                    p.span(),
-                    key("ports"),
-                    "a non-empty list of TCP ports 1-65535",
-                );
+                return src.invalid(p.span(), key("ports"), "a non-empty list of TCP ports 1-65535");
             }
             v
         }
@@ -544,11 +455,7 @@ fn validate_endpoint(
     };
     if let Some(u) = &raw.upstream {
         if parse_host_port(u.get_ref()).is_none() {
-            return src.invalid(
-                u.span(),
-                key("upstream"),
-                "host:port, e.g. 127.0.0.1:8443 or api.example.com:443",
-            );
+            return src.invalid(u.span(), key("upstream"), "host:port, e.g. 127.0.0.1:8443 or api.example.com:443");
         }
     }
     Ok(EndpointSpec {
@@ -564,11 +471,7 @@ fn validate_endpoint(
     })
 }
 
-fn check_unique_ips(
-    src: &Source,
-    endpoints: &[EndpointSpec],
-    subnets: &[Subnet],
-) -> Result<(), ConfigError> {
+fn check_unique_ips(src: &Source, endpoints: &[EndpointSpec], subnets: &[Subnet]) -> Result<(), ConfigError> {
     let mut seen = HashSet::new();
     for (i, e) in endpoints.iter().enumerate() {
         for (&sub, ip) in &e.ips {
@@ -576,10 +479,7 @@ fn check_unique_ips(
                 return src.invalid(
                     0..0,
                     format!("endpoint[{i}].ips"),
-                    format!(
-                        "{ip} in {} is already used by another endpoint",
-                        subnets[sub].id
-                    ),
+                    format!("{ip} in {} is already used by another endpoint", subnets[sub].id),
                 );
             }
         }
@@ -589,11 +489,8 @@ fn check_unique_ips(
 
 /// `vpce-` followed by 8 to 17 lowercase alphanumerics (AWS ids are hex; labs like letters).
 pub fn is_vpce_id(s: &str) -> bool {
-    s.strip_prefix("vpce-").is_some_and(|r| {
-        (8..=17).contains(&r.len())
-            && r.bytes()
-                .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
-    })
+    s.strip_prefix("vpce-")
+        .is_some_and(|r| (8..=17).contains(&r.len()) && r.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase()))
 }
 
 /// Parses `"250ms"`, `"10s"`, `"2m"`.
@@ -613,10 +510,7 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 pub fn parse_host_port(s: &str) -> Option<(&str, u16)> {
     let (host, port) = s.rsplit_once(':')?;
     let port: u16 = port.parse().ok().filter(|&p| p != 0)?;
-    let ok = !host.is_empty()
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b));
+    let ok = !host.is_empty() && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b));
     ok.then_some((host, port))
 }
 
@@ -659,13 +553,7 @@ upstream = "127.0.0.1:8443"
         let c = Config::from_toml("lab.toml", GOOD).unwrap();
         assert_eq!(c.vpc.mtu, 8500);
         assert_eq!(c.vpc.router, Ipv4Addr::new(10, 0, 0, 1));
-        assert_eq!(
-            c.vpc.resolvers(),
-            [
-                Ipv4Addr::new(10, 0, 0, 2),
-                Ipv4Addr::new(169, 254, 169, 253)
-            ]
-        );
+        assert_eq!(c.vpc.resolvers(), [Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::new(169, 254, 169, 253)]);
         assert_eq!(c.vpc.tun, "eni0");
         let e = &c.endpoints[0];
         assert_eq!(e.ports, vec![443]);
@@ -677,10 +565,7 @@ upstream = "127.0.0.1:8443"
 
     #[test]
     fn unknown_key_names_the_line() {
-        let text = GOOD.replace(
-            "region = \"us-east-1\"",
-            "region = \"us-east-1\"\ncolour = \"blue\"",
-        );
+        let text = GOOD.replace("region = \"us-east-1\"", "region = \"us-east-1\"\ncolour = \"blue\"");
         let e = err(&text);
         assert!(e.starts_with("lab.toml:5:"), "{e}");
         assert!(e.contains("colour"), "{e}");
@@ -695,22 +580,13 @@ upstream = "127.0.0.1:8443"
     #[test]
     fn subnet_outside_vpc() {
         let e = err(&GOOD.replace("10.0.2.0/24", "10.1.2.0/24"));
-        assert_eq!(
-            e,
-            "lab.toml:14: subnet[1].cidr: 10.1.2.0/24 is not inside the VPC 10.0.0.0/16"
-        );
+        assert_eq!(e, "lab.toml:14: subnet[1].cidr: 10.1.2.0/24 is not inside the VPC 10.0.0.0/16");
     }
 
     #[test]
     fn unknown_subnet_reference() {
-        let e = err(&GOOD.replace(
-            "subnets = [\"subnet-a\", \"subnet-b\"]",
-            "subnets = [\"subnet-a\", \"subnet-z\"]",
-        ));
-        assert_eq!(
-            e,
-            "lab.toml:19: endpoint[0].subnets: no [[subnet]] with id subnet-z"
-        );
+        let e = err(&GOOD.replace("subnets = [\"subnet-a\", \"subnet-b\"]", "subnets = [\"subnet-a\", \"subnet-z\"]"));
+        assert_eq!(e, "lab.toml:19: endpoint[0].subnets: no [[subnet]] with id subnet-z");
     }
 
     #[test]
@@ -729,11 +605,7 @@ upstream = "127.0.0.1:8443"
         assert!(e.contains("vpc.mtu"), "{e}");
         let e = err(&GOOD.replace("upstream =", "connect_timeout = \"ten\"\nupstream ="));
         assert!(e.contains("endpoint[0].connect_timeout"), "{e}");
-        let c = Config::from_toml(
-            "x",
-            &GOOD.replace("upstream =", "connect_timeout = \"750ms\"\nupstream ="),
-        )
-        .unwrap();
+        let c = Config::from_toml("x", &GOOD.replace("upstream =", "connect_timeout = \"750ms\"\nupstream =")).unwrap();
         assert_eq!(c.endpoints[0].connect_timeout, Duration::from_millis(750));
     }
 
@@ -749,10 +621,7 @@ upstream = "127.0.0.1:8443"
         assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
         assert_eq!(parse_duration("10"), None);
         assert_eq!(parse_host_port("127.0.0.1:8443"), Some(("127.0.0.1", 8443)));
-        assert_eq!(
-            parse_host_port("ec2.us-east-1.amazonaws.com:443"),
-            Some(("ec2.us-east-1.amazonaws.com", 443))
-        );
+        assert_eq!(parse_host_port("ec2.us-east-1.amazonaws.com:443"), Some(("ec2.us-east-1.amazonaws.com", 443)));
         assert_eq!(parse_host_port("nohost"), None);
         assert_eq!(parse_host_port("h:0"), None);
     }

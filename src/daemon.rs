@@ -65,15 +65,7 @@ pub async fn up(
     let n = ns.name();
     // The router address alone, as a /32: subnets may live on other links in the
     // namespace, so every ENI and resolver address gets its own route to the TUN.
-    netns::ip(&[
-        "-n",
-        n,
-        "addr",
-        "add",
-        &format!("{}/32", vpc.router),
-        "dev",
-        tun.name(),
-    ])?;
+    netns::ip(&["-n", n, "addr", "add", &format!("{}/32", vpc.router), "dev", tun.name()])?;
     let resolvers = vpc.resolvers();
     let targets = plan.eni_ips().map(|(ip, _)| ip).chain(resolvers);
     for ip in targets {

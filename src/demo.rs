@@ -36,15 +36,11 @@ impl ServiceCert {
         let ca_key = KeyPair::generate()?;
         let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "privlink demo CA");
+        ca_params.distinguished_name.push(DnType::CommonName, "privlink demo CA");
         let ca = ca_params.self_signed(&ca_key)?;
         let leaf_key = KeyPair::generate()?;
         let mut leaf_params = CertificateParams::new(vec![name.to_string()])?;
-        leaf_params
-            .distinguished_name
-            .push(DnType::CommonName, name);
+        leaf_params.distinguished_name.push(DnType::CommonName, name);
         let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key)?;
         Ok(ServiceCert {
             ca: ca.der().clone(),
@@ -60,10 +56,7 @@ impl ServiceCert {
             .with_safe_default_protocol_versions()
             .map_err(io::Error::other)?
             .with_no_client_auth()
-            .with_single_cert(
-                vec![self.leaf.clone()],
-                PrivateKeyDer::Pkcs8(self.key.clone_key()),
-            )
+            .with_single_cert(vec![self.leaf.clone()], PrivateKeyDer::Pkcs8(self.key.clone_key()))
             .map_err(io::Error::other)?;
         Ok(Arc::new(cfg))
     }
@@ -123,18 +116,18 @@ pub async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = Config::from_toml("demo.toml (embedded)", DEMO_CONFIG)?;
     let ns = config.vpc.netns.clone();
     if netns::exists(&ns) {
-        return Err(format!("a network namespace named {ns} already exists (another demo running?); remove it with `ip netns del {ns}`").into());
+        return Err(format!(
+            "a network namespace named {ns} already exists (another demo running?); remove it with `ip netns del {ns}`"
+        )
+        .into());
     }
-    let service_name = crate::model::public_dns_name(&config.endpoints[0].service)
-        .expect("the demo's service is an AWS one");
+    let service_name =
+        crate::model::public_dns_name(&config.endpoints[0].service).expect("the demo's service is an AWS one");
     let standin = TlsStandIn::start(&service_name, 0).await?;
     config.endpoints[0].upstream = Some(standin.addr.to_string());
 
     println!("privlink demo: an AWS interface VPC endpoint, for real, in a network namespace\n");
-    println!(
-        "1. The public service {service_name} is played by a TLS server on {} (host namespace),",
-        standin.addr
-    );
+    println!("1. The public service {service_name} is played by a TLS server on {} (host namespace),", standin.addr);
     println!("   with a certificate for {service_name} signed by a CA made just now.\n");
 
     let state_dir = std::env::temp_dir().join(format!("privlink-demo-{}", std::process::id()));
@@ -158,11 +151,7 @@ pub async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let plan = match ready_rx.await {
         Ok(p) => p,
         Err(_) => {
-            let err = daemon
-                .await?
-                .err()
-                .map(|e| e.to_string())
-                .unwrap_or_default();
+            let err = daemon.await?.err().map(|e| e.to_string()).unwrap_or_default();
             let _ = std::fs::remove_dir_all(&state_dir);
             return Err(format!("the endpoint did not start: {err}").into());
         }
@@ -188,9 +177,7 @@ pub async fn run() -> Result<(), Box<dyn std::error::Error>> {
         "   connections: {} carried, {} refused, {} closed\n",
         report.conns.accepted, report.conns.refused, report.conns.closed
     );
-    println!(
-        "Torn down: namespace {ns}, the ENI and its routes are gone. Nothing was left behind."
-    );
+    println!("Torn down: namespace {ns}, the ENI and its routes are gone. Nothing was left behind.");
     Ok(())
 }
 
@@ -202,46 +189,31 @@ async fn story(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let addr = SocketAddrV4::new(eni_ip, 443);
     println!("3. From inside the VPC: HTTPS to {addr}, TLS server name {service_name}");
-    let (ns2, name, ca) = (
-        ns.to_string(),
-        service_name.to_string(),
-        standin.cert.ca.clone(),
-    );
-    let reply = tokio::task::spawn_blocking(move || probe::https_get(&ns2, addr, &name, &ca, "/"))
-        .await??;
+    let (ns2, name, ca) = (ns.to_string(), service_name.to_string(), standin.cert.ca.clone());
+    let reply = tokio::task::spawn_blocking(move || probe::https_get(&ns2, addr, &name, &ca, "/")).await??;
     let same_cert = reply.peer_certs.first() == Some(&standin.cert.leaf);
     println!(
         "   TLS handshake ({}) verified the certificate for {service_name}: {}",
         reply.tls_version,
-        if same_cert {
-            "the service's own certificate, byte for byte"
-        } else {
-            "a different certificate!"
-        }
+        if same_cert { "the service's own certificate, byte for byte" } else { "a different certificate!" }
     );
     let status = reply.response.lines().next().unwrap_or("");
     let body = reply.response.split("\r\n\r\n").nth(1).unwrap_or("").trim();
+    println!("   {status} in {:.1} ms: {body}", reply.elapsed.as_secs_f64() * 1000.0);
     println!(
-        "   {status} in {:.1} ms: {body}",
-        reply.elapsed.as_secs_f64() * 1000.0
+        "   The bytes went: instance -> ENI {eni_ip} (TUN) -> privlink's TCP stack -> a host socket -> {}\n",
+        standin.addr
     );
-    println!("   The bytes went: instance -> ENI {eni_ip} (TUN) -> privlink's TCP stack -> a host socket -> {}\n", standin.addr);
     if !same_cert || !status.contains("200") {
         return Err("the request through the ENI did not reach the service".into());
     }
 
     let ns3 = ns.to_string();
-    let answered = tokio::task::spawn_blocking(move || {
-        probe::icmp_echo(&ns3, eni_ip, Duration::from_millis(500))
-    })
-    .await??;
+    let answered =
+        tokio::task::spawn_blocking(move || probe::icmp_echo(&ns3, eni_ip, Duration::from_millis(500))).await??;
     println!(
         "4. ping {eni_ip} from inside the VPC: {}",
-        if answered {
-            "answered (unexpected!)"
-        } else {
-            "no answer. An interface endpoint carries TCP only."
-        }
+        if answered { "answered (unexpected!)" } else { "no answer. An interface endpoint carries TCP only." }
     );
     Ok(())
 }

@@ -42,16 +42,12 @@ enum Command {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "privlink=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "privlink=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     match cli.command {
         Command::Check { config, state_dir } => {
             let config = match Config::load(&config) {
@@ -72,6 +68,11 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(e) => return fail(e),
             };
+            // Handlers go in before anything is created, so a signal never kills us mid-way.
+            let shutdown = {
+                let _guard = rt.enter();
+                shutdown_signal()
+            };
             let result = rt.block_on(daemon::up(
                 &config,
                 &state_dir,
@@ -79,7 +80,7 @@ fn main() -> ExitCode {
                     print!("{plan}");
                     println!("privlink: ready");
                 },
-                shutdown_signal(),
+                shutdown,
             ));
             match result {
                 Ok(report) => {
@@ -105,12 +106,15 @@ fn fail(e: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
-async fn shutdown_signal() {
+/// Installs the SIGTERM/SIGINT handlers now; the future resolves on either.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
     let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
     }
 }

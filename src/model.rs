@@ -28,10 +28,7 @@ impl Cidr {
         if prefix > 32 {
             return None;
         }
-        let c = Cidr {
-            base: u32::from(addr),
-            prefix,
-        };
+        let c = Cidr { base: u32::from(addr), prefix };
         (c.base & !c.mask() == 0).then_some(c)
     }
     /// The netmask as an integer.
@@ -90,23 +87,14 @@ impl fmt::Display for Cidr {
 impl FromStr for Cidr {
     type Err = String;
     fn from_str(s: &str) -> Result<Cidr, String> {
-        let (a, p) = s
-            .split_once('/')
-            .ok_or_else(|| format!("{s:?} is not a CIDR like 10.0.0.0/16"))?;
-        let addr: Ipv4Addr = a
-            .parse()
-            .map_err(|_| format!("{a:?} is not an IPv4 address"))?;
-        let prefix: u8 = p
-            .parse()
-            .ok()
-            .filter(|&p| p <= 32)
-            .ok_or_else(|| format!("{p:?} is not a prefix length 0-32"))?;
+        let (a, p) = s.split_once('/').ok_or_else(|| format!("{s:?} is not a CIDR like 10.0.0.0/16"))?;
+        let addr: Ipv4Addr = a.parse().map_err(|_| format!("{a:?} is not an IPv4 address"))?;
+        let prefix: u8 =
+            p.parse().ok().filter(|&p| p <= 32).ok_or_else(|| format!("{p:?} is not a prefix length 0-32"))?;
         Cidr::new(addr, prefix).ok_or_else(|| {
             format!(
                 "{s} has host bits set (did you mean {}/{prefix}?)",
-                Ipv4Addr::from(
-                    u32::from(addr) & (u32::MAX.checked_shl(32 - prefix as u32).unwrap_or(0))
-                )
+                Ipv4Addr::from(u32::from(addr) & (u32::MAX.checked_shl(32 - prefix as u32).unwrap_or(0)))
             )
         })
     }
@@ -232,9 +220,7 @@ pub enum PlanError {
         endpoint: String,
     },
     /// The service name does not follow `com.amazonaws.REGION.SERVICE` and has no upstream.
-    #[error(
-        "endpoint {endpoint}: no `upstream` given and {service} has no public DNS name to resolve"
-    )]
+    #[error("endpoint {endpoint}: no `upstream` given and {service} has no public DNS name to resolve")]
     NoUpstream {
         /// Endpoint id.
         endpoint: String,
@@ -264,20 +250,12 @@ pub fn public_dns_name(service: &str) -> Option<String> {
 impl Plan {
     /// Turns a config into a plan, reusing and extending `state` (ids and IPs are
     /// allocated once and kept). `random` supplies fresh randomness for new ids.
-    pub fn make(
-        config: &Config,
-        state: &mut State,
-        mut random: impl FnMut() -> [u8; 9],
-    ) -> Result<Plan, PlanError> {
+    pub fn make(config: &Config, state: &mut State, mut random: impl FnMut() -> [u8; 9]) -> Result<Plan, PlanError> {
         // Drop what the config no longer names, so a deleted endpoint frees its IPs.
         let keys: Vec<String> = config.endpoints.iter().map(|e| e.state_key()).collect();
         state.endpoints.retain(|k, _| keys.contains(k));
 
-        let mut taken: Vec<Ipv4Addr> = config
-            .endpoints
-            .iter()
-            .flat_map(|e| e.ips.values().copied())
-            .collect();
+        let mut taken: Vec<Ipv4Addr> = config.endpoints.iter().flat_map(|e| e.ips.values().copied()).collect();
         for es in state.endpoints.values() {
             taken.extend(es.enis.values().map(|e| e.ip));
         }
@@ -294,31 +272,24 @@ impl Plan {
             for &si in &spec.subnets {
                 let subnet = &config.subnets[si];
                 let fixed = spec.ips.get(&si).copied();
-                let kept = st
-                    .enis
-                    .get(&subnet.id)
-                    .filter(|e| subnet.cidr.contains(e.ip) && fixed.is_none_or(|f| f == e.ip));
+                let kept =
+                    st.enis.get(&subnet.id).filter(|e| subnet.cidr.contains(e.ip) && fixed.is_none_or(|f| f == e.ip));
                 let eni = match kept {
                     Some(e) => e.clone(),
                     None => {
                         let ip = match fixed {
                             Some(ip) => ip,
-                            None => subnet
-                                .cidr
-                                .assignable()
-                                .find(|ip| !taken.contains(ip))
-                                .ok_or_else(|| PlanError::SubnetFull {
+                            None => subnet.cidr.assignable().find(|ip| !taken.contains(ip)).ok_or_else(|| {
+                                PlanError::SubnetFull {
                                     subnet: subnet.id.clone(),
                                     cidr: subnet.cidr,
                                     endpoint: st.id.clone(),
-                                })?,
+                                }
+                            })?,
                         };
                         taken.push(ip);
                         let old_id = st.enis.get(&subnet.id).map(|e| e.id.clone());
-                        EniState {
-                            id: old_id.unwrap_or_else(|| make_id("eni", random())),
-                            ip,
-                        }
+                        EniState { id: old_id.unwrap_or_else(|| make_id("eni", random())), ip }
                     }
                 };
                 st.enis.insert(subnet.id.clone(), eni.clone());
@@ -330,20 +301,13 @@ impl Plan {
                     ip: eni.ip,
                 });
             }
-            let names: Vec<&String> = spec
-                .subnets
-                .iter()
-                .map(|&si| &config.subnets[si].id)
-                .collect();
+            let names: Vec<&String> = spec.subnets.iter().map(|&si| &config.subnets[si].id).collect();
             st.enis.retain(|k, _| names.contains(&k));
 
             let upstream = match &spec.upstream {
                 Some(u) => {
                     let (h, p) = crate::config::parse_host_port(u).expect("validated");
-                    Upstream {
-                        host: h.to_string(),
-                        port: p,
-                    }
+                    Upstream { host: h.to_string(), port: p }
                 }
                 None => Upstream {
                     host: public_dns_name(&spec.service).ok_or_else(|| PlanError::NoUpstream {
@@ -364,19 +328,12 @@ impl Plan {
                 max_connections: spec.max_connections,
             });
         }
-        Ok(Plan {
-            vpc: config.vpc.clone(),
-            subnets: config.subnets.clone(),
-            endpoints,
-        })
+        Ok(Plan { vpc: config.vpc.clone(), subnets: config.subnets.clone(), endpoints })
     }
 
     /// Every ENI IP with the index of its endpoint.
     pub fn eni_ips(&self) -> impl Iterator<Item = (Ipv4Addr, usize)> + '_ {
-        self.endpoints
-            .iter()
-            .enumerate()
-            .flat_map(|(i, e)| e.enis.iter().map(move |n| (n.ip, i)))
+        self.endpoints.iter().enumerate().flat_map(|(i, e)| e.enis.iter().map(move |n| (n.ip, i)))
     }
 }
 
@@ -403,11 +360,7 @@ impl fmt::Display for Plan {
                 if e.private_dns { "on" } else { "off" },
                 e.upstream
             )?;
-            writeln!(
-                f,
-                "  connect timeout {:?}  max connections {}",
-                e.connect_timeout, e.max_connections
-            )?;
+            writeln!(f, "  connect timeout {:?}  max connections {}", e.connect_timeout, e.max_connections)?;
             for n in &e.enis {
                 writeln!(f, "  {} {} in {} ({})", n.id, n.ip, n.subnet, n.az)?;
             }
@@ -432,10 +385,7 @@ mod tests {
         assert!(cidr("10.0.0.0/16").contains_cidr(&c));
         assert!(!c.contains_cidr(&cidr("10.0.0.0/16")));
         assert!(c.overlaps(&cidr("10.0.0.0/16")));
-        assert!("10.0.1.1/24"
-            .parse::<Cidr>()
-            .unwrap_err()
-            .contains("did you mean 10.0.1.0/24"));
+        assert!("10.0.1.1/24".parse::<Cidr>().unwrap_err().contains("did you mean 10.0.1.0/24"));
         assert!("10.0.1.0/33".parse::<Cidr>().is_err());
         assert_eq!(cidr("0.0.0.0/0").size(), 1 << 32);
     }
@@ -443,14 +393,9 @@ mod tests {
     #[test]
     fn five_reserved_addresses() {
         let c = cidr("10.0.1.0/24");
-        let reserved: Vec<_> = (0..256)
-            .filter_map(|n| c.nth(n))
-            .filter(|ip| c.is_reserved(*ip))
-            .collect();
-        let want: Vec<Ipv4Addr> = ["10.0.1.0", "10.0.1.1", "10.0.1.2", "10.0.1.3", "10.0.1.255"]
-            .iter()
-            .map(|s| s.parse().unwrap())
-            .collect();
+        let reserved: Vec<_> = (0..256).filter_map(|n| c.nth(n)).filter(|ip| c.is_reserved(*ip)).collect();
+        let want: Vec<Ipv4Addr> =
+            ["10.0.1.0", "10.0.1.1", "10.0.1.2", "10.0.1.3", "10.0.1.255"].iter().map(|s| s.parse().unwrap()).collect();
         assert_eq!(reserved, want);
         assert_eq!(c.assignable().next(), Some("10.0.1.4".parse().unwrap()));
         assert_eq!(c.assignable().count(), 251);
@@ -467,10 +412,7 @@ mod tests {
 
     #[test]
     fn public_names() {
-        assert_eq!(
-            public_dns_name("com.amazonaws.us-east-1.ec2").as_deref(),
-            Some("ec2.us-east-1.amazonaws.com")
-        );
+        assert_eq!(public_dns_name("com.amazonaws.us-east-1.ec2").as_deref(), Some("ec2.us-east-1.amazonaws.com"));
         assert_eq!(
             public_dns_name("com.amazonaws.eu-west-1.ecr.api").as_deref(),
             Some("api.ecr.eu-west-1.amazonaws.com")
@@ -514,10 +456,7 @@ subnets = ["a"]
         let plan = Plan::make(&config, &mut state, counter()).unwrap();
         let ips: Vec<String> = plan.eni_ips().map(|(ip, _)| ip.to_string()).collect();
         assert_eq!(ips, ["10.0.1.4", "10.0.2.4", "10.0.1.5"]);
-        assert_eq!(
-            plan.endpoints[0].upstream.to_string(),
-            "ec2.us-east-1.amazonaws.com:443"
-        );
+        assert_eq!(plan.endpoints[0].upstream.to_string(), "ec2.us-east-1.amazonaws.com:443");
 
         // A restart with the same state gives the same ids and IPs, and draws no randomness.
         let mut again = state.clone();
@@ -532,7 +471,10 @@ subnets = ["a"]
         let config = Config::from_toml("t", CFG).unwrap();
         let mut state = State::default();
         Plan::make(&config, &mut state, counter()).unwrap();
-        let only_sts = CFG.replace("service = \"com.amazonaws.us-east-1.ec2\"\nsubnets = [\"a\", \"b\"]\nips = { \"a\" = \"10.0.1.4\" }", "service = \"com.amazonaws.us-east-1.ssm\"\nsubnets = [\"b\"]");
+        let only_sts = CFG.replace(
+            "service = \"com.amazonaws.us-east-1.ec2\"\nsubnets = [\"a\", \"b\"]\nips = { \"a\" = \"10.0.1.4\" }",
+            "service = \"com.amazonaws.us-east-1.ssm\"\nsubnets = [\"b\"]",
+        );
         let config2 = Config::from_toml("t", &only_sts).unwrap();
         Plan::make(&config2, &mut state, counter()).unwrap();
         assert!(!state.endpoints.contains_key("com.amazonaws.us-east-1.ec2"));

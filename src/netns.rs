@@ -37,17 +37,11 @@ pub fn ip(args: &[&str]) -> Result<(), NetnsError> {
     let out = Command::new("ip")
         .args(args)
         .output()
-        .map_err(|e| NetnsError::Ip {
-            args: args.join(" "),
-            msg: e.to_string(),
-        })?;
+        .map_err(|e| NetnsError::Ip { args: args.join(" "), msg: e.to_string() })?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(NetnsError::Ip {
-            args: args.join(" "),
-            msg: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        })
+        Err(NetnsError::Ip { args: args.join(" "), msg: String::from_utf8_lossy(&out.stderr).trim().to_string() })
     }
 }
 
@@ -62,14 +56,8 @@ pub fn exists(name: &str) -> bool {
 }
 
 /// Runs `f` on a thread that has entered namespace `name`; the caller's thread is untouched.
-pub fn run_in<T: Send + 'static>(
-    name: &str,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, NetnsError> {
-    let enter_err = |source| NetnsError::Enter {
-        name: name.to_string(),
-        source,
-    };
+pub fn run_in<T: Send + 'static>(name: &str, f: impl FnOnce() -> T + Send + 'static) -> Result<T, NetnsError> {
+    let enter_err = |source| NetnsError::Enter { name: name.to_string(), source };
     let file = File::open(path(name)).map_err(enter_err)?;
     let handle = std::thread::spawn(move || {
         // SAFETY: setns on this thread only; the fd is valid for the call.
@@ -78,10 +66,7 @@ pub fn run_in<T: Send + 'static>(
         }
         Ok(f())
     });
-    handle
-        .join()
-        .expect("namespace thread panicked")
-        .map_err(enter_err)
+    handle.join().expect("namespace thread panicked").map_err(enter_err)
 }
 
 /// A named network namespace, removed on drop if this process created it.
@@ -95,16 +80,10 @@ impl Netns {
     /// Uses namespace `name`, creating it (with `lo` up) if it is missing.
     pub fn ensure(name: &str) -> Result<Netns, NetnsError> {
         if exists(name) {
-            return Ok(Netns {
-                name: name.to_string(),
-                created: false,
-            });
+            return Ok(Netns { name: name.to_string(), created: false });
         }
         ip(&["netns", "add", name])?;
-        let ns = Netns {
-            name: name.to_string(),
-            created: true,
-        };
+        let ns = Netns { name: name.to_string(), created: true };
         ip(&["-n", name, "link", "set", "lo", "up"])?;
         Ok(ns)
     }

@@ -122,15 +122,11 @@ pub struct PacketMeta {
 impl PacketMeta {
     /// A SYN without ACK: the first packet of a new connection.
     pub fn is_syn(&self) -> bool {
-        self.protocol == proto::TCP
-            && self.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN
+        self.protocol == proto::TCP && self.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN
     }
     /// The flow this packet belongs to, seen from the client.
     pub fn flow(&self) -> FlowKey {
-        FlowKey {
-            client: (self.src, self.src_port),
-            eni: (self.dst, self.dst_port),
-        }
+        FlowKey { client: (self.src, self.src_port), eni: (self.dst, self.dst_port) }
     }
 }
 
@@ -145,11 +141,7 @@ pub struct FlowKey {
 
 impl fmt::Display for FlowKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{} -> {}:{}",
-            self.client.0, self.client.1, self.eni.0, self.eni.1
-        )
+        write!(f, "{}:{} -> {}:{}", self.client.0, self.client.1, self.eni.0, self.eni.1)
     }
 }
 
@@ -177,16 +169,7 @@ pub fn parse(buf: &[u8], verify_checksums: bool) -> Result<PacketMeta, DropReaso
     let dst = ip.destination_addr();
     let protocol = ip.protocol().0;
     let payload = &buf[hlen..total];
-    let mut meta = PacketMeta {
-        src,
-        dst,
-        protocol,
-        src_port: 0,
-        dst_port: 0,
-        tcp_flags: 0,
-        seq: 0,
-        len: total as u16,
-    };
+    let mut meta = PacketMeta { src, dst, protocol, src_port: 0, dst_port: 0, tcp_flags: 0, seq: 0, len: total as u16 };
     match protocol {
         proto::TCP => {
             let tcp = TcpHeaderSlice::from_slice(payload).map_err(|_| DropReason::Malformed)?;
@@ -207,10 +190,7 @@ pub fn parse(buf: &[u8], verify_checksums: bool) -> Result<PacketMeta, DropReaso
             meta.dst_port = u16::from_be_bytes([payload[2], payload[3]]);
             // A zero UDP checksum means "not computed" (RFC 768).
             let unchecked = payload[6] == 0 && payload[7] == 0;
-            if verify_checksums
-                && !unchecked
-                && !transport_checksum_ok(src, dst, protocol, &payload[..ulen])
-            {
+            if verify_checksums && !unchecked && !transport_checksum_ok(src, dst, protocol, &payload[..ulen]) {
                 return Err(DropReason::BadChecksum);
             }
             return Ok(meta);
@@ -224,10 +204,7 @@ pub fn parse(buf: &[u8], verify_checksums: bool) -> Result<PacketMeta, DropReaso
 }
 
 fn transport_checksum_ok(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, segment: &[u8]) -> bool {
-    fold(sum(
-        segment,
-        pseudo_header_sum(src, dst, protocol, segment.len()),
-    )) == 0xffff
+    fold(sum(segment, pseudo_header_sum(src, dst, protocol, segment.len()))) == 0xffff
 }
 
 fn pseudo_header_sum(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, len: usize) -> u64 {
@@ -278,9 +255,7 @@ pub fn emit_rst(syn: &PacketMeta, out: &mut [u8]) -> usize {
         .ack(syn.seq.wrapping_add(1));
     let len = builder.size(0);
     let mut w = &mut out[..];
-    builder
-        .write(&mut w, &[])
-        .expect("out holds a 40-byte packet");
+    builder.write(&mut w, &[]).expect("out holds a 40-byte packet");
     len
 }
 
@@ -292,14 +267,7 @@ pub(crate) mod tests {
     pub const CLIENT: [u8; 4] = [10, 0, 1, 10];
     pub const ENI: [u8; 4] = [10, 0, 1, 49];
 
-    pub fn tcp(
-        src: [u8; 4],
-        dst: [u8; 4],
-        sport: u16,
-        dport: u16,
-        syn: bool,
-        payload: &[u8],
-    ) -> Vec<u8> {
+    pub fn tcp(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, syn: bool, payload: &[u8]) -> Vec<u8> {
         let b = PacketBuilder::ipv4(src, dst, 64).tcp(sport, dport, 1000, 65535);
         let b = if syn { b.syn() } else { b.ack(1) };
         let mut v = Vec::new();
@@ -309,29 +277,19 @@ pub(crate) mod tests {
 
     pub fn udp(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
         let mut v = Vec::new();
-        PacketBuilder::ipv4(src, dst, 64)
-            .udp(sport, dport)
-            .write(&mut v, payload)
-            .unwrap();
+        PacketBuilder::ipv4(src, dst, 64).udp(sport, dport).write(&mut v, payload).unwrap();
         v
     }
 
     pub fn icmp_echo(src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
         let mut v = Vec::new();
-        PacketBuilder::ipv4(src, dst, 64)
-            .icmpv4_echo_request(7, 1)
-            .write(&mut v, b"ping")
-            .unwrap();
+        PacketBuilder::ipv4(src, dst, 64).icmpv4_echo_request(7, 1).write(&mut v, b"ping").unwrap();
         v
     }
 
     pub fn ipv6_tcp() -> Vec<u8> {
         let mut v = Vec::new();
-        PacketBuilder::ipv6([0xfd; 16], [0xfe; 16], 64)
-            .tcp(5000, 443, 1, 100)
-            .syn()
-            .write(&mut v, &[])
-            .unwrap();
+        PacketBuilder::ipv6([0xfd; 16], [0xfe; 16], 64).tcp(5000, 443, 1, 100).syn().write(&mut v, &[]).unwrap();
         v
     }
 
@@ -341,10 +299,7 @@ pub(crate) mod tests {
         let m = parse(&p, true).unwrap();
         assert_eq!(m.src, Ipv4Addr::from(CLIENT));
         assert_eq!(m.dst, Ipv4Addr::from(ENI));
-        assert_eq!(
-            (m.src_port, m.dst_port, m.protocol),
-            (40000, 443, proto::TCP)
-        );
+        assert_eq!((m.src_port, m.dst_port, m.protocol), (40000, 443, proto::TCP));
         assert!(m.is_syn());
         assert_eq!(m.seq, 1000);
         assert_eq!(usize::from(m.len), p.len());
@@ -410,10 +365,7 @@ pub(crate) mod tests {
         let last = bad_tcp.len() - 1;
         bad_tcp[last] ^= 0x01;
         assert_eq!(parse(&bad_tcp, true), Err(DropReason::BadChecksum));
-        assert!(
-            parse(&bad_tcp, false).is_ok(),
-            "offloaded packets skip verification"
-        );
+        assert!(parse(&bad_tcp, false).is_ok(), "offloaded packets skip verification");
         let mut bad_udp = udp(CLIENT, ENI, 1, 53, b"abc");
         bad_udp[28] ^= 1;
         assert_eq!(parse(&bad_udp, true), Err(DropReason::BadChecksum));
@@ -441,10 +393,8 @@ pub(crate) mod tests {
     fn sum_matches_a_plain_word_sum() {
         let data: Vec<u8> = (0..1001u32).map(|i| (i * 7 + 3) as u8).collect();
         for n in [0, 1, 2, 7, 8, 9, 100, 1001] {
-            let plain: u64 = data[..n]
-                .chunks(2)
-                .map(|c| u64::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
-                .sum();
+            let plain: u64 =
+                data[..n].chunks(2).map(|c| u64::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))).sum();
             assert_eq!(fold(sum(&data[..n], 0)), fold(plain), "n={n}");
         }
     }

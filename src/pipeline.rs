@@ -93,20 +93,9 @@ pub struct Pipeline {
 impl Pipeline {
     /// A pipeline for these ENIs and resolver addresses. `dns_enabled` says
     /// whether a responder takes resolver traffic; else it is dropped as `no_dns`.
-    pub fn new(
-        mut enis: Vec<EniRoute>,
-        resolvers: [Ipv4Addr; 2],
-        mtu: u32,
-        dns_enabled: bool,
-    ) -> Pipeline {
+    pub fn new(mut enis: Vec<EniRoute>, resolvers: [Ipv4Addr; 2], mtu: u32, dns_enabled: bool) -> Pipeline {
         enis.sort_by_key(|e| e.ip);
-        Pipeline {
-            enis,
-            resolvers,
-            mtu: mtu as usize,
-            dns_enabled,
-            counters: Counters::default(),
-        }
+        Pipeline { enis, resolvers, mtu: mtu as usize, dns_enabled, counters: Counters::default() }
     }
 
     /// The ENIs, sorted by IP.
@@ -152,11 +141,7 @@ impl Pipeline {
         if !eni.ports.contains(&meta.dst_port) {
             return Verdict::Drop(DropReason::Port);
         }
-        Verdict::ToStack {
-            meta,
-            endpoint: eni.endpoint,
-            eni: i,
-        }
+        Verdict::ToStack { meta, endpoint: eni.endpoint, eni: i }
     }
 }
 
@@ -170,21 +155,9 @@ mod tests {
 
     fn pipeline(dns: bool) -> Pipeline {
         let enis = vec![
-            EniRoute {
-                ip: Ipv4Addr::from(ENI),
-                endpoint: 0,
-                ports: vec![443],
-            },
-            EniRoute {
-                ip: Ipv4Addr::new(10, 0, 2, 49),
-                endpoint: 0,
-                ports: vec![443],
-            },
-            EniRoute {
-                ip: Ipv4Addr::new(10, 0, 1, 50),
-                endpoint: 1,
-                ports: vec![443, 8443],
-            },
+            EniRoute { ip: Ipv4Addr::from(ENI), endpoint: 0, ports: vec![443] },
+            EniRoute { ip: Ipv4Addr::new(10, 0, 2, 49), endpoint: 0, ports: vec![443] },
+            EniRoute { ip: Ipv4Addr::new(10, 0, 1, 50), endpoint: 1, ports: vec![443, 8443] },
         ];
         Pipeline::new(enis, [RESOLVER.into(), LINK_LOCAL_DNS.into()], 8500, dns)
     }
@@ -194,63 +167,23 @@ mod tests {
         let big = tcp(CLIENT, ENI, 1, 443, false, &[0u8; 8500]);
         let cases: Vec<(&str, Vec<u8>, Result<usize, DropReason>)> = vec![
             ("syn to eni", tcp(CLIENT, ENI, 40000, 443, true, &[]), Ok(0)),
-            (
-                "data to second eni",
-                tcp(CLIENT, [10, 0, 2, 49], 40000, 443, false, b"x"),
-                Ok(0),
-            ),
-            (
-                "extra port of endpoint 1",
-                tcp(CLIENT, [10, 0, 1, 50], 1, 8443, true, &[]),
-                Ok(1),
-            ),
-            (
-                "port not carried",
-                tcp(CLIENT, ENI, 1, 80, true, &[]),
-                Err(DropReason::Port),
-            ),
-            (
-                "other endpoint's port",
-                tcp(CLIENT, ENI, 1, 8443, true, &[]),
-                Err(DropReason::Port),
-            ),
-            (
-                "no such address",
-                tcp(CLIENT, [10, 0, 1, 51], 1, 443, true, &[]),
-                Err(DropReason::NoRoute),
-            ),
-            (
-                "udp to eni",
-                udp(CLIENT, ENI, 1, 443, b"q"),
-                Err(DropReason::NotTcp),
-            ),
-            (
-                "icmp to eni",
-                icmp_echo(CLIENT, ENI),
-                Err(DropReason::NotTcp),
-            ),
+            ("data to second eni", tcp(CLIENT, [10, 0, 2, 49], 40000, 443, false, b"x"), Ok(0)),
+            ("extra port of endpoint 1", tcp(CLIENT, [10, 0, 1, 50], 1, 8443, true, &[]), Ok(1)),
+            ("port not carried", tcp(CLIENT, ENI, 1, 80, true, &[]), Err(DropReason::Port)),
+            ("other endpoint's port", tcp(CLIENT, ENI, 1, 8443, true, &[]), Err(DropReason::Port)),
+            ("no such address", tcp(CLIENT, [10, 0, 1, 51], 1, 443, true, &[]), Err(DropReason::NoRoute)),
+            ("udp to eni", udp(CLIENT, ENI, 1, 443, b"q"), Err(DropReason::NotTcp)),
+            ("icmp to eni", icmp_echo(CLIENT, ENI), Err(DropReason::NotTcp)),
             ("ipv6", ipv6_tcp(), Err(DropReason::Ipv6)),
             ("bigger than mtu", big, Err(DropReason::TooBig)),
-            (
-                "icmp to resolver",
-                icmp_echo(CLIENT, RESOLVER),
-                Err(DropReason::NotTcp),
-            ),
-            (
-                "tcp 80 to resolver",
-                tcp(CLIENT, RESOLVER, 1, 80, true, &[]),
-                Err(DropReason::Port),
-            ),
+            ("icmp to resolver", icmp_echo(CLIENT, RESOLVER), Err(DropReason::NotTcp)),
+            ("tcp 80 to resolver", tcp(CLIENT, RESOLVER, 1, 80, true, &[]), Err(DropReason::Port)),
             ("garbage", vec![0x45, 0, 0], Err(DropReason::Malformed)),
         ];
         for (name, pkt, want) in cases {
             let got = match pipeline(true).handle_packet(&pkt, true) {
                 Verdict::ToStack { endpoint, meta, .. } => {
-                    assert_eq!(
-                        meta.dst_port,
-                        u16::from_be_bytes([pkt[22], pkt[23]]),
-                        "{name}"
-                    );
+                    assert_eq!(meta.dst_port, u16::from_be_bytes([pkt[22], pkt[23]]), "{name}");
                     Ok(endpoint)
                 }
                 Verdict::ToDns(_) => panic!("{name}: to dns"),
@@ -264,21 +197,12 @@ mod tests {
     fn dns_goes_to_responder_or_is_counted() {
         let mut p = pipeline(true);
         for dst in [RESOLVER, LINK_LOCAL_DNS] {
-            assert!(matches!(
-                p.handle_packet(&udp(CLIENT, dst, 5000, 53, b"q"), true),
-                Verdict::ToDns(_)
-            ));
-            assert!(matches!(
-                p.handle_packet(&tcp(CLIENT, dst, 5000, 53, true, &[]), true),
-                Verdict::ToDns(_)
-            ));
+            assert!(matches!(p.handle_packet(&udp(CLIENT, dst, 5000, 53, b"q"), true), Verdict::ToDns(_)));
+            assert!(matches!(p.handle_packet(&tcp(CLIENT, dst, 5000, 53, true, &[]), true), Verdict::ToDns(_)));
         }
         assert_eq!(p.counters.to_dns, 4);
         let mut off = pipeline(false);
-        assert_eq!(
-            off.handle_packet(&udp(CLIENT, RESOLVER, 5000, 53, b"q"), true),
-            Verdict::Drop(DropReason::NoDns)
-        );
+        assert_eq!(off.handle_packet(&udp(CLIENT, RESOLVER, 5000, 53, b"q"), true), Verdict::Drop(DropReason::NoDns));
         assert_eq!(off.counters.dropped(DropReason::NoDns), 1);
     }
 

@@ -64,24 +64,10 @@ pub fn https_get(
         tls.write_all(request.as_bytes())?;
         let mut response = String::new();
         tls.read_to_string(&mut response)?;
-        let peer_certs = tls
-            .conn
-            .peer_certificates()
-            .unwrap_or_default()
-            .iter()
-            .map(|c| c.clone().into_owned())
-            .collect();
-        let tls_version = tls
-            .conn
-            .protocol_version()
-            .map(|v| format!("{v:?}"))
-            .unwrap_or_default();
-        Ok(HttpsReply {
-            tls_version,
-            peer_certs,
-            response,
-            elapsed: start.elapsed(),
-        })
+        let peer_certs =
+            tls.conn.peer_certificates().unwrap_or_default().iter().map(|c| c.clone().into_owned()).collect();
+        let tls_version = tls.conn.protocol_version().map(|v| format!("{v:?}")).unwrap_or_default();
+        Ok(HttpsReply { tls_version, peer_certs, response, elapsed: start.elapsed() })
     })
     .map_err(io_other)?
 }
@@ -89,59 +75,37 @@ pub fn https_get(
 /// Opens a TCP connection to `addr` from inside `ns` and returns it; the
 /// socket stays in that namespace and works from any thread.
 pub fn tcp_connect(ns: &str, addr: SocketAddrV4, timeout: Duration) -> io::Result<TcpStream> {
-    netns::run_in(ns, move || {
-        TcpStream::connect_timeout(&SocketAddr::V4(addr), timeout)
-    })
-    .map_err(io_other)?
+    netns::run_in(ns, move || TcpStream::connect_timeout(&SocketAddr::V4(addr), timeout)).map_err(io_other)?
 }
 
 /// Makes a socket inside `ns` with `make` and hands it back.
-pub fn socket_in<T: Send + 'static>(
-    ns: &str,
-    make: impl FnOnce() -> io::Result<T> + Send + 'static,
-) -> io::Result<T> {
+pub fn socket_in<T: Send + 'static>(ns: &str, make: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {
     netns::run_in(ns, make).map_err(io_other)?
 }
 
 /// Sends one ICMP echo request to `dst` from inside `ns`; returns whether any
 /// echo reply came back within `wait`.
 pub fn icmp_echo(ns: &str, dst: Ipv4Addr, wait: Duration) -> io::Result<bool> {
-    let sock = socket_in(ns, || {
-        Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4))
-    })?;
+    let sock = socket_in(ns, || Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4)))?;
     let mut echo = [8u8, 0, 0, 0, 0x12, 0x34, 0, 1, b'p', b'l', b'k', b'!'];
     let sum = !crate::packet::fold(crate::packet::sum(&echo, 0));
     echo[2..4].copy_from_slice(&sum.to_be_bytes());
     sock.send_to(&echo, &SocketAddr::V4(SocketAddrV4::new(dst, 0)).into())?;
     let deadline = Instant::now() + wait;
     let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 1500];
-    while let Some(left) = deadline
-        .checked_duration_since(Instant::now())
-        .filter(|d| !d.is_zero())
-    {
+    while let Some(left) = deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) {
         sock.set_read_timeout(Some(left))?;
         match sock.recv_from(&mut buf) {
             Ok((n, from)) => {
                 // SAFETY: recv_from initialised the first n bytes.
-                let pkt: Vec<u8> = buf[..n]
-                    .iter()
-                    .map(|b| unsafe { b.assume_init() })
-                    .collect();
+                let pkt: Vec<u8> = buf[..n].iter().map(|b| unsafe { b.assume_init() }).collect();
                 let ihl = usize::from(pkt.first().copied().unwrap_or(0x45) & 0x0f) * 4;
-                let is_reply =
-                    pkt.get(ihl) == Some(&0) && from.as_socket_ipv4().map(|a| *a.ip()) == Some(dst);
+                let is_reply = pkt.get(ihl) == Some(&0) && from.as_socket_ipv4().map(|a| *a.ip()) == Some(dst);
                 if is_reply {
                     return Ok(true);
                 }
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                break
-            }
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => break,
             Err(e) => return Err(e),
         }
     }
@@ -149,26 +113,14 @@ pub fn icmp_echo(ns: &str, dst: Ipv4Addr, wait: Duration) -> io::Result<bool> {
 }
 
 /// Sends one UDP datagram to `dst` from inside `ns`; returns whether anything came back within `wait`.
-pub fn udp_exchange(
-    ns: &str,
-    dst: SocketAddrV4,
-    payload: &[u8],
-    wait: Duration,
-) -> io::Result<Option<Vec<u8>>> {
+pub fn udp_exchange(ns: &str, dst: SocketAddrV4, payload: &[u8], wait: Duration) -> io::Result<Option<Vec<u8>>> {
     let sock = socket_in(ns, || UdpSocket::bind("0.0.0.0:0"))?;
     sock.set_read_timeout(Some(wait))?;
     sock.send_to(payload, dst)?;
     let mut buf = vec![0u8; 4096];
     match sock.recv_from(&mut buf) {
         Ok((n, _)) => Ok(Some(buf[..n].to_vec())),
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-            ) =>
-        {
-            Ok(None)
-        }
+        Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => Ok(None),
         Err(e) => Err(e),
     }
 }

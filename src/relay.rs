@@ -114,6 +114,10 @@ pub struct Conn {
     /// The client sent FIN and the upstream's write side was shut.
     client_eof: bool,
     reset: bool,
+    /// The client's FIN was seen (the socket passed through a state after it).
+    fin_seen: bool,
+    /// Bytes relayed client -> upstream and upstream -> client.
+    pub bytes: (u64, u64),
 }
 
 impl Conn {
@@ -126,11 +130,7 @@ impl Conn {
         upstream: TcpStream,
         ready: Arc<ReadySet>,
     ) -> Conn {
-        let waker = Arc::new(ConnWaker {
-            id,
-            queued: AtomicBool::new(false),
-            ready,
-        });
+        let waker = Arc::new(ConnWaker { id, queued: AtomicBool::new(false), ready });
         let waker_handle = Waker::from(waker.clone());
         Conn {
             handle,
@@ -143,6 +143,8 @@ impl Conn {
             upstream_eof: false,
             client_eof: false,
             reset: false,
+            fin_seen: false,
+            bytes: (0, 0),
         }
     }
 
@@ -150,24 +152,28 @@ impl Conn {
     pub fn service(&mut self, sock: &mut tcp::Socket<'_>) -> Progress {
         // Clear first: a wake-up from here on queues the connection again.
         self.waker.queued.store(false, Ordering::Release);
-        let mut moved = false;
-        if sock.state() == State::Established || sock.state() == State::CloseWait {
+        let state = sock.state();
+        // States in which the client's FIN has been received.
+        if matches!(state, State::CloseWait | State::LastAck | State::Closing | State::TimeWait) {
+            self.fin_seen = true;
+        }
+        if state == State::Established || self.fin_seen {
             self.established = true;
         }
-        if !self.reset {
-            moved |= self.client_to_upstream(sock);
-            moved |= self.upstream_to_client(sock);
+        if state == State::Closed && !self.fin_seen && !self.reset {
+            // Closed without a FIN from the client: it reset the connection (or
+            // smoltcp timed it out). Reset the upstream too.
+            let _ = socket2::SockRef::from(&self.upstream).set_linger(Some(Duration::ZERO));
+            self.reset = true;
         }
-        match sock.state() {
-            State::Closed | State::TimeWait => {
-                if !(self.upstream_eof && self.client_eof) && !self.reset {
-                    // The client reset the connection (or it timed out): reset the upstream too.
-                    let _ = socket2::SockRef::from(&self.upstream).set_linger(Some(Duration::ZERO));
-                    self.reset = true;
-                }
-                return Progress::Finished;
-            }
-            _ => {}
+        if self.reset {
+            return Progress::Finished;
+        }
+        // Even in TimeWait or Closed the rx ring may still hold the client's last
+        // bytes: they go upstream before the connection counts as finished.
+        let moved = self.client_to_upstream(sock) | self.upstream_to_client(sock);
+        if self.reset || (matches!(sock.state(), State::Closed | State::TimeWait) && self.client_eof) {
+            return Progress::Finished;
         }
         sock.register_recv_waker(&self.waker_handle);
         sock.register_send_waker(&self.waker_handle);
@@ -188,7 +194,10 @@ impl Conn {
                     Ok(n) => (n, Ok(n)),
                     Err(e) => (0, Err(e)),
                 }) {
-                    Ok(Ok(_)) => moved = true,
+                    Ok(Ok(n)) => {
+                        self.bytes.0 += n as u64;
+                        moved = true
+                    }
                     Ok(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => {
                         if self.upstream.poll_write_ready(&mut cx).is_pending() {
                             break;
@@ -203,8 +212,7 @@ impl Conn {
             } else {
                 // `!may_recv()` is also true before the handshake ends: only a FIN after it counts.
                 if self.established && !sock.may_recv() {
-                    let _ =
-                        socket2::SockRef::from(&self.upstream).shutdown(std::net::Shutdown::Write);
+                    let _ = socket2::SockRef::from(&self.upstream).shutdown(std::net::Shutdown::Write);
                     self.client_eof = true;
                     moved = true;
                 }
@@ -228,7 +236,10 @@ impl Conn {
                     self.upstream_eof = true;
                     moved = true;
                 }
-                Ok(Ok(_)) => moved = true,
+                Ok(Ok(n)) => {
+                    self.bytes.1 += n as u64;
+                    moved = true
+                }
                 Ok(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => {
                     if self.upstream.poll_read_ready(&mut cx).is_pending() {
                         break;
@@ -255,10 +266,7 @@ impl Conn {
 /// unless `host` is an address) and connect, within `timeout`.
 pub async fn connect(upstream: &Upstream, timeout: Duration) -> io::Result<TcpStream> {
     let attempt = async {
-        let mut last = io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("{} resolves to no address", upstream.host),
-        );
+        let mut last = io::Error::new(io::ErrorKind::NotFound, format!("{} resolves to no address", upstream.host));
         for addr in tokio::net::lookup_host((upstream.host.as_str(), upstream.port)).await? {
             match TcpStream::connect(addr).await {
                 Ok(s) => {
@@ -272,9 +280,8 @@ pub async fn connect(upstream: &Upstream, timeout: Duration) -> io::Result<TcpSt
     };
     match tokio::time::timeout(timeout, attempt).await {
         Ok(r) => r,
-        Err(_) => Err(io::Error::new(
-            io::ErrorKind::TimedOut,
-            format!("connect to {upstream} timed out after {timeout:?}"),
-        )),
+        Err(_) => {
+            Err(io::Error::new(io::ErrorKind::TimedOut, format!("connect to {upstream} timed out after {timeout:?}")))
+        }
     }
 }

@@ -44,7 +44,7 @@ use smoltcp::iface::{Config as IfaceConfig, Interface, SocketSet};
 use smoltcp::phy::{Checksum, ChecksumCapabilities, Device, DeviceCapabilities, Medium};
 use smoltcp::socket::tcp::{self, State};
 use smoltcp::time::Instant as SmolInstant;
-use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint, Ipv4Address};
+use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
@@ -149,13 +149,7 @@ impl Stack {
             .endpoints
             .iter()
             .enumerate()
-            .flat_map(|(i, e)| {
-                e.enis.iter().map(move |n| EniRoute {
-                    ip: n.ip,
-                    endpoint: i,
-                    ports: e.ports.clone(),
-                })
-            })
+            .flat_map(|(i, e)| e.enis.iter().map(move |n| EniRoute { ip: n.ip, endpoint: i, ports: e.ports.clone() }))
             .collect();
         let mtu = plan.vpc.mtu as usize;
         let pipeline = Pipeline::new(enis, plan.vpc.resolvers(), plan.vpc.mtu, false);
@@ -170,15 +164,11 @@ impl Stack {
         // else); sockets listen on exact ENI addresses. Medium::Ip needs no
         // neighbour, only a route, so a default route through the VPC router.
         iface.set_any_ip(true);
-        let router = Ipv4Address::from(plan.vpc.router);
+        let router = plan.vpc.router;
         iface.update_ip_addrs(|a| {
-            a.push(IpCidr::new(IpAddress::Ipv4(router), 32))
-                .expect("one address fits");
+            a.push(IpCidr::new(IpAddress::Ipv4(router), 32)).expect("one address fits");
         });
-        iface
-            .routes_mut()
-            .add_default_ipv4_route(router)
-            .expect("one route fits");
+        iface.routes_mut().add_default_ipv4_route(router).expect("one route fits");
 
         let endpoints = plan
             .endpoints
@@ -220,10 +210,7 @@ impl Stack {
     }
 
     /// Runs until `shutdown` resolves; returns the counters.
-    pub async fn run(
-        mut self,
-        shutdown: impl std::future::Future<Output = ()>,
-    ) -> io::Result<Report> {
+    pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) -> io::Result<Report> {
         tokio::pin!(shutdown);
         loop {
             let drained = self.poll(None)?;
@@ -257,10 +244,7 @@ impl Stack {
                 Wake::Tun | Wake::Ready | Wake::Timer => {}
             }
         }
-        Ok(Report {
-            counters: self.pipeline.counters.clone(),
-            conns: self.stats.clone(),
-        })
+        Ok(Report { counters: self.pipeline.counters.clone(), conns: self.stats.clone() })
     }
 
     /// One smoltcp poll over the TUN. `inject` is a held SYN to feed first.
@@ -296,11 +280,7 @@ impl Stack {
                 continue;
             }
             ep.active += 1;
-            let (upstream, timeout, tx) = (
-                ep.upstream.clone(),
-                ep.connect_timeout,
-                self.connect_tx.clone(),
-            );
+            let (upstream, timeout, tx) = (ep.upstream.clone(), ep.connect_timeout, self.connect_tx.clone());
             tracing::debug!(%flow, %upstream, "SYN: connecting upstream first");
             self.held.insert(flow, syn);
             tokio::spawn(async move {
@@ -414,7 +394,7 @@ impl Stack {
             self.endpoints[conn.endpoint].active -= 1;
             self.free_ids.push(id);
             self.stats.closed += 1;
-            tracing::debug!(flow = %conn.flow, "connection closed");
+            tracing::debug!(flow = %conn.flow, up = conn.bytes.0, down = conn.bytes.1, "connection closed");
         }
     }
 }
@@ -492,14 +472,8 @@ impl<'a> TunDevice<'a> {
                     let flow = meta.flow();
                     if meta.is_syn() && !self.by_flow.contains_key(&flow) {
                         // A new flow, or a retransmitted SYN while its upstream connects.
-                        if !self.held.contains_key(&flow)
-                            && !self.new_syns.iter().any(|s| s.meta.flow() == flow)
-                        {
-                            self.new_syns.push(HeldSyn {
-                                meta,
-                                endpoint,
-                                bytes: pkt.to_vec(),
-                            });
+                        if !self.held.contains_key(&flow) && !self.new_syns.iter().any(|s| s.meta.flow() == flow) {
+                            self.new_syns.push(HeldSyn { meta, endpoint, bytes: pkt.to_vec() });
                         }
                         continue;
                     }
@@ -548,29 +522,14 @@ impl Device for TunDevice<'_> {
 
     fn receive(&mut self, _now: SmolInstant) -> Option<(RxToken<'_>, TxToken<'_>)> {
         if let Some(p) = self.inject.take() {
-            return Some((
-                RxToken(p),
-                TxToken {
-                    fd: self.fd,
-                    buf: self.tx,
-                },
-            ));
+            return Some((RxToken(p), TxToken { fd: self.fd, buf: self.tx }));
         }
         let n = self.next_for_stack()?;
-        Some((
-            RxToken(&self.rx[..n]),
-            TxToken {
-                fd: self.fd,
-                buf: self.tx,
-            },
-        ))
+        Some((RxToken(&self.rx[..n]), TxToken { fd: self.fd, buf: self.tx }))
     }
 
     fn transmit(&mut self, _now: SmolInstant) -> Option<TxToken<'_>> {
-        Some(TxToken {
-            fd: self.fd,
-            buf: self.tx,
-        })
+        Some(TxToken { fd: self.fd, buf: self.tx })
     }
 
     fn capabilities(&self) -> DeviceCapabilities {

@@ -38,9 +38,7 @@ pub enum StoreError {
 impl StateDir {
     /// A state dir at `dir` (created on first save).
     pub fn new(dir: impl AsRef<Path>) -> StateDir {
-        StateDir {
-            dir: dir.as_ref().to_path_buf(),
-        }
+        StateDir { dir: dir.as_ref().to_path_buf() }
     }
 
     fn file(&self) -> PathBuf {
@@ -51,25 +49,17 @@ impl StateDir {
     pub fn load(&self) -> Result<State, StoreError> {
         let path = self.file();
         match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt {
-                path: path.display().to_string(),
-                source,
-            }),
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|source| StoreError::Corrupt { path: path.display().to_string(), source }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(State::default()),
-            Err(source) => Err(StoreError::Io {
-                path: path.display().to_string(),
-                source,
-            }),
+            Err(source) => Err(StoreError::Io { path: path.display().to_string(), source }),
         }
     }
 
     /// Saves the state: write a temporary file, then rename, so a crash never leaves half a file.
     pub fn save(&self, state: &State) -> Result<(), StoreError> {
         let path = self.file();
-        let io_err = |source| StoreError::Io {
-            path: path.display().to_string(),
-            source,
-        };
+        let io_err = |source| StoreError::Io { path: path.display().to_string(), source };
         std::fs::create_dir_all(&self.dir).map_err(io_err)?;
         let tmp = self.dir.join("state.json.tmp");
         let text = serde_json::to_vec_pretty(state).expect("state serializes");
@@ -89,19 +79,12 @@ mod tests {
         let sd = StateDir::new(&dir);
         assert_eq!(sd.load().unwrap(), State::default());
         let mut st = State::default();
-        let mut ep = EndpointState {
-            id: "vpce-0123456789abcdef0".into(),
-            ..Default::default()
-        };
+        let mut ep = EndpointState { id: "vpce-0123456789abcdef0".into(), ..Default::default() };
         ep.enis.insert(
             "subnet-a".into(),
-            EniState {
-                id: "eni-0123456789abcdef0".into(),
-                ip: "10.0.1.4".parse().unwrap(),
-            },
+            EniState { id: "eni-0123456789abcdef0".into(), ip: "10.0.1.4".parse().unwrap() },
         );
-        st.endpoints
-            .insert("com.amazonaws.us-east-1.ec2".into(), ep);
+        st.endpoints.insert("com.amazonaws.us-east-1.ec2".into(), ep);
         sd.save(&st).unwrap();
         assert_eq!(sd.load().unwrap(), st);
         std::fs::write(dir.join("state.json"), b"{nope").unwrap();

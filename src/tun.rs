@@ -50,35 +50,15 @@ impl Tun {
     pub fn create(netns: &str, name: &str, mtu: u32) -> Result<Tun, TunError> {
         let dev = name.to_string();
         let iface = netns::run_in(netns, move || Iface::without_packet_info(&dev, Mode::Tun))?
-            .map_err(|source| TunError::Open {
-                name: name.into(),
-                netns: netns.into(),
-                source,
-            })?;
-        let reg = |source| TunError::Register {
-            name: name.into(),
-            source,
-        };
+            .map_err(|source| TunError::Open { name: name.into(), netns: netns.into(), source })?;
+        let reg = |source| TunError::Register { name: name.into(), source };
         set_nonblocking(iface.as_raw_fd()).map_err(reg)?;
         // SAFETY: the fd belongs to `iface`, which the AsyncFd owns, so it stays
         // open for as long as it is registered.
         let fd = unsafe { AsyncFd::register_with_interest(iface, tokio::io::Interest::READABLE) }
             .map_err(|e| reg(e.into_parts().1))?;
-        netns::ip(&[
-            "-n",
-            netns,
-            "link",
-            "set",
-            "dev",
-            name,
-            "mtu",
-            &mtu.to_string(),
-            "up",
-        ])?;
-        Ok(Tun {
-            fd,
-            name: name.to_string(),
-        })
+        netns::ip(&["-n", netns, "link", "set", "dev", name, "mtu", &mtu.to_string(), "up"])?;
+        Ok(Tun { fd, name: name.to_string() })
     }
 
     /// Device name.

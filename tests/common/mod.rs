@@ -1,0 +1,193 @@
+//! Shared harness for the namespace tests: a `privlink up` child process in a
+//! namespace unique to the test, always torn down (even on panic).
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether namespace tests can run here. Where they cannot, a test skips with
+/// a message, unless `PRIVLINK_REQUIRE_NETNS=1` (CI), where it fails instead.
+pub fn netns_available(test: &str) -> bool {
+    let root = unsafe { libc::geteuid() } == 0;
+    let tun = std::path::Path::new("/dev/net/tun").exists();
+    let ip = Command::new("ip").arg("netns").arg("list").output().map(|o| o.status.success()).unwrap_or(false);
+    if root && tun && ip {
+        return true;
+    }
+    let why = format!("needs root, /dev/net/tun and iproute2 (root={root} tun={tun} ip={ip})");
+    if std::env::var("PRIVLINK_REQUIRE_NETNS").as_deref() == Ok("1") {
+        panic!("{test}: {why}, and PRIVLINK_REQUIRE_NETNS=1");
+    }
+    eprintln!("SKIPPED {test}: {why}");
+    false
+}
+
+/// A name unique to this test run: `plkt<pid>x<n>` (short: it is also used for devices).
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}{}x{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A config for one endpoint with two subnets; `extra` is appended to the endpoint table.
+pub fn config(ns: &str, upstream: &str, extra: &str) -> String {
+    format!(
+        r#"
+[vpc]
+cidr = "10.0.0.0/16"
+region = "us-east-1"
+netns = "{ns}"
+
+[[subnet]]
+id = "subnet-a"
+cidr = "10.0.1.0/24"
+az = "us-east-1a"
+
+[[subnet]]
+id = "subnet-b"
+cidr = "10.0.2.0/24"
+az = "us-east-1b"
+
+[[endpoint]]
+service = "com.amazonaws.us-east-1.ec2"
+subnets = ["subnet-a", "subnet-b"]
+upstream = "{upstream}"
+{extra}
+"#
+    )
+}
+
+/// A running `privlink up`.
+pub struct Lab {
+    pub ns: String,
+    pub dir: PathBuf,
+    owns_dir: bool,
+    child: Option<Child>,
+    lines: Arc<Mutex<Vec<String>>>,
+    ready: mpsc::Receiver<()>,
+}
+
+impl Lab {
+    /// Writes `config` into a fresh dir and starts `privlink up` on it.
+    pub fn start(ns: &str, config: &str) -> Lab {
+        let dir = std::env::temp_dir().join(format!("privlink-test-{ns}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut lab = Lab::start_in(ns, dir, config);
+        lab.owns_dir = true;
+        lab
+    }
+
+    /// Starts with config and state in `dir`, which the caller owns and removes.
+    pub fn start_in(ns: &str, dir: PathBuf, config: &str) -> Lab {
+        let cfg = dir.join("privlink.toml");
+        std::fs::write(&cfg, config).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_privlink"))
+            .args(["up", "--config"])
+            .arg(&cfg)
+            .arg("--state-dir")
+            .arg(dir.join("state"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn privlink");
+        let out = child.stdout.take().unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let (tx, ready) = mpsc::channel();
+        let l2 = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if line == "privlink: ready" {
+                    let _ = tx.send(());
+                }
+                l2.lock().unwrap().push(line);
+            }
+        });
+        let mut lab = Lab { ns: ns.to_string(), dir, owns_dir: false, child: Some(child), lines, ready };
+        if lab.ready.recv_timeout(Duration::from_secs(20)).is_err() {
+            let status = lab.child.as_mut().unwrap().try_wait().unwrap();
+            panic!("privlink did not get ready (exit: {status:?}); stdout: {:?}", lab.stdout());
+        }
+        lab
+    }
+
+    /// Everything privlink printed so far.
+    pub fn stdout(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    /// The ENI IPs of the plan privlink printed, in order.
+    pub fn eni_ips(&self) -> Vec<String> {
+        self.stdout()
+            .iter()
+            .filter(|l| l.trim_start().starts_with("eni-"))
+            .map(|l| l.split_whitespace().nth(1).unwrap().to_string())
+            .collect()
+    }
+
+    /// Sends SIGTERM, expects exit 0, returns the counters line.
+    pub fn stop(mut self) -> String {
+        let mut child = self.child.take().unwrap();
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let status = child.wait().unwrap();
+        assert!(status.success(), "privlink exited with {status}");
+        // Give the reader thread a moment to take the last lines.
+        for _ in 0..50 {
+            if self.stdout().iter().any(|l| l.starts_with("privlink: connections:")) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let counters =
+            self.stdout().into_iter().find(|l| l.starts_with("privlink: stopped; counters:")).expect("counters line");
+        assert!(!privlink::netns::exists(&self.ns), "privlink left namespace {} behind", self.ns);
+        counters
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if privlink::netns::exists(&self.ns) {
+            let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+        }
+        if self.owns_dir {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// The value of counter `name` in a counters line.
+pub fn counter(line: &str, name: &str) -> u64 {
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no counter {name} in {line}"))
+        .parse()
+        .unwrap()
+}
+
+/// A directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// A fresh dir named after `name`.
+    pub fn new(name: &str) -> TempDir {
+        let d = std::env::temp_dir().join(format!("privlink-test-{name}"));
+        std::fs::create_dir_all(&d).unwrap();
+        TempDir(d)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -1,0 +1,284 @@
+//! End to end through a real TUN ENI in a namespace made by each test.
+//!
+//! Each test starts `privlink up` on its own namespace (unique name), talks to
+//! a server on loopback playing the public service, and checks what a client
+//! inside the VPC sees. Needs root; skips with a message where it cannot run,
+//! fails instead under `PRIVLINK_REQUIRE_NETNS=1`.
+
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Ipv4Addr, Shutdown, SocketAddrV4, TcpListener, TcpStream};
+use std::time::Duration;
+
+use common::{config, counter, netns_available, unique, Lab, TempDir};
+use privlink::probe;
+use sha2::{Digest, Sha256};
+
+fn eni(lab: &Lab, i: usize) -> SocketAddrV4 {
+    SocketAddrV4::new(lab.eni_ips()[i].parse().unwrap(), 443)
+}
+
+fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+#[test]
+fn tls_handshake_sees_the_service_certificate() {
+    if !netns_available("tls_handshake_sees_the_service_certificate") {
+        return;
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let standin = rt.block_on(privlink::demo::TlsStandIn::start("ec2.us-east-1.amazonaws.com", 0)).unwrap();
+    let ns = unique("plkt");
+    let lab = Lab::start(&ns, &config(&ns, &standin.addr.to_string(), ""));
+    for i in 0..2 {
+        let reply = probe::https_get(&ns, eni(&lab, i), "ec2.us-east-1.amazonaws.com", &standin.cert.ca, "/").unwrap();
+        assert_eq!(reply.peer_certs.first(), Some(&standin.cert.leaf), "the client sees the service's own certificate");
+        assert!(reply.response.starts_with("HTTP/1.1 200 OK"), "{}", reply.response);
+        assert!(reply.response.contains("hello from ec2.us-east-1.amazonaws.com"));
+    }
+    // A name the certificate does not cover fails verification: TLS is not terminated by privlink.
+    let wrong = probe::https_get(&ns, eni(&lab, 0), "sts.us-east-1.amazonaws.com", &standin.cert.ca, "/");
+    assert!(wrong.is_err(), "a certificate for ec2 must not verify for sts");
+    let counters = lab.stop();
+    assert!(counter(&counters, "to_stack") > 10, "{counters}");
+}
+
+#[test]
+fn sixteen_mib_each_way_with_half_close() {
+    if !netns_available("sixteen_mib_each_way_with_half_close") {
+        return;
+    }
+    const LEN: usize = 16 << 20;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let upstream = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut w = s.try_clone().unwrap();
+        let writer = std::thread::spawn(move || {
+            w.write_all(&pattern(2, LEN)).unwrap();
+            w.shutdown(Shutdown::Write).unwrap();
+        });
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).unwrap();
+        writer.join().unwrap();
+        got
+    });
+    let ns = unique("plkt");
+    let lab = Lab::start(&ns, &config(&ns, &upstream.to_string(), ""));
+    let c = probe::tcp_connect(&ns, eni(&lab, 0), Duration::from_secs(5)).unwrap();
+    let mut w = c.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        w.write_all(&pattern(1, LEN)).unwrap();
+        // The client's FIN must reach the service as EOF while the other direction goes on.
+        w.shutdown(Shutdown::Write).unwrap();
+    });
+    let mut got = Vec::new();
+    (&c).read_to_end(&mut got).unwrap();
+    writer.join().unwrap();
+    let server_got = server.join().unwrap();
+    let counters = lab.stop();
+    assert_eq!(got.len(), LEN, "{counters}");
+    assert_eq!(server_got.len(), LEN, "{counters}");
+    assert_eq!(Sha256::digest(&got), Sha256::digest(pattern(2, LEN)), "service -> client bytes differ");
+    assert_eq!(Sha256::digest(&server_got), Sha256::digest(pattern(1, LEN)), "client -> service bytes differ");
+}
+
+fn echo_server(listener: TcpListener, conns: usize) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut handles = Vec::new();
+        for _ in 0..conns {
+            let (mut s, _) = listener.accept().unwrap();
+            handles.push(std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                s.read_to_end(&mut buf).unwrap();
+                s.write_all(&buf).unwrap();
+            }));
+        }
+        for h in handles {
+            h.join().unwrap();
+        }
+    })
+}
+
+#[test]
+fn two_hundred_concurrent_connections() {
+    if !netns_available("two_hundred_concurrent_connections") {
+        return;
+    }
+    const N: usize = 200;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let upstream = listener.local_addr().unwrap();
+    let server = echo_server(listener, N);
+    let ns = unique("plkt");
+    let lab = Lab::start(&ns, &config(&ns, &upstream.to_string(), ""));
+    let addrs = [eni(&lab, 0), eni(&lab, 1)];
+    // All N are open at once before any of them talks.
+    let conns: Vec<TcpStream> = probe::socket_in(&ns, move || {
+        (0..N)
+            .map(|i| TcpStream::connect_timeout(&addrs[i % 2].into(), Duration::from_secs(10)))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .unwrap();
+    for (i, mut c) in conns.iter().enumerate() {
+        c.write_all(format!("hello {i}").as_bytes()).unwrap();
+        c.shutdown(Shutdown::Write).unwrap();
+    }
+    for (i, mut c) in conns.into_iter().enumerate() {
+        c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut s = String::new();
+        c.read_to_string(&mut s).unwrap();
+        assert_eq!(s, format!("hello {i}"));
+    }
+    server.join().unwrap();
+    let counters = lab.stop();
+    assert_eq!(counter(&counters, "connection_limit"), 0, "{counters}");
+}
+
+#[test]
+fn upstream_down_means_connection_refused() {
+    if !netns_available("upstream_down_means_connection_refused") {
+        return;
+    }
+    // A port that was just free: nothing listens there.
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let ns = unique("plkt");
+    let lab = Lab::start(&ns, &config(&ns, &format!("127.0.0.1:{port}"), ""));
+    // The client gives up after 1 s: a refusal must arrive before that, as an RST.
+    let err = probe::tcp_connect(&ns, eni(&lab, 0), Duration::from_secs(1)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConnectionRefused, "{err}");
+    lab.stop();
+}
+
+#[test]
+fn resets_travel_both_ways() {
+    if !netns_available("resets_travel_both_ways") {
+        return;
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let upstream = listener.local_addr().unwrap();
+    let ns = unique("plkt");
+    let lab = Lab::start(&ns, &config(&ns, &upstream.to_string(), ""));
+
+    // Service resets: the client sees ECONNRESET.
+    let mut c = probe::tcp_connect(&ns, eni(&lab, 0), Duration::from_secs(5)).unwrap();
+    let (s, _) = listener.accept().unwrap();
+    socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO)).unwrap();
+    drop(s);
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(c.read(&mut buf).unwrap_err().kind(), ErrorKind::ConnectionReset);
+
+    // Client resets: the service sees ECONNRESET.
+    let c = probe::tcp_connect(&ns, eni(&lab, 0), Duration::from_secs(5)).unwrap();
+    let (mut s, _) = listener.accept().unwrap();
+    (&c).write_all(b"x").unwrap();
+    let mut one = [0u8; 1];
+    s.read_exact(&mut one).unwrap();
+    socket2::SockRef::from(&c).set_linger(Some(Duration::ZERO)).unwrap();
+    drop(c);
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    assert_eq!(s.read(&mut buf).unwrap_err().kind(), ErrorKind::ConnectionReset);
+    lab.stop();
+}
+
+#[test]
+fn udp_icmp_and_ipv6_get_nothing_and_are_counted() {
+    if !netns_available("udp_icmp_and_ipv6_get_nothing_and_are_counted") {
+        return;
+    }
+    let ns = unique("plkt");
+    let lab = Lab::start(&ns, &config(&ns, "127.0.0.1:9", ""));
+    let eni_ip: Ipv4Addr = lab.eni_ips()[0].parse().unwrap();
+    for _ in 0..5 {
+        assert_eq!(
+            probe::udp_exchange(&ns, SocketAddrV4::new(eni_ip, 443), b"hello?", Duration::from_millis(100)).unwrap(),
+            None
+        );
+        assert!(!probe::icmp_echo(&ns, eni_ip, Duration::from_millis(100)).unwrap(), "ping got an answer");
+    }
+    // IPv6 toward the ENI device: route a v6 address to it and send datagrams.
+    privlink::netns::ip(&["-n", &ns, "-6", "route", "add", "fd00::49/128", "dev", "eni0"]).unwrap();
+    let sock = probe::socket_in(&ns, || std::net::UdpSocket::bind("[::]:0")).unwrap();
+    for _ in 0..50 {
+        sock.send_to(b"v6", "[fd00::49]:443").unwrap();
+    }
+    sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    assert!(sock.recv_from(&mut [0u8; 64]).is_err(), "IPv6 got an answer");
+    let counters = lab.stop();
+    assert!(counter(&counters, "not_tcp") >= 10, "{counters}");
+    assert!(counter(&counters, "ipv6") >= 50, "{counters}");
+    assert_eq!(counter(&counters, "to_stack"), 0, "{counters}");
+}
+
+#[test]
+fn restart_keeps_the_allocated_ips_and_ids() {
+    if !netns_available("restart_keeps_the_allocated_ips_and_ids") {
+        return;
+    }
+    let ns = unique("plkt");
+    let cfg = config(&ns, "127.0.0.1:9", "");
+    let dir = TempDir::new(&ns);
+    let lab = Lab::start_in(&ns, dir.0.clone(), &cfg);
+    let ids: Vec<String> =
+        lab.stdout().into_iter().filter(|l| l.trim_start().starts_with("eni-") || l.starts_with("endpoint ")).collect();
+    assert_eq!(lab.eni_ips(), ["10.0.1.4", "10.0.2.4"], "lowest assignable addresses, the five reserved skipped");
+    lab.stop();
+
+    let lab = Lab::start_in(&ns, dir.0.clone(), &cfg);
+    let again: Vec<String> =
+        lab.stdout().into_iter().filter(|l| l.trim_start().starts_with("eni-") || l.starts_with("endpoint ")).collect();
+    assert_eq!(again, ids, "same endpoint id, ENI ids and IPs after a restart");
+    lab.stop();
+}
+
+#[test]
+fn bad_config_is_refused_before_anything_is_touched() {
+    let ns = unique("plkt");
+    let dir = TempDir::new(&ns);
+    let cfg = dir.0.join("bad.toml");
+    std::fs::write(&cfg, config(&ns, "127.0.0.1:9", "").replace("10.0.2.0/24", "10.9.2.0/24")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_privlink"))
+        .args(["up", "--config"])
+        .arg(&cfg)
+        .arg("--state-dir")
+        .arg(dir.0.join("state"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml:14: subnet[1].cidr: 10.9.2.0/24 is not inside the VPC 10.0.0.0/16"), "{err}");
+    assert!(!privlink::netns::exists(&ns), "a bad config created the namespace");
+    assert!(!dir.0.join("state").exists(), "a bad config wrote state");
+}
+
+#[test]
+fn check_prints_the_plan_without_touching_anything() {
+    let ns = unique("plkt");
+    let dir = TempDir::new(&ns);
+    let cfg = dir.0.join("lab.toml");
+    std::fs::write(&cfg, config(&ns, "127.0.0.1:9", "ips = { \"subnet-b\" = \"10.0.2.77\" }")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_privlink"))
+        .args(["check", "--config"])
+        .arg(&cfg)
+        .arg("--state-dir")
+        .arg(dir.0.join("state"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("10.0.1.4 in subnet-a (us-east-1a)"), "{text}");
+    assert!(text.contains("10.0.2.77 in subnet-b (us-east-1b)"), "{text}");
+    assert!(text.contains("upstream 127.0.0.1:9"), "{text}");
+    assert!(!privlink::netns::exists(&ns));
+    assert!(!dir.0.join("state").exists(), "check wrote state");
+}
