@@ -25,6 +25,8 @@ use crate::{daemon, netns, probe};
 pub struct ServiceCert {
     /// The CA certificate clients trust.
     pub ca: CertificateDer<'static>,
+    /// The CA certificate in PEM, for `curl --cacert`.
+    pub ca_pem: String,
     /// The leaf certificate the service presents.
     pub leaf: CertificateDer<'static>,
     key: PrivatePkcs8KeyDer<'static>,

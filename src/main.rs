@@ -37,6 +37,18 @@ enum Command {
     },
     /// Build a lab from the embedded config, show the endpoint at work, tear it down.
     Demo,
+    /// Serve a loopback HTTPS stand-in for a public service (for hand-built labs).
+    Standin {
+        /// The service's DNS name, which its certificate covers.
+        #[arg(long, default_value = "ec2.us-east-1.amazonaws.com")]
+        name: String,
+        /// Loopback port to listen on.
+        #[arg(long, default_value_t = 8443)]
+        port: u16,
+        /// Where to write the CA certificate (PEM) that clients should trust.
+        #[arg(long, default_value = "/tmp/privlink-standin-ca.pem")]
+        ca_out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -91,6 +103,23 @@ fn main() -> ExitCode {
                     );
                     ExitCode::SUCCESS
                 }
+                Err(e) => fail(e),
+            }
+        }
+        Command::Standin { name, port, ca_out } => {
+            let shutdown = {
+                let _guard = rt.enter();
+                shutdown_signal()
+            };
+            let result = rt.block_on(async {
+                let standin = demo::TlsStandIn::start(&name, port).await?;
+                std::fs::write(&ca_out, &standin.cert.ca_pem)?;
+                println!("stand-in for {name} on {}; CA certificate in {}", standin.addr, ca_out.display());
+                shutdown.await;
+                Ok::<_, std::io::Error>(())
+            });
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(e),
             }
         }

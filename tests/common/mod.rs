@@ -130,8 +130,17 @@ impl Lab {
             .collect()
     }
 
-    /// Sends SIGTERM, expects exit 0, returns the counters line.
-    pub fn stop(mut self) -> String {
+    /// Sends SIGTERM, expects exit 0 and the namespace gone; returns the counters line.
+    pub fn stop(self) -> String {
+        self.stop_inner(true)
+    }
+
+    /// Like [`Lab::stop`] for a namespace privlink found already there: it must stay.
+    pub fn stop_keeping_netns(self) -> String {
+        self.stop_inner(false)
+    }
+
+    fn stop_inner(mut self, made_netns: bool) -> String {
         let mut child = self.child.take().unwrap();
         unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
         let status = child.wait().unwrap();
@@ -145,7 +154,16 @@ impl Lab {
         }
         let counters =
             self.stdout().into_iter().find(|l| l.starts_with("privlink: stopped; counters:")).expect("counters line");
-        assert!(!privlink::netns::exists(&self.ns), "privlink left namespace {} behind", self.ns);
+        assert_eq!(
+            !privlink::netns::exists(&self.ns),
+            made_netns,
+            "namespace {}: privlink removes it iff it made it",
+            self.ns
+        );
+        if !made_netns {
+            // Drop must not remove what the test's own lab owns.
+            self.ns.clear();
+        }
         counters
     }
 }
@@ -156,7 +174,7 @@ impl Drop for Lab {
             let _ = c.kill();
             let _ = c.wait();
         }
-        if privlink::netns::exists(&self.ns) {
+        if !self.ns.is_empty() && privlink::netns::exists(&self.ns) {
             let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
         }
         if self.owns_dir {

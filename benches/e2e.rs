@@ -1,0 +1,418 @@
+//! End-to-end benchmark: privlink's ENI against the kernel's veth path, in one run.
+//!
+//! `cargo bench --bench e2e` (root, iperf3 installed). It builds its own
+//! namespaces (unique names, removed at the end), runs iperf3 through the ENI
+//! to a server on loopback and the same transfer over a plain veth pair
+//! between two namespaces, then new connections per second and request
+//! latency both ways, and writes `benches/RESULTS.md`.
+//!
+//! `PLK_BENCH_RUNS` (default 3) and `PLK_BENCH_SECS` (default 4) bound the time.
+
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, Shutdown, SocketAddrV4, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use privlink::netns;
+
+const IPERF_PORT: u16 = 5201;
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Kills and reaps a child on drop.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Namespaces removed on drop.
+struct Namespaces(Vec<String>);
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        for n in &self.0 {
+            let _ = netns::ip(&["netns", "del", n]);
+        }
+    }
+}
+
+/// Two namespaces joined by a veth pair: the kernel path.
+fn veth_lab(tag: &str, mtu: u32) -> (Namespaces, Ipv4Addr) {
+    let (a, b) = (format!("plkb{tag}a"), format!("plkb{tag}b"));
+    let ns = Namespaces(vec![a.clone(), b.clone()]);
+    for n in [&a, &b] {
+        netns::ip(&["netns", "add", n]).unwrap();
+        netns::ip(&["-n", n, "link", "set", "lo", "up"]).unwrap();
+    }
+    netns::ip(&["-n", &a, "link", "add", "veth0", "type", "veth", "peer", "name", "veth1", "netns", &b]).unwrap();
+    for (n, dev, addr) in [(&a, "veth0", "10.99.0.1/24"), (&b, "veth1", "10.99.0.2/24")] {
+        netns::ip(&["-n", n, "addr", "add", addr, "dev", dev]).unwrap();
+        netns::ip(&["-n", n, "link", "set", dev, "mtu", &mtu.to_string(), "up"]).unwrap();
+    }
+    (ns, Ipv4Addr::new(10, 99, 0, 2))
+}
+
+/// A running `privlink up` with one endpoint for iperf3 and one for the echo server.
+struct PrivlinkLab {
+    child: Reaped,
+    dir: std::path::PathBuf,
+    ns: String,
+}
+
+impl PrivlinkLab {
+    fn start(tag: &str, mtu: u32, echo_port: u16) -> PrivlinkLab {
+        let ns = format!("plkb{tag}v");
+        let dir = std::env::temp_dir().join(format!("privlink-bench-{tag}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cfg = format!(
+            r#"
+[vpc]
+cidr = "10.0.0.0/16"
+region = "us-east-1"
+netns = "{ns}"
+mtu = {mtu}
+
+[[subnet]]
+id = "subnet-a"
+cidr = "10.0.1.0/24"
+az = "us-east-1a"
+
+[[endpoint]]
+id = "vpce-0bench000000000001"
+service = "com.amazonaws.us-east-1.ec2"
+subnets = ["subnet-a"]
+ips = {{ "subnet-a" = "10.0.1.49" }}
+ports = [{IPERF_PORT}]
+upstream = "127.0.0.1:{IPERF_PORT}"
+
+[[endpoint]]
+id = "vpce-0bench000000000002"
+service = "com.amazonaws.us-east-1.sts"
+subnets = ["subnet-a"]
+ips = {{ "subnet-a" = "10.0.1.50" }}
+ports = [7]
+upstream = "127.0.0.1:{echo_port}"
+"#
+        );
+        let path = dir.join("bench.toml");
+        std::fs::write(&path, cfg).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_privlink"))
+            .args(["up", "--config"])
+            .arg(&path)
+            .arg("--state-dir")
+            .arg(dir.join("state"))
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("privlink");
+        let out = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(out).lines();
+        loop {
+            match lines.next() {
+                Some(Ok(l)) if l == "privlink: ready" => break,
+                Some(Ok(_)) => {}
+                _ => panic!("privlink did not start"),
+            }
+        }
+        std::thread::spawn(move || for _ in lines {});
+        PrivlinkLab { child: Reaped(child), dir, ns }
+    }
+
+    /// CPU seconds the privlink process has used so far.
+    fn cpu_secs(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.0.id())).unwrap_or_default();
+        let after = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
+        let f: Vec<&str> = after.split_whitespace().collect();
+        let ticks: f64 = f.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
+            + f.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+        ticks / 100.0
+    }
+
+    fn rss_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.0.id())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0
+    }
+}
+
+impl Drop for PrivlinkLab {
+    fn drop(&mut self) {
+        unsafe { libc::kill(self.child.0.id() as i32, libc::SIGTERM) };
+        let _ = self.child.0.wait();
+        if netns::exists(&self.ns) {
+            let _ = netns::ip(&["netns", "del", &self.ns]);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// One iperf3 run from namespace `ns` to `addr`; Gbit/s at the receiver.
+fn iperf(ns: &str, addr: Ipv4Addr, secs: u64, reverse: bool, streams: u32) -> f64 {
+    let mut cmd = Command::new("ip");
+    cmd.args([
+        "netns",
+        "exec",
+        ns,
+        "iperf3",
+        "-J",
+        "-c",
+        &addr.to_string(),
+        "-p",
+        &IPERF_PORT.to_string(),
+        "-t",
+        &secs.to_string(),
+    ]);
+    cmd.args(["-P", &streams.to_string()]);
+    if reverse {
+        cmd.arg("-R");
+    }
+    let out = cmd.output().expect("iperf3");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let bps = v["end"]["sum_received"]["bits_per_second"].as_f64();
+    match bps {
+        Some(b) => b / 1e9,
+        None => {
+            eprintln!("iperf3 failed: {}", String::from_utf8_lossy(&out.stdout).chars().take(400).collect::<String>());
+            0.0
+        }
+    }
+}
+
+fn iperf_server(ns: Option<&str>, bind: &str) -> Reaped {
+    let mut cmd = match ns {
+        Some(n) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", n, "iperf3"]);
+            c
+        }
+        None => Command::new("iperf3"),
+    };
+    let child = cmd
+        .args(["-s", "-B", bind, "-p", &IPERF_PORT.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("iperf3 -s");
+    std::thread::sleep(Duration::from_millis(300));
+    Reaped(child)
+}
+
+/// An echo server: each connection echoes until EOF.
+fn echo_server(listener: TcpListener) {
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            let Ok(mut s) = s else { continue };
+            std::thread::spawn(move || {
+                let _ = s.set_nodelay(true);
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = s.read(&mut buf) {
+                    if n == 0 || s.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+}
+
+/// New connections per second: connect, 16-byte request, echo, close.
+fn conns_per_sec(ns: &str, addr: SocketAddrV4, secs: u64) -> f64 {
+    let ns = ns.to_string();
+    netns::run_in(&ns, move || {
+        let start = Instant::now();
+        let mut n = 0u64;
+        while start.elapsed() < Duration::from_secs(secs) {
+            let Ok(mut s) = TcpStream::connect_timeout(&addr.into(), Duration::from_secs(2)) else { continue };
+            let _ = s.set_nodelay(true);
+            let mut buf = [0u8; 16];
+            if s.write_all(b"0123456789abcdef").is_ok() && s.read_exact(&mut buf).is_ok() {
+                n += 1;
+            }
+            let _ = s.shutdown(Shutdown::Both);
+        }
+        n as f64 / start.elapsed().as_secs_f64()
+    })
+    .unwrap()
+}
+
+/// Round trips of a 64-byte request on one connection at a fixed rate; returns (p50, p99, p99.9) in µs.
+fn latency(ns: &str, addr: SocketAddrV4, count: usize) -> (f64, f64, f64) {
+    let ns = ns.to_string();
+    netns::run_in(&ns, move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_nodelay(true).unwrap();
+        let mut buf = [0u8; 64];
+        let mut samples = Vec::with_capacity(count);
+        for _ in 0..count {
+            let t = Instant::now();
+            s.write_all(&[7u8; 64]).unwrap();
+            s.read_exact(&mut buf).unwrap();
+            samples.push(t.elapsed().as_secs_f64() * 1e6);
+            // A fixed rate (1000/s), not a flood: latency, not throughput.
+            std::thread::sleep(Duration::from_micros(1000).saturating_sub(t.elapsed()));
+        }
+        samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let q = |p: f64| samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)];
+        (q(0.50), q(0.99), q(0.999))
+    })
+    .unwrap()
+}
+
+/// Median and spread of repeated runs.
+struct Stat {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+fn stat(mut v: Vec<f64>) -> Stat {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    Stat { median: v[v.len() / 2], min: v[0], max: v[v.len() - 1] }
+}
+
+fn repeat(runs: u64, mut f: impl FnMut() -> f64) -> Stat {
+    stat((0..runs).map(|_| f()).collect())
+}
+
+fn fmt_stat(s: &Stat, unit: &str) -> String {
+    format!("{:.2} {unit} ({:.2}–{:.2})", s.median, s.min, s.max)
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let runs = env_num("PLK_BENCH_RUNS", 3);
+    let secs = env_num("PLK_BENCH_SECS", 4);
+    if unsafe { libc::geteuid() } != 0 || Command::new("iperf3").arg("--version").output().is_err() {
+        eprintln!("e2e bench: needs root and iperf3 (apt-get install iperf3); skipped");
+        return;
+    }
+    let tag = format!("{}", std::process::id() % 100000);
+    let echo = TcpListener::bind("127.0.0.1:0").unwrap();
+    let echo_port = echo.local_addr().unwrap().port();
+    echo_server(echo);
+    let _iperf_host = iperf_server(None, "127.0.0.1");
+
+    // The kernel path at MTU 1500: the reference for every ratio.
+    let (kns, kaddr) = veth_lab(&format!("{tag}k"), 1500);
+    let kserver = iperf_server(Some(&kns.0[1]), "10.99.0.2");
+    let kecho = {
+        let l = netns::run_in(&kns.0[1], || TcpListener::bind("10.99.0.2:7")).unwrap().unwrap();
+        echo_server(l);
+    };
+    let _ = kecho;
+    eprintln!("kernel veth path...");
+    let k_up = repeat(runs, || iperf(&kns.0[0], kaddr, secs, false, 1));
+    let k_down = repeat(runs, || iperf(&kns.0[0], kaddr, secs, true, 1));
+    let k_p8 = repeat(runs, || iperf(&kns.0[0], kaddr, secs, false, 8));
+    let k_cps = repeat(runs, || conns_per_sec(&kns.0[0], SocketAddrV4::new(kaddr, 7), secs.min(3)));
+    let k_lat = latency(&kns.0[0], SocketAddrV4::new(kaddr, 7), 2000);
+    drop(kserver);
+
+    let mut rows = Vec::new();
+    let mut cpu_rows = Vec::new();
+    let mut extra = String::new();
+    for mtu in [1500u32, 8500, 65520] {
+        eprintln!("privlink MTU {mtu}...");
+        let lab = PrivlinkLab::start(&format!("{tag}m{mtu}"), mtu, echo_port);
+        let eni = Ipv4Addr::new(10, 0, 1, 49);
+        let c0 = lab.cpu_secs();
+        let t0 = Instant::now();
+        let up = repeat(runs, || iperf(&lab.ns, eni, secs, false, 1));
+        let cpu_up = (lab.cpu_secs() - c0) / t0.elapsed().as_secs_f64();
+        let c0 = lab.cpu_secs();
+        let t0 = Instant::now();
+        let down = repeat(runs, || iperf(&lab.ns, eni, secs, true, 1));
+        let cpu_down = (lab.cpu_secs() - c0) / t0.elapsed().as_secs_f64();
+        rows.push((
+            format!("single stream, client → service, MTU {mtu}"),
+            fmt_stat(&up, "Gbit/s"),
+            fmt_stat(&k_up, "Gbit/s"),
+            up.median / k_up.median,
+        ));
+        rows.push((
+            format!("single stream, service → client, MTU {mtu}"),
+            fmt_stat(&down, "Gbit/s"),
+            fmt_stat(&k_down, "Gbit/s"),
+            down.median / k_down.median,
+        ));
+        cpu_rows.push(format!("| {mtu} | {cpu_up:.2} | {cpu_down:.2} |"));
+        if mtu == 8500 {
+            let p8 = repeat(runs, || iperf(&lab.ns, eni, secs, false, 8));
+            rows.push((
+                "8 parallel streams, client → service, MTU 8500".into(),
+                fmt_stat(&p8, "Gbit/s"),
+                fmt_stat(&k_p8, "Gbit/s"),
+                p8.median / k_p8.median,
+            ));
+            let echo_eni = SocketAddrV4::new(Ipv4Addr::new(10, 0, 1, 50), 7);
+            let cps = repeat(runs, || conns_per_sec(&lab.ns, echo_eni, secs.min(3)));
+            rows.push((
+                "new connections per second (connect, 16 B echo, close)".into(),
+                fmt_stat(&cps, "/s"),
+                fmt_stat(&k_cps, "/s"),
+                cps.median / k_cps.median,
+            ));
+            let lat = latency(&lab.ns, echo_eni, 2000);
+            let _ = writeln!(
+                extra,
+                "| 64 B request/response at 1000/s | {:.0} / {:.0} / {:.0} µs | {:.0} / {:.0} / {:.0} µs | +{:.0} / +{:.0} / +{:.0} µs |",
+                lat.0, lat.1, lat.2, k_lat.0, k_lat.1, k_lat.2, lat.0 - k_lat.0, lat.1 - k_lat.1, lat.2 - k_lat.2
+            );
+            let _ = writeln!(extra, "\nprivlink RSS after the MTU 8500 runs: {:.1} MiB", lab.rss_mib());
+        }
+    }
+
+    let mut md = String::new();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("model name\t: ").map(str::to_string))
+        .unwrap_or_default();
+    let iperf_v = Command::new("iperf3")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").to_string())
+        .unwrap_or_default();
+    let date = Command::new("date")
+        .arg("-u")
+        .arg("+%Y-%m-%d %H:%M UTC")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let _ = writeln!(md, "# privlink end-to-end benchmark\n");
+    let _ = writeln!(md, "Written by `cargo bench --bench e2e` on {date}. Machine: {} cores, {cpu}, Linux {}; {iperf_v}; privlink {} (release build).", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), kernel.trim(), env!("CARGO_PKG_VERSION"));
+    let _ = writeln!(md, "Median of {runs} runs of {secs} s (min–max in brackets), receiver side. Every ratio is privlink over the kernel veth path at MTU 1500, measured in the same run.\n");
+    let _ = writeln!(md, "| figure | privlink | kernel veth, MTU 1500 | ratio |\n|---|---|---|---|");
+    for (name, p, k, r) in &rows {
+        let _ = writeln!(md, "| {name} | {p} | {k} | {r:.2} |");
+    }
+    let _ =
+        writeln!(md, "\n| latency p50 / p99 / p99.9 | privlink | kernel veth | privlink − kernel |\n|---|---|---|---|");
+    md.push_str(&extra);
+    let _ = writeln!(md, "\nprivlink CPU (cores busy) during the single-stream runs:\n\n| MTU | client → service | service → client |\n|---|---|---|");
+    for r in cpu_rows {
+        let _ = writeln!(md, "{r}");
+    }
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/RESULTS.md");
+    let keep = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|old| old.split_once("\n## ").map(|(_, rest)| format!("\n## {rest}")));
+    if let Some(k) = keep {
+        md.push_str(&k);
+    }
+    std::fs::write(&path, &md).unwrap();
+    println!("{md}");
+}
