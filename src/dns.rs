@@ -21,6 +21,9 @@
 //!   instead, `[dns] forward = []`);
 //! - `Drop`: stay silent (not a query, or too broken to trust).
 //!
+//! [`ForwardCache`] optionally keeps upstream answers for forwarded names
+//! (the caller passes `now`).
+//!
 //! The rules, as the Amazon resolver applies them to a private hosted zone
 //! ("a private hosted zone shadows the public zone of the same name"):
 //! - a name with records, type A or ANY: the A records, TTL [`ANSWER_TTL`],
@@ -73,6 +76,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use thiserror::Error;
 
@@ -1124,6 +1128,206 @@ fn emit_answer(
     truncated
 }
 
+// ---------------------------------------------------------------------------
+// Forward cache
+// ---------------------------------------------------------------------------
+
+/// Longest time an upstream answer is kept, whatever its TTL.
+pub const MAX_CACHE_TTL: u32 = 3600;
+
+/// A bounded cache of upstream answers keyed by (name, type, class, EDNS or
+/// not); the caller passes `now` (monotonic) and owns the I/O.
+///
+/// Call order: on `Outcome::Forward`, try [`ForwardCache::get`]; on a miss,
+/// ask upstream and hand the reply to [`ForwardCache::insert`]. Only NOERROR
+/// and NXDOMAIN answers with at least one record, without TC, whose question
+/// matches are kept, for the smallest TTL among their records (for a negative
+/// answer that is the SOA's TTL; RFC 2308 section 5 would also take the SOA
+/// MINIMUM into account: not done). TTLs are decremented on the way out.
+#[derive(Debug)]
+pub struct ForwardCache {
+    entries: FnvMap<Box<[u8]>, CachedAnswer>,
+    capacity: usize,
+}
+
+#[derive(Debug)]
+struct CachedAnswer {
+    response: Box<[u8]>,
+    /// Offsets of the TTL fields of every record but OPT.
+    ttl_offsets: Box<[u16]>,
+    stored: Instant,
+    ttl: u32,
+}
+
+impl ForwardCache {
+    /// An empty cache holding at most `capacity` answers.
+    pub fn new(capacity: usize) -> ForwardCache {
+        ForwardCache {
+            entries: FnvMap::default(),
+            capacity,
+        }
+    }
+
+    /// How many answers are held (expired ones included until evicted).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Writes the cached answer to `query` into `out`, with the query's id,
+    /// case and RD bit and decremented TTLs; `false` (and `out` empty) on a miss.
+    pub fn get(&self, now: Instant, query: &[u8], transport: Transport, out: &mut Vec<u8>) -> bool {
+        out.clear();
+        let Some((parsed, key_buf, key_len)) = cache_key(query) else {
+            return false;
+        };
+        let Some(entry) = self.entries.get(&key_buf[..key_len]) else {
+            return false;
+        };
+        let elapsed = now.saturating_duration_since(entry.stored).as_secs();
+        if elapsed >= u64::from(entry.ttl) {
+            return false;
+        }
+        let limit = match (transport, parsed.edns) {
+            (Transport::Tcp, _) => usize::from(u16::MAX),
+            (Transport::Udp, None) => PLAIN_UDP_LIMIT,
+            (Transport::Udp, Some(e)) => usize::from(e.udp_size).max(PLAIN_UDP_LIMIT),
+        };
+        if entry.response.len() > limit {
+            return false;
+        }
+        out.extend_from_slice(&entry.response);
+        out[..2].copy_from_slice(&query[..2]);
+        out[2] = (out[2] & !0x01) | (query[2] & 0x01); // RD
+        out[HEADER_LEN..parsed.question_end]
+            .copy_from_slice(&query[HEADER_LEN..parsed.question_end]);
+        for &offset in entry.ttl_offsets.iter() {
+            let at = usize::from(offset);
+            let ttl = u32::from_be_bytes([out[at], out[at + 1], out[at + 2], out[at + 3]]);
+            let left = ttl.saturating_sub(elapsed as u32);
+            out[at..at + 4].copy_from_slice(&left.to_be_bytes());
+        }
+        true
+    }
+
+    /// Stores `response` (from upstream) as the answer to `query`, if it is cacheable.
+    pub fn insert(&mut self, now: Instant, query: &[u8], response: &[u8]) {
+        let Some((parsed, key_buf, key_len)) = cache_key(query) else {
+            return;
+        };
+        let Some((ttl_offsets, ttl)) = cacheable(query, &parsed, response) else {
+            return;
+        };
+        if self.capacity == 0 {
+            return;
+        }
+        let key: Box<[u8]> = key_buf[..key_len].into();
+        if self.entries.len() >= self.capacity && !self.entries.contains_key(&key) {
+            self.entries.retain(|_, e| {
+                now.saturating_duration_since(e.stored).as_secs() < u64::from(e.ttl)
+            });
+            if self.entries.len() >= self.capacity {
+                // Still full of live answers: make room by dropping any one.
+                if let Some(victim) = self.entries.keys().next().cloned() {
+                    self.entries.remove(&victim);
+                }
+            }
+        }
+        self.entries.insert(
+            key,
+            CachedAnswer {
+                response: response.into(),
+                ttl_offsets: ttl_offsets.into(),
+                stored: now,
+                ttl: ttl.min(MAX_CACHE_TTL),
+            },
+        );
+    }
+}
+
+/// Parses a plain query and builds its cache key in a stack buffer:
+/// lowercased name, type, class, and whether it carried EDNS.
+fn cache_key(query: &[u8]) -> Option<(Query, [u8; MAX_NAME_LEN + 5], usize)> {
+    if query.len() < HEADER_LEN || query.len() > MAX_QUERY_LEN {
+        return None;
+    }
+    let id = u16::from_be_bytes([query[0], query[1]]);
+    let flags = u16::from_be_bytes([query[2], query[3]]);
+    if flags & (FLAG_QR | MASK_OPCODE) != 0 {
+        return None;
+    }
+    let parsed = parse_query(query, id, flags).ok()?;
+    let mut key = [0u8; MAX_NAME_LEN + 5];
+    let question = &query[HEADER_LEN..parsed.question_end];
+    key[..question.len()].copy_from_slice(question);
+    let name_len = parsed.name_end - HEADER_LEN;
+    key[..name_len].make_ascii_lowercase();
+    key[question.len()] = u8::from(parsed.edns.is_some());
+    Some((parsed, key, question.len() + 1))
+}
+
+/// Checks an upstream response against its query; returns its TTL offsets and smallest TTL.
+fn cacheable(query: &[u8], parsed: &Query, response: &[u8]) -> Option<(Vec<u16>, u32)> {
+    if response.len() < parsed.question_end || response.len() > usize::from(u16::MAX) {
+        return None;
+    }
+    let flags = u16::from_be_bytes([response[2], response[3]]);
+    let rcode = (flags & 0x000F) as u8;
+    let same_question = response[HEADER_LEN..parsed.question_end]
+        .eq_ignore_ascii_case(&query[HEADER_LEN..parsed.question_end]);
+    if response[..2] != query[..2]
+        || flags & FLAG_QR == 0
+        || flags & FLAG_TC != 0
+        || !(rcode == RCODE_NOERROR || rcode == RCODE_NXDOMAIN)
+        || response[4..6] != [0, 1]
+        || !same_question
+    {
+        return None;
+    }
+    let count = |i: usize| usize::from(u16::from_be_bytes([response[i], response[i + 1]]));
+    let mut pos = parsed.question_end;
+    let mut offsets = Vec::new();
+    let mut min_ttl = u32::MAX;
+    for _ in 0..count(6) + count(8) + count(10) {
+        let owner_start = pos;
+        loop {
+            let len = *response.get(pos)?;
+            match len & 0xC0 {
+                0x00 if len == 0 => {
+                    pos += 1;
+                    break;
+                }
+                0x00 => pos += 1 + usize::from(len),
+                0xC0 => {
+                    pos += 2;
+                    break;
+                }
+                _ => return None,
+            }
+            if pos - owner_start > MAX_NAME_LEN {
+                return None;
+            }
+        }
+        let fixed = response.get(pos..pos + 10)?;
+        let rtype = u16::from_be_bytes([fixed[0], fixed[1]]);
+        let ttl = u32::from_be_bytes([fixed[4], fixed[5], fixed[6], fixed[7]]);
+        let rdlen = usize::from(u16::from_be_bytes([fixed[8], fixed[9]]));
+        if rtype != TYPE_OPT {
+            offsets.push(u16::try_from(pos + 4).ok()?);
+            min_ttl = min_ttl.min(ttl);
+        }
+        pos += 10 + rdlen;
+        if pos > response.len() {
+            return None;
+        }
+    }
+    (!offsets.is_empty() && min_ttl > 0).then_some((offsets, min_ttl))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1132,6 +1336,7 @@ mod tests {
         Edns as HEdns, Message, MessageType, OpCode, Query as HQuery, ResponseCode,
     };
     use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
+    use std::time::Duration;
 
     const EC2_REGIONAL: &str = "vpce-0fe5b17a0707d6abc-29p5708s.ec2.us-east-1.vpce.amazonaws.com";
     const EC2_ZONAL_B: &str =
@@ -2253,5 +2458,146 @@ mod tests {
             assert!(n > 50, "{what}: {n}");
         }
         assert!(responded > 50_000, "{responded}");
+    }
+
+    // ---------------------------------------------------------------
+    // Forward cache
+    // ---------------------------------------------------------------
+
+    fn upstream_answer(q: &[u8], ttl: u32, edit: impl FnOnce(&mut Message)) -> Vec<u8> {
+        use hickory_proto::rr::{rdata::A, Record};
+        let query_msg = Message::from_vec(q).unwrap();
+        let mut msg = Message::response(query_msg.metadata.id, OpCode::Query);
+        msg.metadata.recursion_desired = query_msg.metadata.recursion_desired;
+        msg.metadata.recursion_available = true;
+        msg.add_query(query_msg.queries[0].clone());
+        let name = query_msg.queries[0].name().clone();
+        msg.add_answer(Record::from_rdata(
+            name.clone(),
+            ttl,
+            RData::A(A::new(93, 184, 215, 14)),
+        ));
+        msg.add_answer(Record::from_rdata(
+            name,
+            ttl + 100,
+            RData::A(A::new(93, 184, 215, 15)),
+        ));
+        msg.edns = query_msg.edns.clone();
+        edit(&mut msg);
+        msg.to_vec().unwrap()
+    }
+
+    #[test]
+    fn cache_hit_rewrites_id_case_rd_and_ttl() {
+        let t0 = Instant::now();
+        let mut cache = ForwardCache::new(16);
+        let q = query("www.example.com", RecordType::A);
+        cache.insert(t0, &q, &upstream_answer(&q, 300, |_| {}));
+        assert_eq!(cache.len(), 1);
+
+        let q2 = build_query("WWW.Example.COM", RecordType::A, |m| {
+            m.metadata.id = 0x7777;
+            m.metadata.recursion_desired = false;
+        });
+        let mut out = Vec::new();
+        assert!(cache.get(t0 + Duration::from_secs(100), &q2, Transport::Udp, &mut out));
+        let msg = Message::from_vec(&out).unwrap();
+        assert_eq!(msg.metadata.id, 0x7777);
+        assert!(!msg.metadata.recursion_desired);
+        assert_eq!(msg.queries[0].name().to_ascii(), "WWW.Example.COM.");
+        let ttls: Vec<u32> = msg.answers.iter().map(|r| r.ttl).collect();
+        assert_eq!(ttls, [200, 300]);
+        // Expired after the smallest TTL.
+        assert!(!cache.get(t0 + Duration::from_secs(300), &q2, Transport::Udp, &mut out));
+        assert!(out.is_empty());
+        // Another type is another key.
+        let aaaa = query("www.example.com", RecordType::AAAA);
+        assert!(!cache.get(t0, &aaaa, Transport::Udp, &mut out));
+    }
+
+    #[test]
+    fn cache_keeps_only_clean_answers() {
+        let t0 = Instant::now();
+        let mut cache = ForwardCache::new(16);
+        let q = query("www.example.com", RecordType::A);
+        let bad = [
+            upstream_answer(&q, 300, |m| m.metadata.truncation = true),
+            upstream_answer(&q, 300, |m| {
+                m.metadata.response_code = ResponseCode::ServFail
+            }),
+            upstream_answer(&q, 300, |m| m.metadata.id ^= 1),
+            upstream_answer(&q, 300, |m| m.answers.clear()),
+            upstream_answer(&q, 0, |_| {}),
+            upstream_answer(&q, 300, |m| {
+                m.queries[0].set_name(Name::from_ascii("www.example.org").unwrap());
+            }),
+            q.clone(),
+            vec![0; 5],
+        ];
+        for response in &bad {
+            cache.insert(t0, &q, response);
+        }
+        assert!(cache.is_empty());
+        // TTLs are capped.
+        cache.insert(t0, &q, &upstream_answer(&q, 86_400, |_| {}));
+        let mut out = Vec::new();
+        let later = t0 + Duration::from_secs(u64::from(MAX_CACHE_TTL));
+        assert!(!cache.get(later, &q, Transport::Udp, &mut out));
+    }
+
+    #[test]
+    fn cache_separates_edns_and_respects_udp_size() {
+        let t0 = Instant::now();
+        let mut cache = ForwardCache::new(16);
+        let with_edns = build_query("www.example.com", RecordType::A, edns(1232));
+        cache.insert(t0, &with_edns, &upstream_answer(&with_edns, 300, |_| {}));
+        let plain = query("www.example.com", RecordType::A);
+        let mut out = Vec::new();
+        assert!(!cache.get(t0, &plain, Transport::Udp, &mut out));
+        assert!(cache.get(t0, &with_edns, Transport::Udp, &mut out));
+        assert!(Message::from_vec(&out).unwrap().edns.is_some());
+    }
+
+    #[test]
+    fn cache_is_bounded() {
+        let t0 = Instant::now();
+        let mut cache = ForwardCache::new(8);
+        for i in 0..100 {
+            let q = query(&format!("host{i}.example.com"), RecordType::A);
+            cache.insert(t0, &q, &upstream_answer(&q, 300, |_| {}));
+            assert!(cache.len() <= 8);
+        }
+        let mut out = Vec::new();
+        let last = query("host99.example.com", RecordType::A);
+        assert!(cache.get(t0, &last, Transport::Tcp, &mut out));
+        assert!(ForwardCache::new(0).is_empty());
+    }
+
+    #[test]
+    fn cache_survives_garbage() {
+        let t0 = Instant::now();
+        let mut cache = ForwardCache::new(64);
+        let corpus = corpus();
+        let mut rng = Rng(42);
+        let mut out = Vec::new();
+        for _ in 0..20_000 {
+            let base = &corpus[rng.below(corpus.len())];
+            let q = if rng.below(2) == 0 {
+                base.clone()
+            } else {
+                mutate(&mut rng, base)
+            };
+            let good = match Message::from_vec(base) {
+                Ok(m) if !m.queries.is_empty() => upstream_answer(base, 300, |_| {}),
+                _ => base.clone(),
+            };
+            let response = mutate(&mut rng, &good);
+            cache.insert(t0, &q, &response);
+            if cache.get(t0, &q, Transport::Udp, &mut out) {
+                assert!(out.len() >= HEADER_LEN);
+                assert_eq!(out[..2], q[..2]);
+            }
+            assert!(cache.len() <= 64);
+        }
     }
 }
