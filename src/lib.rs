@@ -1,11 +1,13 @@
 //! privlink: a working copy of an AWS interface VPC endpoint (PrivateLink ENI) on Linux.
 //!
-//! Sans-IO core: [`config`], [`model`], [`packet`], [`pipeline`]. Edges: [`netns`],
-//! [`tun`], [`stack`], [`relay`], [`store`], [`daemon`], [`demo`].
+//! Sans-IO core: [`config`], [`model`], [`catalog`], [`packet`], [`pipeline`], [`dns`].
+//! Edges: [`netns`], [`tun`], [`stack`], [`relay`], [`store`], [`daemon`], [`demo`], [`probe`].
 
+pub mod catalog;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod dns;
 pub mod model;
 pub mod netns;
 pub mod packet;
