@@ -46,6 +46,7 @@ impl ServiceCert {
         let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key)?;
         Ok(ServiceCert {
             ca: ca.der().clone(),
+            ca_pem: ca.pem(),
             leaf: leaf.der().clone(),
             key: PrivatePkcs8KeyDer::from(leaf_key.serialize_der()),
         })
