@@ -44,22 +44,12 @@ fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     for (label, name, rtype) in [
         ("a_hit", "ec2.us-east-1.amazonaws.com", RecordType::A),
-        (
-            "aaaa_nodata",
-            "ec2.us-east-1.amazonaws.com",
-            RecordType::AAAA,
-        ),
-        (
-            "nxdomain",
-            "nope.ec2.us-east-1.amazonaws.com",
-            RecordType::A,
-        ),
+        ("aaaa_nodata", "ec2.us-east-1.amazonaws.com", RecordType::AAAA),
+        ("nxdomain", "nope.ec2.us-east-1.amazonaws.com", RecordType::A),
     ] {
         let q = query(name, rtype);
         let mut out = Vec::with_capacity(512);
-        group.bench_function(label, |b| {
-            b.iter(|| r.handle_query(black_box(&q), Transport::Udp, &mut out))
-        });
+        group.bench_function(label, |b| b.iter(|| r.handle_query(black_box(&q), Transport::Udp, &mut out)));
     }
     group.finish();
 }

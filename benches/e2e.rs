@@ -85,7 +85,7 @@ cidr = "10.0.1.0/24"
 az = "us-east-1a"
 
 [[endpoint]]
-id = "vpce-0bench000000000001"
+id = "vpce-0bench00000000001"
 service = "com.amazonaws.us-east-1.ec2"
 subnets = ["subnet-a"]
 ips = {{ "subnet-a" = "10.0.1.49" }}
@@ -93,7 +93,7 @@ ports = [{IPERF_PORT}]
 upstream = "127.0.0.1:{IPERF_PORT}"
 
 [[endpoint]]
-id = "vpce-0bench000000000002"
+id = "vpce-0bench00000000002"
 service = "com.amazonaws.us-east-1.sts"
 subnets = ["subnet-a"]
 ips = {{ "subnet-a" = "10.0.1.50" }}
@@ -307,11 +307,7 @@ fn main() {
     // The kernel path at MTU 1500: the reference for every ratio.
     let (kns, kaddr) = veth_lab(&format!("{tag}k"), 1500);
     let kserver = iperf_server(Some(&kns.0[1]), "10.99.0.2");
-    let kecho = {
-        let l = netns::run_in(&kns.0[1], || TcpListener::bind("10.99.0.2:7")).unwrap().unwrap();
-        echo_server(l);
-    };
-    let _ = kecho;
+    echo_server(netns::run_in(&kns.0[1], || TcpListener::bind("10.99.0.2:7")).unwrap().unwrap());
     eprintln!("kernel veth path...");
     let k_up = repeat(runs, || iperf(&kns.0[0], kaddr, secs, false, 1));
     let k_down = repeat(runs, || iperf(&kns.0[0], kaddr, secs, true, 1));

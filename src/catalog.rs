@@ -89,9 +89,7 @@ impl CatalogError {
         match self {
             CatalogError::InvalidServiceName { .. } => "InvalidServiceName",
             CatalogError::PrivateDnsNotSupported { .. } => "InvalidParameter",
-            CatalogError::InvalidRegion { .. } | CatalogError::InvalidDnsName { .. } => {
-                "InvalidParameterValue"
-            }
+            CatalogError::InvalidRegion { .. } | CatalogError::InvalidDnsName { .. } => "InvalidParameterValue",
         }
     }
 }
@@ -117,36 +115,23 @@ fn table_rows() -> impl Iterator<Item = TableRow<'static>> {
         let short_name = cols.next()?;
         let private_dns = cols.next()? == "yes";
         let vpce_part = cols.next()?;
-        Some(TableRow {
-            short_name,
-            private_dns,
-            vpce_part,
-            names: cols,
-        })
+        Some(TableRow { short_name, private_dns, vpce_part, names: cols })
     })
 }
 
 /// Looks up an AWS service name such as `com.amazonaws.us-east-1.ec2`.
 pub fn lookup(service_name: &str) -> Result<ServiceInfo, CatalogError> {
-    let invalid = || CatalogError::InvalidServiceName {
-        name: service_name.to_string(),
-    };
+    let invalid = || CatalogError::InvalidServiceName { name: service_name.to_string() };
     let rest = service_name.strip_prefix(AWS_PREFIX).ok_or_else(invalid)?;
     let (region, short_name) = rest.split_once('.').ok_or_else(invalid)?;
     if !is_region(region) {
         return Err(invalid());
     }
-    let row = table_rows()
-        .find(|row| row.short_name == short_name)
-        .ok_or_else(invalid)?;
+    let row = table_rows().find(|row| row.short_name == short_name).ok_or_else(invalid)?;
     let suffix = dns_suffix(region);
     let default_dns_names = row
         .names
-        .map(|template| {
-            template
-                .replace("{region}", region)
-                .replace(".amazonaws.com", &format!(".{suffix}"))
-        })
+        .map(|template| template.replace("{region}", region).replace(".amazonaws.com", &format!(".{suffix}")))
         .collect();
     Ok(ServiceInfo {
         service_name: service_name.to_string(),
@@ -165,28 +150,18 @@ impl ServiceInfo {
     /// or a partner name such as `com.example.api`. The endpoint-specific names
     /// use the `vpce-svc-…` id when the name has one (as at AWS), else the
     /// name's last label. Private DNS is supported when `dns_names` is not empty.
-    pub fn custom(
-        service_name: &str,
-        region: &str,
-        dns_names: &[String],
-    ) -> Result<ServiceInfo, CatalogError> {
+    pub fn custom(service_name: &str, region: &str, dns_names: &[String]) -> Result<ServiceInfo, CatalogError> {
         if !is_region(region) {
-            return Err(CatalogError::InvalidRegion {
-                region: region.to_string(),
-            });
+            return Err(CatalogError::InvalidRegion { region: region.to_string() });
         }
         let last_label = service_name.rsplit('.').next().unwrap_or_default();
         if service_name.is_empty() || last_label.is_empty() {
-            return Err(CatalogError::InvalidServiceName {
-                name: service_name.to_string(),
-            });
+            return Err(CatalogError::InvalidServiceName { name: service_name.to_string() });
         }
         // An AWS-named service that is not a customer `vpce.` one must come
         // from the catalogue, or a typo would silently become a custom service.
         if service_name.starts_with(AWS_PREFIX) && !service_name.starts_with(CUSTOM_AWS_PREFIX) {
-            return Err(CatalogError::InvalidServiceName {
-                name: service_name.to_string(),
-            });
+            return Err(CatalogError::InvalidServiceName { name: service_name.to_string() });
         }
         for name in dns_names {
             if !is_dns_name(name) {
@@ -206,9 +181,7 @@ impl ServiceInfo {
     /// Checks a `PrivateDnsEnabled` request against the service, as `CreateVpcEndpoint` does.
     pub fn check_private_dns(&self, enabled: bool) -> Result<(), CatalogError> {
         if enabled && !self.private_dns_supported {
-            return Err(CatalogError::PrivateDnsNotSupported {
-                name: self.service_name.clone(),
-            });
+            return Err(CatalogError::PrivateDnsNotSupported { name: self.service_name.clone() });
         }
         Ok(())
     }
@@ -228,12 +201,7 @@ impl ServiceInfo {
     /// The apex under which this service's endpoint-specific names live,
     /// e.g. `ec2.us-east-1.vpce.amazonaws.com`.
     pub fn vpce_zone_apex(&self) -> String {
-        format!(
-            "{}.{}.vpce.{}",
-            self.vpce_dns_part,
-            self.region,
-            dns_suffix(&self.region)
-        )
+        format!("{}.{}.vpce.{}", self.vpce_dns_part, self.region, dns_suffix(&self.region))
     }
 }
 
@@ -251,10 +219,7 @@ pub fn endpoint_dns_names(
     let id = endpoint_id.strip_prefix("vpce-").unwrap_or(endpoint_id);
     let tail = format!("{vpce_dns_part}.{region}.vpce.{}", dns_suffix(region));
     let regional = format!("vpce-{id}-{suffix}.{tail}");
-    let zonal = azs
-        .iter()
-        .map(|az| (az.clone(), format!("vpce-{id}-{suffix}-{az}.{tail}")))
-        .collect();
+    let zonal = azs.iter().map(|az| (az.clone(), format!("vpce-{id}-{suffix}-{az}.{tail}"))).collect();
     (regional, zonal)
 }
 
@@ -264,10 +229,7 @@ pub fn endpoint_dns_names(
 /// name that only has to be unlikely to collide within one lab.
 pub fn random_suffix(rng_bytes: [u8; 8]) -> String {
     const ALPHABET: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
-    rng_bytes
-        .iter()
-        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
-        .collect()
+    rng_bytes.iter().map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char).collect()
 }
 
 /// The DNS suffix of a region's partition: China regions use `amazonaws.com.cn`.
@@ -287,9 +249,7 @@ fn is_region(region: &str) -> bool {
     };
     parts.len() >= 3
         && parts[0].len() == 2
-        && words
-            .iter()
-            .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase()))
+        && words.iter().all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase()))
         && !number.is_empty()
         && number.bytes().all(|b| b.is_ascii_digit())
 }
@@ -303,9 +263,7 @@ fn is_dns_name(name: &str) -> bool {
         && host.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
 }
 
@@ -332,10 +290,7 @@ mod tests {
             assert!(seen.insert(cols[0]), "duplicate service: {}", cols[0]);
             for name in &cols[3..] {
                 assert!(name.contains("{region}"), "name without region: {line}");
-                assert!(
-                    is_dns_name(&name.replace("{region}", "us-east-1")),
-                    "{line}"
-                );
+                assert!(is_dns_name(&name.replace("{region}", "us-east-1")), "{line}");
             }
             count += 1;
         }
@@ -348,10 +303,7 @@ mod tests {
         for row in table_rows() {
             let name = format!("com.amazonaws.eu-west-2.{}", row.short_name);
             let info = lookup(&name).unwrap();
-            assert!(info
-                .default_dns_names
-                .iter()
-                .all(|n| n.ends_with(".eu-west-2.amazonaws.com")));
+            assert!(info.default_dns_names.iter().all(|n| n.ends_with(".eu-west-2.amazonaws.com")));
         }
     }
 
@@ -385,24 +337,15 @@ mod tests {
         assert_eq!(api.vpce_dns_part, "api.ecr");
         let dkr = lookup("com.amazonaws.us-west-2.ecr.dkr").unwrap();
         assert_eq!(dkr.default_dns_names, ["*.dkr.ecr.us-west-2.amazonaws.com"]);
-        assert_eq!(
-            dkr.private_zone_apexes(),
-            ["dkr.ecr.us-west-2.amazonaws.com"]
-        );
+        assert_eq!(dkr.private_zone_apexes(), ["dkr.ecr.us-west-2.amazonaws.com"]);
     }
 
     #[test]
     fn execute_api_is_a_wildcard() {
         let info = lookup("com.amazonaws.us-east-1.execute-api").unwrap();
-        assert_eq!(
-            info.default_dns_names,
-            ["*.execute-api.us-east-1.amazonaws.com"]
-        );
+        assert_eq!(info.default_dns_names, ["*.execute-api.us-east-1.amazonaws.com"]);
         assert_eq!(info.vpce_dns_part, "execute-api");
-        assert_eq!(
-            info.private_zone_apexes(),
-            ["execute-api.us-east-1.amazonaws.com"]
-        );
+        assert_eq!(info.private_zone_apexes(), ["execute-api.us-east-1.amazonaws.com"]);
     }
 
     #[test]
@@ -423,10 +366,7 @@ mod tests {
     #[test]
     fn kinesis_streams_uses_kinesis_names() {
         let info = lookup("com.amazonaws.eu-central-1.kinesis-streams").unwrap();
-        assert_eq!(
-            info.default_dns_names,
-            ["kinesis.eu-central-1.amazonaws.com"]
-        );
+        assert_eq!(info.default_dns_names, ["kinesis.eu-central-1.amazonaws.com"]);
         assert_eq!(info.vpce_dns_part, "kinesis");
     }
 
@@ -434,10 +374,7 @@ mod tests {
     fn china_regions_use_their_suffix() {
         let info = lookup("com.amazonaws.cn-north-1.ec2").unwrap();
         assert_eq!(info.default_dns_names, ["ec2.cn-north-1.amazonaws.com.cn"]);
-        assert_eq!(
-            info.vpce_zone_apex(),
-            "ec2.cn-north-1.vpce.amazonaws.com.cn"
-        );
+        assert_eq!(info.vpce_zone_apex(), "ec2.cn-north-1.vpce.amazonaws.com.cn");
     }
 
     #[test]
@@ -452,31 +389,16 @@ mod tests {
         ] {
             let err = lookup(name).unwrap_err();
             assert_eq!(err.code(), "InvalidServiceName");
-            assert_eq!(
-                err.to_string(),
-                format!("The Vpc Endpoint Service '{name}' does not exist")
-            );
+            assert_eq!(err.to_string(), format!("The Vpc Endpoint Service '{name}' does not exist"));
         }
     }
 
     #[test]
     fn regions_are_checked_by_shape() {
-        for ok in [
-            "us-east-1",
-            "us-gov-west-1",
-            "ap-southeast-4",
-            "il-central-1",
-        ] {
+        for ok in ["us-east-1", "us-gov-west-1", "ap-southeast-4", "il-central-1"] {
             assert!(is_region(ok), "{ok}");
         }
-        for bad in [
-            "us-east",
-            "useast-1",
-            "US-EAST-1",
-            "us--1",
-            "u-east-1",
-            "us-east-1a",
-        ] {
+        for bad in ["us-east", "useast-1", "US-EAST-1", "us--1", "u-east-1", "us-east-1a"] {
             assert!(!is_region(bad), "{bad}");
         }
     }
@@ -496,10 +418,7 @@ mod tests {
         assert_eq!(info.vpce_dns_part, "vpce-svc-0123456789abcdef0");
         assert_eq!(info.default_dns_names, ["api.example.com"]);
         assert!(info.private_dns_supported);
-        assert_eq!(
-            info.vpce_zone_apex(),
-            "vpce-svc-0123456789abcdef0.us-east-1.vpce.amazonaws.com"
-        );
+        assert_eq!(info.vpce_zone_apex(), "vpce-svc-0123456789abcdef0.us-east-1.vpce.amazonaws.com");
     }
 
     #[test]
@@ -542,51 +461,30 @@ mod tests {
     #[test]
     fn endpoint_names_match_aws_reference() {
         let azs = ["us-east-1a".to_string(), "us-east-1b".to_string()];
-        let (regional, zonal) = endpoint_dns_names(
-            "vpce-0fe5b17a0707d6abc",
-            "29p5708s",
-            "ec2",
-            "us-east-1",
-            &azs,
-        );
-        assert_eq!(
-            regional,
-            "vpce-0fe5b17a0707d6abc-29p5708s.ec2.us-east-1.vpce.amazonaws.com"
-        );
+        let (regional, zonal) = endpoint_dns_names("vpce-0fe5b17a0707d6abc", "29p5708s", "ec2", "us-east-1", &azs);
+        assert_eq!(regional, "vpce-0fe5b17a0707d6abc-29p5708s.ec2.us-east-1.vpce.amazonaws.com");
         assert_eq!(
             zonal,
             [
                 (
                     "us-east-1a".to_string(),
-                    "vpce-0fe5b17a0707d6abc-29p5708s-us-east-1a.ec2.us-east-1.vpce.amazonaws.com"
-                        .to_string()
+                    "vpce-0fe5b17a0707d6abc-29p5708s-us-east-1a.ec2.us-east-1.vpce.amazonaws.com".to_string()
                 ),
                 (
                     "us-east-1b".to_string(),
-                    "vpce-0fe5b17a0707d6abc-29p5708s-us-east-1b.ec2.us-east-1.vpce.amazonaws.com"
-                        .to_string()
+                    "vpce-0fe5b17a0707d6abc-29p5708s-us-east-1b.ec2.us-east-1.vpce.amazonaws.com".to_string()
                 ),
             ]
         );
         // The prefix is optional on input; the output is the same.
-        let (bare, _) =
-            endpoint_dns_names("0fe5b17a0707d6abc", "29p5708s", "ec2", "us-east-1", &[]);
+        let (bare, _) = endpoint_dns_names("0fe5b17a0707d6abc", "29p5708s", "ec2", "us-east-1", &[]);
         assert_eq!(bare, regional);
     }
 
     #[test]
     fn endpoint_names_for_ecr_api() {
-        let (regional, _) = endpoint_dns_names(
-            "vpce-0a1b2c3d4e5f60718",
-            "abcd1234",
-            "api.ecr",
-            "us-west-2",
-            &[],
-        );
-        assert_eq!(
-            regional,
-            "vpce-0a1b2c3d4e5f60718-abcd1234.api.ecr.us-west-2.vpce.amazonaws.com"
-        );
+        let (regional, _) = endpoint_dns_names("vpce-0a1b2c3d4e5f60718", "abcd1234", "api.ecr", "us-west-2", &[]);
+        assert_eq!(regional, "vpce-0a1b2c3d4e5f60718-abcd1234.api.ecr.us-west-2.vpce.amazonaws.com");
     }
 
     #[test]
@@ -596,9 +494,7 @@ mod tests {
         for seed in 0u8..=255 {
             let s = random_suffix([seed; 8]);
             assert_eq!(s.len(), 8);
-            assert!(s
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+            assert!(s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
         }
     }
 }

@@ -211,23 +211,13 @@ impl ZoneSpec {
             }
         }
         let all_ips: Vec<Ipv4Addr> = ep.enis.iter().map(|(_, ip)| *ip).collect();
-        let (regional, zonal) = endpoint_dns_names(
-            ep.endpoint_id,
-            ep.suffix,
-            &service.vpce_dns_part,
-            &service.region,
-            &azs,
-        );
+        let (regional, zonal) =
+            endpoint_dns_names(ep.endpoint_id, ep.suffix, &service.vpce_dns_part, &service.region, &azs);
 
         self.add_apex(service.vpce_zone_apex(), true);
         let mut specific = vec![(regional, all_ips.clone())];
         for (az, name) in zonal {
-            let ips = ep
-                .enis
-                .iter()
-                .filter(|(a, _)| *a == az)
-                .map(|(_, ip)| *ip)
-                .collect();
+            let ips = ep.enis.iter().filter(|(a, _)| *a == az).map(|(_, ip)| *ip).collect();
             specific.push((name, ips));
         }
         for (name, ips) in specific {
@@ -259,11 +249,7 @@ impl ZoneSpec {
     }
 
     fn add_entry(&mut self, name: String, ips: Vec<Ipv4Addr>, private_dns: bool) {
-        self.entries.push(ZoneEntry {
-            name,
-            ips,
-            private_dns,
-        });
+        self.entries.push(ZoneEntry { name, ips, private_dns });
     }
 }
 
@@ -384,19 +370,9 @@ impl Zone {
                 continue;
             }
             let index = zone.apexes.len() as u32;
-            zone.apexes.push(Apex {
-                wire_len: wire.len(),
-                soa_tail: soa_tail(),
-            });
-            zone.nodes.insert(
-                wire.into_boxed_slice(),
-                Node {
-                    apex: index,
-                    is_apex: true,
-                    records: None,
-                    wildcard: None,
-                },
-            );
+            zone.apexes.push(Apex { wire_len: wire.len(), soa_tail: soa_tail() });
+            zone.nodes
+                .insert(wire.into_boxed_slice(), Node { apex: index, is_apex: true, records: None, wildcard: None });
         }
 
         for entry in spec.entries.iter().filter(|e| e.private_dns) {
@@ -406,25 +382,13 @@ impl Zone {
                 None => (wire.as_slice(), false),
             };
             if entry.ips.is_empty() {
-                return Err(DnsError::NoAddresses {
-                    name: entry.name.clone(),
-                });
+                return Err(DnsError::NoAddresses { name: entry.name.clone() });
             }
             if entry.ips.len() > MAX_IPS_PER_NAME {
-                return Err(DnsError::TooManyAddresses {
-                    name: entry.name.clone(),
-                    count: entry.ips.len(),
-                });
+                return Err(DnsError::TooManyAddresses { name: entry.name.clone(), count: entry.ips.len() });
             }
-            let apex = zone
-                .nearest_apex(owner)
-                .ok_or_else(|| DnsError::OutsideZone {
-                    name: entry.name.clone(),
-                })?;
-            let range = IpRange {
-                start: zone.ips.len() as u32,
-                len: entry.ips.len() as u32,
-            };
+            let apex = zone.nearest_apex(owner).ok_or_else(|| DnsError::OutsideZone { name: entry.name.clone() })?;
+            let range = IpRange { start: zone.ips.len() as u32, len: entry.ips.len() as u32 };
             zone.ips.extend(entry.ips.iter().map(|ip| ip.octets()));
 
             // The owner and every name between it and its apex exist (empty
@@ -438,15 +402,9 @@ impl Zone {
                     wildcard: None,
                 });
                 if off == 0 {
-                    let slot = if is_wildcard {
-                        &mut node.wildcard
-                    } else {
-                        &mut node.records
-                    };
+                    let slot = if is_wildcard { &mut node.wildcard } else { &mut node.records };
                     if slot.is_some() {
-                        return Err(DnsError::DuplicateName {
-                            name: entry.name.clone(),
-                        });
+                        return Err(DnsError::DuplicateName { name: entry.name.clone() });
                     }
                     *slot = Some(range);
                 }
@@ -487,19 +445,9 @@ impl Zone {
                 let apex = node.apex as usize;
                 let apex_offset = name.len() - self.apexes[apex].wire_len;
                 return if off == 0 {
-                    Lookup::Exists {
-                        records: node.records,
-                        is_apex: node.is_apex,
-                        apex,
-                        apex_offset,
-                    }
+                    Lookup::Exists { records: node.records, is_apex: node.is_apex, apex, apex_offset }
                 } else if let Some(records) = node.wildcard {
-                    Lookup::Exists {
-                        records: Some(records),
-                        is_apex: false,
-                        apex,
-                        apex_offset,
-                    }
+                    Lookup::Exists { records: Some(records), is_apex: false, apex, apex_offset }
                 } else {
                     Lookup::NxDomain { apex, apex_offset }
                 };
@@ -518,24 +466,13 @@ impl Zone {
 /// starts inside the queried name, for a compression pointer.
 #[derive(Clone, Copy, Debug)]
 enum Lookup {
-    Exists {
-        records: Option<IpRange>,
-        is_apex: bool,
-        apex: usize,
-        apex_offset: usize,
-    },
-    NxDomain {
-        apex: usize,
-        apex_offset: usize,
-    },
+    Exists { records: Option<IpRange>, is_apex: bool, apex: usize, apex_offset: usize },
+    NxDomain { apex: usize, apex_offset: usize },
     Outside,
 }
 
 fn invalid(name: &str, reason: &'static str) -> DnsError {
-    DnsError::InvalidName {
-        name: name.to_string(),
-        reason,
-    }
+    DnsError::InvalidName { name: name.to_string(), reason }
 }
 
 /// Converts a configured name to lowercase wire format; `*` only as a whole first label.
@@ -552,15 +489,9 @@ fn name_to_wire(name: &str) -> Result<Vec<u8>, DnsError> {
         if label.len() > 63 {
             return Err(invalid(name, "label longer than 63 bytes"));
         }
-        let ok = label == "*" && i == 0
-            || label
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let ok = label == "*" && i == 0 || label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !ok {
-            return Err(invalid(
-                name,
-                "labels are letters, digits, '-' and '_'; '*' only as the first label",
-            ));
+            return Err(invalid(name, "labels are letters, digits, '-' and '_'; '*' only as the first label"));
         }
         wire.push(label.len() as u8);
         wire.extend(label.bytes().map(|b| b.to_ascii_lowercase()));
@@ -742,11 +673,7 @@ struct Answer<'z> {
 impl Responder {
     /// A responder over `zone`; swap zones with [`Responder::set_zone`].
     pub fn new(zone: Arc<Zone>, forward: ForwardMode) -> Responder {
-        Responder {
-            zone,
-            forward,
-            counters: Default::default(),
-        }
+        Responder { zone, forward, counters: Default::default() }
     }
 
     /// Replaces the zone (endpoints changed); counters are kept.
@@ -848,9 +775,7 @@ impl Responder {
         let limit = match (transport, query.edns) {
             (Transport::Tcp, _) => usize::from(u16::MAX),
             (Transport::Udp, None) => PLAIN_UDP_LIMIT,
-            (Transport::Udp, Some(e)) => {
-                usize::from(e.udp_size).clamp(PLAIN_UDP_LIMIT, MAX_UDP_RESPONSE)
-            }
+            (Transport::Udp, Some(e)) => usize::from(e.udp_size).clamp(PLAIN_UDP_LIMIT, MAX_UDP_RESPONSE),
         };
         if emit_answer(out, msg, &query, &answer, limit) {
             self.bump(Counter::Truncated);
@@ -907,12 +832,7 @@ impl Responder {
                 answer.counter = Counter::NxDomain;
                 Some(answer)
             }
-            Lookup::Exists {
-                records,
-                is_apex,
-                apex,
-                apex_offset,
-            } => {
+            Lookup::Exists { records, is_apex, apex, apex_offset } => {
                 answer.authoritative = true;
                 let soa = Some((apex_offset, zone.apexes[apex].soa_tail.as_slice()));
                 match (query.qtype, records) {
@@ -1007,22 +927,10 @@ fn parse_query(msg: &[u8], id: u16, flags: u16) -> Result<Query, ParseError> {
             if !in_additional || !root_owner || edns.is_some() {
                 return Err(ParseError::FormErr);
             }
-            edns = Some(Edns {
-                udp_size: class,
-                version: (ttl >> 16) as u8,
-                dnssec_ok: ttl & EDNS_DO != 0,
-            });
+            edns = Some(Edns { udp_size: class, version: (ttl >> 16) as u8, dnssec_ok: ttl & EDNS_DO != 0 });
         }
     }
-    Ok(Query {
-        id,
-        flags,
-        name_end,
-        question_end,
-        qtype,
-        qclass,
-        edns,
-    })
+    Ok(Query { id, flags, name_end, question_end, qtype, qclass, edns })
 }
 
 /// Response flags: QR, the query's opcode, RD and CD, plus what the answer sets.
@@ -1055,22 +963,11 @@ fn emit_error(out: &mut Vec<u8>, id: u16, query_flags: u16, rcode: u8) {
 }
 
 /// Writes the response; returns whether it had to be truncated (TC).
-fn emit_answer(
-    out: &mut Vec<u8>,
-    msg: &[u8],
-    query: &Query,
-    answer: &Answer<'_>,
-    limit: usize,
-) -> bool {
+fn emit_answer(out: &mut Vec<u8>, msg: &[u8], query: &Query, answer: &Answer<'_>, limit: usize) -> bool {
     let question = &msg[HEADER_LEN..query.question_end];
     let soa_len = answer.soa.map_or(0, |(_, tail)| 2 + tail.len());
-    let opt_len = if query.edns.is_some() {
-        OPT_RECORD_LEN
-    } else {
-        0
-    };
-    let full_len =
-        HEADER_LEN + question.len() + answer.ips.len() * A_RECORD_LEN + soa_len + opt_len;
+    let opt_len = if query.edns.is_some() { OPT_RECORD_LEN } else { 0 };
+    let full_len = HEADER_LEN + question.len() + answer.ips.len() * A_RECORD_LEN + soa_len + opt_len;
     // No partial RRset: if it does not fit, send none of it (RFC 2181 section 9).
     let truncated = full_len > limit;
 
@@ -1081,20 +978,9 @@ fn emit_answer(
     if truncated {
         (an, ns) = (0, 0);
     }
-    let flags = response_flags(
-        query.flags,
-        answer.authoritative,
-        truncated,
-        answer.recursion_available,
-        answer.rcode,
-    );
+    let flags = response_flags(query.flags, answer.authoritative, truncated, answer.recursion_available, answer.rcode);
     out.reserve(full_len.min(limit));
-    emit_header(
-        out,
-        query.id,
-        flags,
-        [1, an, ns, u16::from(query.edns.is_some())],
-    );
+    emit_header(out, query.id, flags, [1, an, ns, u16::from(query.edns.is_some())]);
     // The question is echoed byte for byte, so its case is the client's (RFC 4343).
     out.extend_from_slice(question);
     if !truncated {
@@ -1162,10 +1048,7 @@ struct CachedAnswer {
 impl ForwardCache {
     /// An empty cache holding at most `capacity` answers.
     pub fn new(capacity: usize) -> ForwardCache {
-        ForwardCache {
-            entries: FnvMap::default(),
-            capacity,
-        }
+        ForwardCache { entries: FnvMap::default(), capacity }
     }
 
     /// How many answers are held (expired ones included until evicted).
@@ -1203,8 +1086,7 @@ impl ForwardCache {
         out.extend_from_slice(&entry.response);
         out[..2].copy_from_slice(&query[..2]);
         out[2] = (out[2] & !0x01) | (query[2] & 0x01); // RD
-        out[HEADER_LEN..parsed.question_end]
-            .copy_from_slice(&query[HEADER_LEN..parsed.question_end]);
+        out[HEADER_LEN..parsed.question_end].copy_from_slice(&query[HEADER_LEN..parsed.question_end]);
         for &offset in entry.ttl_offsets.iter() {
             let at = usize::from(offset);
             let ttl = u32::from_be_bytes([out[at], out[at + 1], out[at + 2], out[at + 3]]);
@@ -1227,9 +1109,7 @@ impl ForwardCache {
         }
         let key: Box<[u8]> = key_buf[..key_len].into();
         if self.entries.len() >= self.capacity && !self.entries.contains_key(&key) {
-            self.entries.retain(|_, e| {
-                now.saturating_duration_since(e.stored).as_secs() < u64::from(e.ttl)
-            });
+            self.entries.retain(|_, e| now.saturating_duration_since(e.stored).as_secs() < u64::from(e.ttl));
             if self.entries.len() >= self.capacity {
                 // Still full of live answers: make room by dropping any one.
                 if let Some(victim) = self.entries.keys().next().cloned() {
@@ -1277,8 +1157,8 @@ fn cacheable(query: &[u8], parsed: &Query, response: &[u8]) -> Option<(Vec<u16>,
     }
     let flags = u16::from_be_bytes([response[2], response[3]]);
     let rcode = (flags & 0x000F) as u8;
-    let same_question = response[HEADER_LEN..parsed.question_end]
-        .eq_ignore_ascii_case(&query[HEADER_LEN..parsed.question_end]);
+    let same_question =
+        response[HEADER_LEN..parsed.question_end].eq_ignore_ascii_case(&query[HEADER_LEN..parsed.question_end]);
     if response[..2] != query[..2]
         || flags & FLAG_QR == 0
         || flags & FLAG_TC != 0
@@ -1332,29 +1212,18 @@ fn cacheable(query: &[u8], parsed: &Query, response: &[u8]) -> Option<(Vec<u16>,
 mod tests {
     use super::*;
     use crate::catalog::lookup;
-    use hickory_proto::op::{
-        Edns as HEdns, Message, MessageType, OpCode, Query as HQuery, ResponseCode,
-    };
+    use hickory_proto::op::{Edns as HEdns, Message, MessageType, OpCode, Query as HQuery, ResponseCode};
     use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
     use std::time::Duration;
 
     const EC2_REGIONAL: &str = "vpce-0fe5b17a0707d6abc-29p5708s.ec2.us-east-1.vpce.amazonaws.com";
-    const EC2_ZONAL_B: &str =
-        "vpce-0fe5b17a0707d6abc-29p5708s-us-east-1b.ec2.us-east-1.vpce.amazonaws.com";
+    const EC2_ZONAL_B: &str = "vpce-0fe5b17a0707d6abc-29p5708s-us-east-1b.ec2.us-east-1.vpce.amazonaws.com";
     const S3_REGIONAL: &str = "vpce-0a1b2c3d4e5f60718-s3s3s3s3.s3.us-east-1.vpce.amazonaws.com";
     const SSM_REGIONAL: &str = "vpce-0123456789abcdef0-ssmssmss.ssm.us-east-1.vpce.amazonaws.com";
-    const IPS: [Ipv4Addr; 3] = [
-        Ipv4Addr::new(10, 0, 1, 49),
-        Ipv4Addr::new(10, 0, 2, 49),
-        Ipv4Addr::new(10, 0, 3, 49),
-    ];
+    const IPS: [Ipv4Addr; 3] = [Ipv4Addr::new(10, 0, 1, 49), Ipv4Addr::new(10, 0, 2, 49), Ipv4Addr::new(10, 0, 3, 49)];
 
     fn enis() -> Vec<(String, Ipv4Addr)> {
-        ["us-east-1a", "us-east-1b", "us-east-1c"]
-            .iter()
-            .zip(IPS)
-            .map(|(az, ip)| (az.to_string(), ip))
-            .collect()
+        ["us-east-1a", "us-east-1b", "us-east-1c"].iter().zip(IPS).map(|(az, ip)| (az.to_string(), ip)).collect()
     }
 
     /// ec2 and execute-api with private DNS, s3 (no private DNS), ssm with private DNS off.
@@ -1369,13 +1238,7 @@ mod tests {
         ];
         for (svc, id, suffix, private_dns) in endpoints {
             let service = lookup(&format!("com.amazonaws.us-east-1.{svc}")).unwrap();
-            spec.add_endpoint(&EndpointDns {
-                service: &service,
-                endpoint_id: id,
-                suffix,
-                enis: &enis,
-                private_dns,
-            });
+            spec.add_endpoint(&EndpointDns { service: &service, endpoint_id: id, suffix, enis: &enis, private_dns });
         }
         spec
     }
@@ -1384,26 +1247,11 @@ mod tests {
     fn big_spec() -> ZoneSpec {
         let ips = |n: u32| (0..n).map(|i| Ipv4Addr::from(0x0a00_0000 + i)).collect();
         ZoneSpec {
-            apexes: vec![ZoneApex {
-                name: "big.test".into(),
-                private_dns: true,
-            }],
+            apexes: vec![ZoneApex { name: "big.test".into(), private_dns: true }],
             entries: vec![
-                ZoneEntry {
-                    name: "sixty.big.test".into(),
-                    ips: ips(60),
-                    private_dns: true,
-                },
-                ZoneEntry {
-                    name: "hundred.big.test".into(),
-                    ips: ips(100),
-                    private_dns: true,
-                },
-                ZoneEntry {
-                    name: "deep.ent.big.test".into(),
-                    ips: ips(1),
-                    private_dns: true,
-                },
+                ZoneEntry { name: "sixty.big.test".into(), ips: ips(60), private_dns: true },
+                ZoneEntry { name: "hundred.big.test".into(), ips: ips(100), private_dns: true },
+                ZoneEntry { name: "deep.ent.big.test".into(), ips: ips(1), private_dns: true },
             ],
         }
     }
@@ -1544,25 +1392,14 @@ mod tests {
     fn out_buffer_is_reused_and_cleared() {
         let r = lab();
         let mut out = vec![0xAA; 4096];
-        r.handle_query(
-            &query(EC2_REGIONAL, RecordType::A),
-            Transport::Udp,
-            &mut out,
-        );
+        r.handle_query(&query(EC2_REGIONAL, RecordType::A), Transport::Udp, &mut out);
         let first = out.clone();
         let capacity = out.capacity();
-        r.handle_query(
-            &query(EC2_REGIONAL, RecordType::A),
-            Transport::Udp,
-            &mut out,
-        );
+        r.handle_query(&query(EC2_REGIONAL, RecordType::A), Transport::Udp, &mut out);
         assert_eq!(out, first);
         assert_eq!(out.capacity(), capacity);
         let q = query("example.com", RecordType::A);
-        assert_eq!(
-            r.handle_query(&q, Transport::Udp, &mut out),
-            Outcome::Forward
-        );
+        assert_eq!(r.handle_query(&q, Transport::Udp, &mut out), Outcome::Forward);
         assert!(out.is_empty());
     }
 
@@ -1599,10 +1436,7 @@ mod tests {
             (format!("bucket.{S3_REGIONAL}"), &IPS[..]),
             (format!("my-bucket.bucket.{S3_REGIONAL}"), &IPS[..]),
             (format!("accesspoint.{S3_REGIONAL}"), &IPS[..]),
-            (
-                format!("ap-123456789012.accesspoint.{S3_REGIONAL}"),
-                &IPS[..],
-            ),
+            (format!("ap-123456789012.accesspoint.{S3_REGIONAL}"), &IPS[..]),
             (format!("control.{S3_REGIONAL}"), &IPS[..]),
             (format!("x.control.{S3_REGIONAL}"), &IPS[..]),
             (format!("my-bucket.bucket.{zonal}"), &IPS[2..]),
@@ -1618,15 +1452,9 @@ mod tests {
         let r = lab();
         let mut out = Vec::new();
         let q = query("s3.us-east-1.amazonaws.com", RecordType::A);
-        assert_eq!(
-            r.handle_query(&q, Transport::Udp, &mut out),
-            Outcome::Forward
-        );
+        assert_eq!(r.handle_query(&q, Transport::Udp, &mut out), Outcome::Forward);
         let q = query("my-bucket.s3.us-east-1.amazonaws.com", RecordType::A);
-        assert_eq!(
-            r.handle_query(&q, Transport::Udp, &mut out),
-            Outcome::Forward
-        );
+        assert_eq!(r.handle_query(&q, Transport::Udp, &mut out), Outcome::Forward);
     }
 
     // ---------------------------------------------------------------
@@ -1639,10 +1467,7 @@ mod tests {
         for (name, apex) in [
             ("ec2.us-east-1.amazonaws.com", "ec2.us-east-1.amazonaws.com"),
             (EC2_REGIONAL, "ec2.us-east-1.vpce.amazonaws.com"),
-            (
-                "x.execute-api.us-east-1.amazonaws.com",
-                "execute-api.us-east-1.amazonaws.com",
-            ),
+            ("x.execute-api.us-east-1.amazonaws.com", "execute-api.us-east-1.amazonaws.com"),
         ] {
             let msg = ask_udp(&r, name, RecordType::AAAA);
             assert_eq!(msg.metadata.response_code, ResponseCode::NoError, "{name}");
@@ -1668,12 +1493,7 @@ mod tests {
     #[test]
     fn other_types_are_nodata() {
         let r = lab();
-        for rtype in [
-            RecordType::TXT,
-            RecordType::MX,
-            RecordType::CNAME,
-            RecordType::NS,
-        ] {
+        for rtype in [RecordType::TXT, RecordType::MX, RecordType::CNAME, RecordType::NS] {
             let msg = ask_udp(&r, EC2_REGIONAL, rtype);
             assert_eq!(msg.metadata.response_code, ResponseCode::NoError);
             assert_soa_authority(&msg, "ec2.us-east-1.vpce.amazonaws.com");
@@ -1684,14 +1504,8 @@ mod tests {
     fn missing_name_under_an_apex_is_nxdomain() {
         let r = lab();
         for (name, apex) in [
-            (
-                "foo.ec2.us-east-1.amazonaws.com",
-                "ec2.us-east-1.amazonaws.com",
-            ),
-            (
-                "vpce-0000000000000000-nope.ec2.us-east-1.vpce.amazonaws.com",
-                "ec2.us-east-1.vpce.amazonaws.com",
-            ),
+            ("foo.ec2.us-east-1.amazonaws.com", "ec2.us-east-1.amazonaws.com"),
+            ("vpce-0000000000000000-nope.ec2.us-east-1.vpce.amazonaws.com", "ec2.us-east-1.vpce.amazonaws.com"),
         ] {
             for rtype in [RecordType::A, RecordType::AAAA] {
                 let msg = ask_udp(&r, name, rtype);
@@ -1706,10 +1520,7 @@ mod tests {
     #[test]
     fn soa_pointer_keeps_the_question_case() {
         let msg = ask_udp(&lab(), "Foo.EC2.us-east-1.amazonaws.com", RecordType::A);
-        assert_eq!(
-            msg.authorities[0].name.to_ascii(),
-            "EC2.us-east-1.amazonaws.com."
-        );
+        assert_eq!(msg.authorities[0].name.to_ascii(), "EC2.us-east-1.amazonaws.com.");
     }
 
     #[test]
@@ -1749,19 +1560,9 @@ mod tests {
     fn outside_names_are_forwarded() {
         let r = lab();
         let mut out = Vec::new();
-        for name in [
-            "example.com",
-            "amazonaws.com",
-            "us-east-1.amazonaws.com",
-            "sts.us-east-1.amazonaws.com",
-            ".",
-        ] {
+        for name in ["example.com", "amazonaws.com", "us-east-1.amazonaws.com", "sts.us-east-1.amazonaws.com", "."] {
             let q = query(name, RecordType::A);
-            assert_eq!(
-                r.handle_query(&q, Transport::Udp, &mut out),
-                Outcome::Forward,
-                "{name}"
-            );
+            assert_eq!(r.handle_query(&q, Transport::Udp, &mut out), Outcome::Forward, "{name}");
             assert!(out.is_empty());
         }
         assert_eq!(r.counters().forwarded, 5);
@@ -1785,15 +1586,9 @@ mod tests {
         let r = lab();
         let mut out = Vec::new();
         let q = query("ssm.us-east-1.amazonaws.com", RecordType::A);
-        assert_eq!(
-            r.handle_query(&q, Transport::Udp, &mut out),
-            Outcome::Forward
-        );
+        assert_eq!(r.handle_query(&q, Transport::Udp, &mut out), Outcome::Forward);
         let q = query("ssm.us-east-1.amazonaws.com", RecordType::AAAA);
-        assert_eq!(
-            r.handle_query(&q, Transport::Udp, &mut out),
-            Outcome::Forward
-        );
+        assert_eq!(r.handle_query(&q, Transport::Udp, &mut out), Outcome::Forward);
         assert_eq!(a_records(&ask_udp(&r, SSM_REGIONAL, RecordType::A)), IPS);
     }
 
@@ -1813,10 +1608,7 @@ mod tests {
         r.set_zone(Arc::new(Zone::default()));
         assert!(r.zone().is_empty());
         let q = query(EC2_REGIONAL, RecordType::A);
-        assert_eq!(
-            r.handle_query(&q, Transport::Udp, &mut out),
-            Outcome::Forward
-        );
+        assert_eq!(r.handle_query(&q, Transport::Udp, &mut out), Outcome::Forward);
     }
 
     // ---------------------------------------------------------------
@@ -1933,10 +1725,7 @@ mod tests {
         let r = lab();
         for len in 0..HEADER_LEN {
             let q = vec![0u8; len];
-            assert_eq!(
-                outcome(&r, &q, Transport::Udp).0,
-                Outcome::Drop(DropReason::TooShort)
-            );
+            assert_eq!(outcome(&r, &q, Transport::Udp).0, Outcome::Drop(DropReason::TooShort));
         }
         assert_eq!(r.counters().dropped_too_short, HEADER_LEN as u64);
     }
@@ -1951,15 +1740,8 @@ mod tests {
         assert!(out.is_empty());
         // Our own response fed back in is dropped too: no reflection loops.
         let mut resp = Vec::new();
-        r.handle_query(
-            &query(EC2_REGIONAL, RecordType::A),
-            Transport::Udp,
-            &mut resp,
-        );
-        assert_eq!(
-            outcome(&r, &resp, Transport::Udp).0,
-            Outcome::Drop(DropReason::NotQuery)
-        );
+        r.handle_query(&query(EC2_REGIONAL, RecordType::A), Transport::Udp, &mut resp);
+        assert_eq!(outcome(&r, &resp, Transport::Udp).0, Outcome::Drop(DropReason::NotQuery));
         assert_eq!(r.counters().dropped_not_query, 2);
     }
 
@@ -1982,16 +1764,10 @@ mod tests {
     fn oversized_queries_are_dropped() {
         let r = lab();
         let q = padded_query(MAX_QUERY_LEN, true);
-        assert_eq!(
-            outcome(&r, &q, Transport::Tcp).0,
-            Outcome::Drop(DropReason::Oversized)
-        );
+        assert_eq!(outcome(&r, &q, Transport::Tcp).0, Outcome::Drop(DropReason::Oversized));
         // Over 512 without EDNS: dropped over UDP, fine over TCP.
         let q = padded_query(600, false);
-        assert_eq!(
-            outcome(&r, &q, Transport::Udp).0,
-            Outcome::Drop(DropReason::Oversized)
-        );
+        assert_eq!(outcome(&r, &q, Transport::Udp).0, Outcome::Drop(DropReason::Oversized));
         assert_eq!(a_records(&ask(&r, &q, Transport::Tcp)), IPS);
         // With EDNS the same size is a query.
         let q = padded_query(600, true);
@@ -2022,10 +1798,7 @@ mod tests {
         none.truncate(HEADER_LEN);
         assert_eq!(rcode_of(&r, &none), ResponseCode::FormErr);
         let two = build_query(EC2_REGIONAL, RecordType::A, |m| {
-            m.add_query(HQuery::query(
-                Name::from_ascii("example.com").unwrap(),
-                RecordType::A,
-            ));
+            m.add_query(HQuery::query(Name::from_ascii("example.com").unwrap(), RecordType::A));
         });
         assert_eq!(rcode_of(&r, &two), ResponseCode::FormErr);
         assert_eq!(r.counters().formerr, 2);
@@ -2047,17 +1820,11 @@ mod tests {
         let mut q = query(EC2_REGIONAL, RecordType::A);
         q.truncate(HEADER_LEN);
         q.extend_from_slice(&[0xC0, 0x0C, 0, 1, 0, 1]);
-        assert_eq!(
-            outcome(&r, &q, Transport::Udp).0,
-            Outcome::Drop(DropReason::Malformed)
-        );
+        assert_eq!(outcome(&r, &q, Transport::Udp).0, Outcome::Drop(DropReason::Malformed));
         // A label, then a pointer back to it.
         let mut q2 = q[..HEADER_LEN].to_vec();
         q2.extend_from_slice(&[3, b'e', b'c', b'2', 0xC0, 0x0C, 0, 1, 0, 1]);
-        assert_eq!(
-            outcome(&r, &q2, Transport::Udp).0,
-            Outcome::Drop(DropReason::Malformed)
-        );
+        assert_eq!(outcome(&r, &q2, Transport::Udp).0, Outcome::Drop(DropReason::Malformed));
         assert_eq!(r.counters().dropped_malformed, 2);
     }
 
@@ -2107,13 +1874,7 @@ mod tests {
     #[test]
     fn a_255_byte_name_is_accepted() {
         // 3 x 63-byte labels + one 61-byte label = 4 * 64 - 2 + 1 = 255 bytes.
-        let name = [
-            "a".repeat(63),
-            "b".repeat(63),
-            "c".repeat(63),
-            "d".repeat(61),
-        ]
-        .join(".");
+        let name = ["a".repeat(63), "b".repeat(63), "c".repeat(63), "d".repeat(61)].join(".");
         let q = query(&name, RecordType::A);
         assert_eq!(q.len(), HEADER_LEN + 255 + 4);
         assert_eq!(outcome(&lab(), &q, Transport::Udp).0, Outcome::Forward);
@@ -2124,22 +1885,12 @@ mod tests {
     // ---------------------------------------------------------------
 
     fn entry(name: &str) -> ZoneEntry {
-        ZoneEntry {
-            name: name.into(),
-            ips: vec![IPS[0]],
-            private_dns: true,
-        }
+        ZoneEntry { name: name.into(), ips: vec![IPS[0]], private_dns: true }
     }
 
     fn spec(apexes: &[&str], entries: Vec<ZoneEntry>) -> ZoneSpec {
         ZoneSpec {
-            apexes: apexes
-                .iter()
-                .map(|a| ZoneApex {
-                    name: a.to_string(),
-                    private_dns: true,
-                })
-                .collect(),
+            apexes: apexes.iter().map(|a| ZoneApex { name: a.to_string(), private_dns: true }).collect(),
             entries,
         }
     }
@@ -2148,29 +1899,14 @@ mod tests {
     fn build_rejects_bad_specs() {
         let cases = [
             (spec(&["a.test"], vec![entry("b.test")]), "OutsideZone"),
-            (
-                spec(&["a.test"], vec![entry("x.a.test"), entry("X.a.test.")]),
-                "DuplicateName",
-            ),
-            (
-                spec(&["a.test"], vec![entry("*.a.test"), entry("*.a.test")]),
-                "DuplicateName",
-            ),
+            (spec(&["a.test"], vec![entry("x.a.test"), entry("X.a.test.")]), "DuplicateName"),
+            (spec(&["a.test"], vec![entry("*.a.test"), entry("*.a.test")]), "DuplicateName"),
             (spec(&["a.test"], vec![entry("x..a.test")]), "InvalidName"),
             (spec(&["a.test"], vec![entry("x.*.a.test")]), "InvalidName"),
-            (
-                spec(&["a.test"], vec![entry("sp ace.a.test")]),
-                "InvalidName",
-            ),
+            (spec(&["a.test"], vec![entry("sp ace.a.test")]), "InvalidName"),
             (spec(&["*.a.test"], vec![]), "InvalidName"),
             (spec(&["."], vec![]), "InvalidName"),
-            (
-                spec(
-                    &["a.test"],
-                    vec![entry(&format!("{}.a.test", "x".repeat(64)))],
-                ),
-                "InvalidName",
-            ),
+            (spec(&["a.test"], vec![entry(&format!("{}.a.test", "x".repeat(64)))]), "InvalidName"),
         ];
         for (s, want) in cases {
             let err = Zone::build(&s).unwrap_err();
@@ -2178,17 +1914,9 @@ mod tests {
         }
         let mut s = spec(&["a.test"], vec![entry("x.a.test")]);
         s.entries[0].ips.clear();
-        assert_eq!(
-            Zone::build(&s).unwrap_err(),
-            DnsError::NoAddresses {
-                name: "x.a.test".into()
-            }
-        );
+        assert_eq!(Zone::build(&s).unwrap_err(), DnsError::NoAddresses { name: "x.a.test".into() });
         s.entries[0].ips = vec![IPS[0]; MAX_IPS_PER_NAME + 1];
-        assert!(matches!(
-            Zone::build(&s),
-            Err(DnsError::TooManyAddresses { .. })
-        ));
+        assert!(matches!(Zone::build(&s), Err(DnsError::TooManyAddresses { .. })));
     }
 
     #[test]
@@ -2214,18 +1942,8 @@ mod tests {
                 private_dns,
             });
         }
-        let apexes: Vec<_> = s
-            .apexes
-            .iter()
-            .map(|a| (a.name.as_str(), a.private_dns))
-            .collect();
-        assert_eq!(
-            apexes,
-            [
-                ("ec2.us-east-1.vpce.amazonaws.com", true),
-                ("ec2.us-east-1.amazonaws.com", true)
-            ]
-        );
+        let apexes: Vec<_> = s.apexes.iter().map(|a| (a.name.as_str(), a.private_dns)).collect();
+        assert_eq!(apexes, [("ec2.us-east-1.vpce.amazonaws.com", true), ("ec2.us-east-1.amazonaws.com", true)]);
         let r = responder(&s, ForwardMode::Forward);
         for id in ["01", "02"] {
             let name = format!("vpce-{id}-abcdefgh.ec2.us-east-1.vpce.amazonaws.com");
@@ -2236,12 +1954,8 @@ mod tests {
     #[test]
     fn add_endpoint_builds_the_documented_names() {
         let s = lab_spec();
-        let names: Vec<&str> = s
-            .entries
-            .iter()
-            .filter(|e| e.private_dns && e.name.contains("ec2"))
-            .map(|e| e.name.as_str())
-            .collect();
+        let names: Vec<&str> =
+            s.entries.iter().filter(|e| e.private_dns && e.name.contains("ec2")).map(|e| e.name.as_str()).collect();
         assert_eq!(
             names,
             [
@@ -2253,10 +1967,7 @@ mod tests {
             ]
         );
         // ssm's default name is there, switched off.
-        assert!(s
-            .entries
-            .iter()
-            .any(|e| e.name == "ssm.us-east-1.amazonaws.com" && !e.private_dns));
+        assert!(s.entries.iter().any(|e| e.name == "ssm.us-east-1.amazonaws.com" && !e.private_dns));
     }
 
     // ---------------------------------------------------------------
@@ -2294,13 +2005,7 @@ mod tests {
             "hundred.big.test",
             "ent.big.test",
         ];
-        let types = [
-            RecordType::A,
-            RecordType::AAAA,
-            RecordType::ANY,
-            RecordType::SOA,
-            RecordType::TXT,
-        ];
+        let types = [RecordType::A, RecordType::AAAA, RecordType::ANY, RecordType::SOA, RecordType::TXT];
         let mut corpus = Vec::new();
         for name in names {
             for rtype in types {
@@ -2336,19 +2041,7 @@ mod tests {
             2 => q.truncate(rng.below(q.len() + 1)),
             // Length fields that lie: section counts, label lengths, RDLENGTH.
             3 => {
-                let i = [
-                    4,
-                    5,
-                    6,
-                    7,
-                    8,
-                    9,
-                    10,
-                    11,
-                    HEADER_LEN,
-                    q.len() - 2,
-                    q.len() - 1,
-                ][rng.below(11)];
+                let i = [4, 5, 6, 7, 8, 9, 10, 11, HEADER_LEN, q.len() - 2, q.len() - 1][rng.below(11)];
                 q[i] = rng.next() as u8;
             }
             // Compression pointers into the question or the OPT owner, loops included.
@@ -2398,32 +2091,19 @@ mod tests {
         for i in 0..100_000 {
             let base = &corpus[rng.below(corpus.len())];
             let q = mutate(&mut rng, base);
-            let transport = if rng.below(4) == 0 {
-                Transport::Tcp
-            } else {
-                Transport::Udp
-            };
-            let (r, max_ips) = if i % 2 == 0 {
-                (&lab, IPS.len())
-            } else {
-                (&big, 100)
-            };
+            let transport = if rng.below(4) == 0 { Transport::Tcp } else { Transport::Udp };
+            let (r, max_ips) = if i % 2 == 0 { (&lab, IPS.len()) } else { (&big, 100) };
             match r.handle_query(&q, transport, &mut out) {
                 Outcome::Respond => {
                     responded += 1;
-                    let msg = Message::from_vec(&out)
-                        .unwrap_or_else(|e| panic!("unparseable response {e}: query {q:02x?}"));
+                    let msg =
+                        Message::from_vec(&out).unwrap_or_else(|e| panic!("unparseable response {e}: query {q:02x?}"));
                     assert_eq!(msg.metadata.message_type, MessageType::Response);
                     assert_eq!(out[..2], q[..2], "id echoed");
                     assert!(msg.queries.len() <= 1);
                     // Additive bound: the question (at most the query) plus one RRset or one SOA, plus OPT.
                     let extra = (max_ips * A_RECORD_LEN).max(soa_len) + OPT_RECORD_LEN;
-                    assert!(
-                        out.len() <= q.len() + extra,
-                        "{} > {} + {extra}",
-                        out.len(),
-                        q.len()
-                    );
+                    assert!(out.len() <= q.len() + extra, "{} > {} + {extra}", out.len(), q.len());
                     if transport == Transport::Udp {
                         assert!(out.len() <= MAX_UDP_RESPONSE);
                         if msg.edns.is_none() {
@@ -2472,16 +2152,8 @@ mod tests {
         msg.metadata.recursion_available = true;
         msg.add_query(query_msg.queries[0].clone());
         let name = query_msg.queries[0].name().clone();
-        msg.add_answer(Record::from_rdata(
-            name.clone(),
-            ttl,
-            RData::A(A::new(93, 184, 215, 14)),
-        ));
-        msg.add_answer(Record::from_rdata(
-            name,
-            ttl + 100,
-            RData::A(A::new(93, 184, 215, 15)),
-        ));
+        msg.add_answer(Record::from_rdata(name.clone(), ttl, RData::A(A::new(93, 184, 215, 14))));
+        msg.add_answer(Record::from_rdata(name, ttl + 100, RData::A(A::new(93, 184, 215, 15))));
         msg.edns = query_msg.edns.clone();
         edit(&mut msg);
         msg.to_vec().unwrap()
@@ -2522,9 +2194,7 @@ mod tests {
         let q = query("www.example.com", RecordType::A);
         let bad = [
             upstream_answer(&q, 300, |m| m.metadata.truncation = true),
-            upstream_answer(&q, 300, |m| {
-                m.metadata.response_code = ResponseCode::ServFail
-            }),
+            upstream_answer(&q, 300, |m| m.metadata.response_code = ResponseCode::ServFail),
             upstream_answer(&q, 300, |m| m.metadata.id ^= 1),
             upstream_answer(&q, 300, |m| m.answers.clear()),
             upstream_answer(&q, 0, |_| {}),
@@ -2582,11 +2252,7 @@ mod tests {
         let mut out = Vec::new();
         for _ in 0..20_000 {
             let base = &corpus[rng.below(corpus.len())];
-            let q = if rng.below(2) == 0 {
-                base.clone()
-            } else {
-                mutate(&mut rng, base)
-            };
+            let q = if rng.below(2) == 0 { base.clone() } else { mutate(&mut rng, base) };
             let good = match Message::from_vec(base) {
                 Ok(m) if !m.queries.is_empty() => upstream_answer(base, 300, |_| {}),
                 _ => base.clone(),
