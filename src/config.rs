@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::ops::Range;
 use std::path::Path;
 use std::time::Duration;
@@ -17,6 +17,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::catalog::{self, ServiceInfo};
 use crate::model::Cidr;
 
 /// The largest MTU a TUN carries (the kernel's limit for an IPv4 TUN payload as pasta uses).
@@ -72,6 +73,16 @@ pub struct Config {
     pub subnets: Vec<Subnet>,
     /// Interface endpoints, in file order.
     pub endpoints: Vec<EndpointSpec>,
+    /// The VPC resolver.
+    pub dns: Dns,
+}
+
+/// `[dns]`: what the VPC resolver does with names outside the private zones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dns {
+    /// Upstream resolvers. `None`: the host's `/etc/resolv.conf`; empty: privacy
+    /// mode, where such names are REFUSED and nothing leaks.
+    pub forward: Option<Vec<SocketAddr>>,
 }
 
 /// `[vpc]`.
@@ -126,6 +137,8 @@ pub struct EndpointSpec {
     pub subnets: Vec<usize>,
     /// Private DNS on.
     pub private_dns: bool,
+    /// The service's names, from the catalog (or `dns_names` for a custom service).
+    pub service_info: ServiceInfo,
     /// Fixed ENI IPs by subnet index.
     pub ips: BTreeMap<usize, Ipv4Addr>,
     /// Where the real service is (`host:port`); `None`: its public DNS name, port 443.
@@ -146,6 +159,13 @@ struct RawConfig {
     subnet: Vec<RawSubnet>,
     #[serde(default)]
     endpoint: Vec<RawEndpoint>,
+    dns: Option<RawDns>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDns {
+    forward: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -180,8 +200,8 @@ struct RawEndpoint {
     id: Option<Spanned<String>>,
     service: Spanned<String>,
     subnets: Spanned<Vec<Spanned<String>>>,
-    #[serde(default = "yes")]
-    private_dns: bool,
+    private_dns: Option<Spanned<bool>>,
+    dns_names: Option<Spanned<Vec<String>>>,
     #[serde(default)]
     ips: BTreeMap<Spanned<String>, Spanned<Ipv4Addr>>,
     upstream: Option<Spanned<String>>,
@@ -247,8 +267,9 @@ impl Config {
             .endpoint
             .into_iter()
             .enumerate()
-            .map(|(i, e)| validate_endpoint(&src, &subnets, i, e))
+            .map(|(i, e)| validate_endpoint(&src, &vpc, &subnets, i, e))
             .collect::<Result<Vec<_>, _>>()?;
+        let dns = validate_dns(&src, raw.dns)?;
         check_unique_ips(&src, &endpoints, &subnets)?;
         let mut keys = HashSet::new();
         for (i, e) in endpoints.iter().enumerate() {
@@ -260,7 +281,7 @@ impl Config {
                 );
             }
         }
-        Ok(Config { vpc, subnets, endpoints })
+        Ok(Config { vpc, subnets, endpoints, dns })
     }
 }
 
@@ -368,6 +389,7 @@ fn validate_subnets(src: &Source, vpc: &Vpc, raw: Vec<RawSubnet>) -> Result<Vec<
 
 fn validate_endpoint(
     src: &Source,
+    vpc: &Vpc,
     subnets: &[Subnet],
     i: usize,
     raw: RawEndpoint,
@@ -377,6 +399,52 @@ fn validate_endpoint(
     if !is_name(service) || !service.contains('.') {
         return src.invalid(raw.service.span(), key("service"), "a service name like com.amazonaws.us-east-1.ec2");
     }
+    let custom = !service.starts_with("com.amazonaws.") || service.starts_with("com.amazonaws.vpce.");
+    let service_info = match (&raw.dns_names, custom) {
+        (Some(n), false) => {
+            return src.invalid(n.span(), key("dns_names"), "only a custom (non-AWS) service names its own DNS names");
+        }
+        (names, true) => {
+            let names = names.as_ref().map(|n| n.get_ref().clone()).unwrap_or_default();
+            ServiceInfo::custom(service, &vpc.region, &names)
+        }
+        (None, false) => catalog::lookup(service),
+    };
+    let service_info = match service_info {
+        Ok(info) => info,
+        Err(e) => return src.invalid(raw.service.span(), key("service"), e),
+    };
+    if !custom && service_info.region != vpc.region {
+        // AWS: interface endpoints connect to services in the same Region only.
+        return src.invalid(
+            raw.service.span(),
+            key("service"),
+            format!(
+                "the service is in {}, the VPC in {}: endpoints are same-Region only",
+                service_info.region, vpc.region
+            ),
+        );
+    }
+    let private_dns = match raw.private_dns {
+        None => service_info.private_dns_supported && vpc.dns_support && vpc.dns_hostnames,
+        Some(p) => {
+            let on = *p.get_ref();
+            if let Err(e) = service_info.check_private_dns(on) {
+                return src.invalid(p.span(), key("private_dns"), e);
+            }
+            if on && !(vpc.dns_support && vpc.dns_hostnames) {
+                return src.invalid(
+                    p.span(),
+                    key("private_dns"),
+                    format!(
+                        "enabling private DNS requires both enableDnsSupport and enableDnsHostnames VPC attributes set to true for {} (vpc.dns_support, vpc.dns_hostnames)",
+                        vpc.id
+                    ),
+                );
+            }
+            on
+        }
+    };
     let id = match raw.id {
         Some(id) if !is_vpce_id(id.get_ref()) => {
             return src.invalid(id.span(), key("id"), "must be vpce- followed by 17 lowercase hex digits or letters");
@@ -462,13 +530,37 @@ fn validate_endpoint(
         id,
         service: service.clone(),
         subnets: idx,
-        private_dns: raw.private_dns,
+        private_dns,
+        service_info,
         ips,
         upstream: raw.upstream.map(Spanned::into_inner),
         ports,
         connect_timeout,
         max_connections,
     })
+}
+
+fn validate_dns(src: &Source, raw: Option<RawDns>) -> Result<Dns, ConfigError> {
+    let Some(forward) = raw.and_then(|d| d.forward) else { return Ok(Dns { forward: None }) };
+    let mut out = Vec::with_capacity(forward.len());
+    for f in forward {
+        let text = f.get_ref();
+        let addr = text
+            .parse::<SocketAddr>()
+            .ok()
+            .or_else(|| text.parse::<Ipv4Addr>().ok().map(|ip| SocketAddr::from((ip, 53))));
+        match addr {
+            Some(a) => out.push(a),
+            None => {
+                return src.invalid(
+                    f.span(),
+                    "dns.forward",
+                    format!("{text:?} is not an address like 1.1.1.1 or 127.0.0.1:5353"),
+                )
+            }
+        }
+    }
+    Ok(Dns { forward: Some(out) })
 }
 
 fn check_unique_ips(src: &Source, endpoints: &[EndpointSpec], subnets: &[Subnet]) -> Result<(), ConfigError> {
@@ -624,6 +716,42 @@ upstream = "127.0.0.1:8443"
         assert_eq!(parse_host_port("ec2.us-east-1.amazonaws.com:443"), Some(("ec2.us-east-1.amazonaws.com", 443)));
         assert_eq!(parse_host_port("nohost"), None);
         assert_eq!(parse_host_port("h:0"), None);
+    }
+
+    #[test]
+    fn private_dns_rules() {
+        let e = err(&GOOD
+            .replace("upstream =", "private_dns = true\nupstream =")
+            .replace("region = \"us-east-1\"", "region = \"us-east-1\"\ndns_hostnames = false"));
+        assert!(e.contains("enableDnsSupport and enableDnsHostnames"), "{e}");
+        let s3 = GOOD.replace("com.amazonaws.us-east-1.ec2", "com.amazonaws.us-east-1.s3");
+        let c = Config::from_toml("x", &s3).unwrap();
+        assert!(!c.endpoints[0].private_dns, "S3 defaults to private DNS off");
+        let e = err(&s3.replace("upstream =", "private_dns = true\nupstream ="));
+        assert!(e.contains("does not provide a private DNS name"), "{e}");
+        let e = err(&GOOD.replace("us-east-1.ec2", "us-east-1.ec3"));
+        assert!(e.contains("The Vpc Endpoint Service 'com.amazonaws.us-east-1.ec3' does not exist"), "{e}");
+        let e = err(&GOOD.replace("us-east-1.ec2", "eu-west-1.ec2"));
+        assert!(e.contains("same-Region only"), "{e}");
+        let custom = GOOD
+            .replace("com.amazonaws.us-east-1.ec2", "com.example.api")
+            .replace("upstream =", "dns_names = [\"api.example.com\"]\nupstream =");
+        let c = Config::from_toml("x", &custom).unwrap();
+        assert_eq!(c.endpoints[0].service_info.default_dns_names, ["api.example.com"]);
+        assert!(c.endpoints[0].private_dns);
+    }
+
+    #[test]
+    fn dns_forward() {
+        let c = Config::from_toml("x", GOOD).unwrap();
+        assert_eq!(c.dns.forward, None);
+        let c = Config::from_toml("x", &format!("{GOOD}\n[dns]\nforward = []\n")).unwrap();
+        assert_eq!(c.dns.forward, Some(vec![]));
+        let c =
+            Config::from_toml("x", &format!("{GOOD}\n[dns]\nforward = [\"127.0.0.1:5353\", \"9.9.9.9\"]\n")).unwrap();
+        assert_eq!(c.dns.forward.unwrap()[1], "9.9.9.9:53".parse().unwrap());
+        let e = err(&format!("{GOOD}\n[dns]\nforward = [\"nope\"]\n"));
+        assert!(e.contains("dns.forward"), "{e}");
     }
 
     #[test]

@@ -6,9 +6,16 @@
 use std::future::Future;
 use std::path::Path;
 
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
 use crate::config::Config;
-use crate::model::{Plan, PlanError};
+use crate::dns::{DnsError, Zone};
+use crate::model::{Plan, PlanError, State};
 use crate::netns::{self, Netns, NetnsError};
+use crate::resolver::{self, Resolver};
 use crate::stack::{Report, Stack};
 use crate::store::{StateDir, StoreError};
 use crate::tun::{Tun, TunError};
@@ -28,6 +35,9 @@ pub enum DaemonError {
     /// The TUN could not be created.
     #[error(transparent)]
     Tun(#[from] TunError),
+    /// The private DNS zone could not be built.
+    #[error("private DNS zone: {0}")]
+    Dns(#[from] DnsError),
     /// The data path failed.
     #[error("data path: {0}")]
     Io(#[from] std::io::Error),
@@ -47,16 +57,20 @@ pub fn plan_readonly(config: &Config, state_dir: &Path) -> Result<Plan, DaemonEr
 }
 
 /// Runs the endpoint until `shutdown` resolves. `on_ready` is called with the
-/// plan once the ENI answers.
+/// plan once the ENI answers. Configs arriving on `reload` (SIGHUP) are applied
+/// if they change only what can change live (private DNS); otherwise they are
+/// refused with a warning naming what needs a restart.
 pub async fn up(
     config: &Config,
     state_dir: &Path,
     on_ready: impl FnOnce(&Plan),
     shutdown: impl Future<Output = ()>,
+    reload: Option<mpsc::Receiver<Config>>,
 ) -> Result<Report, DaemonError> {
     let store = StateDir::new(state_dir);
     let mut state = store.load()?;
     let plan = Plan::make(config, &mut state, random_id_bytes)?;
+    let zone = plan.zone()?;
     store.save(&state)?;
 
     let vpc = &plan.vpc;
@@ -67,25 +81,61 @@ pub async fn up(
     // namespace, so every ENI and resolver address gets its own route to the TUN.
     netns::ip(&["-n", n, "addr", "add", &format!("{}/32", vpc.router), "dev", tun.name()])?;
     let resolvers = vpc.resolvers();
-    let targets = plan.eni_ips().map(|(ip, _)| ip).chain(resolvers);
-    for ip in targets {
-        netns::ip(&[
-            "-n",
-            n,
-            "route",
-            "replace",
-            &format!("{ip}/32"),
-            "dev",
-            tun.name(),
-            "src",
-            &vpc.router.to_string(),
-        ])?;
+    let router = vpc.router.to_string();
+    for ip in plan.eni_ips().map(|(ip, _)| ip).chain(resolvers) {
+        netns::ip(&["-n", n, "route", "replace", &format!("{ip}/32"), "dev", tun.name(), "src", &router])?;
     }
+    ns.write_resolv_conf(resolvers[0])?;
 
-    let stack = Stack::new(&plan, tun);
+    let forward = config.dns.forward.clone().unwrap_or_else(resolver::host_resolvers);
+    let (zone_tx, zone_rx) = watch::channel(Arc::new(zone));
+    let udp = Resolver::new(zone_rx.clone(), &forward).await?;
+    let dns_tcp = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
+    let dns_tcp_addr = dns_tcp.local_addr()?;
+    let dns_tcp_task = tokio::spawn(resolver::serve_tcp(dns_tcp, zone_rx, forward));
+    let reload_task = reload.map(|rx| tokio::spawn(apply_reloads(rx, plan.clone(), state, zone_tx)));
+
+    let stack = Stack::new(&plan, tun, udp, dns_tcp_addr);
     on_ready(&plan);
-    let report = stack.run(shutdown).await?;
+    let report = stack.run(shutdown).await;
+    dns_tcp_task.abort();
+    if let Some(t) = reload_task {
+        t.abort();
+    }
     // The stack (and with it the TUN fd) is gone: the kernel removed the device and its routes.
     drop(ns);
-    Ok(report)
+    Ok(report?)
+}
+
+/// Applies reloaded configs: a new zone when only DNS settings changed.
+async fn apply_reloads(
+    mut rx: mpsc::Receiver<Config>,
+    mut current: Plan,
+    state: State,
+    zone_tx: watch::Sender<Arc<Zone>>,
+) {
+    while let Some(config) = rx.recv().await {
+        let mut st = state.clone();
+        let plan = match Plan::make(&config, &mut st, random_id_bytes) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!("reload refused: {e}");
+                continue;
+            }
+        };
+        if plan.data_path_shape() != current.data_path_shape() || plan.vpc.netns != current.vpc.netns {
+            tracing::warn!("reload refused: endpoints, ENIs, ports or upstreams changed; restart privlink for that");
+            continue;
+        }
+        match plan.zone() {
+            Ok(zone) => {
+                zone_tx.send_replace(Arc::new(zone));
+                for e in &plan.endpoints {
+                    tracing::info!("reloaded: {} private DNS {}", e.id, if e.private_dns { "on" } else { "off" });
+                }
+                current = plan;
+            }
+            Err(e) => tracing::warn!("reload refused: {e}"),
+        }
+    }
 }

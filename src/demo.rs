@@ -14,10 +14,11 @@ use std::time::Duration;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::oneshot;
 
 use crate::config::{Config, DEMO_CONFIG};
+use crate::dns::{ForwardMode, Outcome, Responder, Transport, Zone, ZoneApex, ZoneEntry, ZoneSpec};
 use crate::model::Plan;
 use crate::{daemon, netns, probe};
 
@@ -114,6 +115,72 @@ impl Drop for TlsStandIn {
     }
 }
 
+/// A loopback DNS server playing the public internet's answers for a few
+/// names (UDP and TCP on the same port); everything else is REFUSED.
+pub struct PublicDns {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl PublicDns {
+    /// Starts it on 127.0.0.1 with `records` (name, public address).
+    pub async fn start(records: &[(&str, Ipv4Addr)]) -> io::Result<PublicDns> {
+        let mut spec = ZoneSpec::default();
+        for (name, ip) in records {
+            spec.apexes.push(ZoneApex { name: name.to_string(), private_dns: true });
+            spec.entries.push(ZoneEntry { name: name.to_string(), ips: vec![*ip], private_dns: true });
+        }
+        let zone = Arc::new(Zone::build(&spec).map_err(io::Error::other)?);
+        let tcp = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        let addr = tcp.local_addr()?;
+        let udp = UdpSocket::bind(addr).await?;
+        let z = zone.clone();
+        let udp_task = tokio::spawn(async move {
+            let responder = Responder::new(z, ForwardMode::Refuse);
+            let (mut buf, mut out) = (vec![0u8; 2048], Vec::new());
+            while let Ok((n, from)) = udp.recv_from(&mut buf).await {
+                if responder.handle_query(&buf[..n], Transport::Udp, &mut out) == Outcome::Respond {
+                    let _ = udp.send_to(&out, from).await;
+                }
+            }
+        });
+        let tcp_task = tokio::spawn(async move {
+            while let Ok((mut s, _)) = tcp.accept().await {
+                let zone = zone.clone();
+                tokio::spawn(async move {
+                    let responder = Responder::new(zone, ForwardMode::Refuse);
+                    let mut out = Vec::new();
+                    while let Ok(len) = s.read_u16().await {
+                        let mut q = vec![0u8; usize::from(len)];
+                        if s.read_exact(&mut q).await.is_err()
+                            || responder.handle_query(&q, Transport::Tcp, &mut out) != Outcome::Respond
+                        {
+                            return;
+                        }
+                        let _ = s.write_u16(out.len() as u16).await;
+                        let _ = s.write_all(&out).await;
+                    }
+                });
+            }
+        });
+        Ok(PublicDns { addr, tasks: vec![udp_task, tcp_task] })
+    }
+}
+
+impl Drop for PublicDns {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// The demo's pretend public address of the service (the stand-in DNS says so; nothing is sent there).
+const PUBLIC_EC2: Ipv4Addr = Ipv4Addr::new(52, 46, 154, 170);
+/// A service the demo has no endpoint for: its name stays public inside the VPC too.
+const PUBLIC_STS: (&str, Ipv4Addr) = ("sts.us-east-1.amazonaws.com", Ipv4Addr::new(52, 46, 136, 4));
+
 /// Runs the demo; prints the story to stdout.
 pub async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = Config::from_toml("demo.toml (embedded)", DEMO_CONFIG)?;
@@ -124,14 +191,16 @@ pub async fn run() -> Result<(), Box<dyn std::error::Error>> {
         )
         .into());
     }
-    let service_name =
-        crate::model::public_dns_name(&config.endpoints[0].service).expect("the demo's service is an AWS one");
+    let service_name = config.endpoints[0].service_info.default_dns_names[0].clone();
     let standin = TlsStandIn::start(&service_name, 0).await?;
     config.endpoints[0].upstream = Some(standin.addr.to_string());
+    let public_dns = PublicDns::start(&[(&service_name, PUBLIC_EC2), PUBLIC_STS]).await?;
+    config.dns.forward = Some(vec![public_dns.addr]);
 
     println!("privlink demo: an AWS interface VPC endpoint, for real, in a network namespace\n");
     println!("1. The public service {service_name} is played by a TLS server on {} (host namespace),", standin.addr);
-    println!("   with a certificate for {service_name} signed by a CA made just now.\n");
+    println!("   with a certificate for {service_name} signed by a CA made just now;");
+    println!("   the public DNS is played by a resolver on {} that knows its public address.\n", public_dns.addr);
 
     let state_dir = std::env::temp_dir().join(format!("privlink-demo-{}", std::process::id()));
     let (ready_tx, ready_rx) = oneshot::channel::<Plan>();
@@ -148,6 +217,7 @@ pub async fn run() -> Result<(), Box<dyn std::error::Error>> {
             async {
                 let _ = stop_rx.await;
             },
+            None,
         )
         .await
     });
@@ -169,19 +239,55 @@ pub async fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("   The ENI is a TUN device in {ns}; privlink itself stays in the host namespace.\n");
 
-    let eni_ip = ep.enis[0].ip;
-    let outcome = story(&ns, eni_ip, &service_name, &standin).await;
+    let resolver = plan.vpc.resolvers()[0];
+    let outcome = dns_story(&ns, resolver, &service_name, &public_dns).await;
+    let outcome = match outcome {
+        Ok(eni_ip) => story(&ns, eni_ip, &service_name, &standin).await,
+        Err(e) => Err(e),
+    };
     let _ = stop_tx.send(());
     let report = daemon.await??;
     let _ = std::fs::remove_dir_all(&state_dir);
     outcome?;
-    println!("5. privlink's counters: {}", report.counters);
+    println!("6. privlink's counters: {}", report.counters);
+    println!(
+        "   DNS: {} queries, {} answered from the private zone, {} forwarded",
+        report.dns.queries, report.dns.answered, report.dns.forwarded
+    );
     println!(
         "   connections: {} carried, {} refused, {} closed\n",
         report.conns.accepted, report.conns.refused, report.conns.closed
     );
     println!("Torn down: namespace {ns}, the ENI and its routes are gone. Nothing was left behind.");
     Ok(())
+}
+
+/// Asks the same names outside and inside the VPC; returns the ENI IP the VPC resolver gave.
+async fn dns_story(
+    ns: &str,
+    resolver: Ipv4Addr,
+    service_name: &str,
+    public: &PublicDns,
+) -> Result<Ipv4Addr, Box<dyn std::error::Error>> {
+    let (ns, name, public_addr) = (ns.to_string(), service_name.to_string(), public.addr);
+    let SocketAddr::V4(public_v4) = public_addr else { return Err("the public DNS stand-in is IPv4".into()) };
+    let inside = SocketAddrV4::new(resolver, 53);
+    let (outside_ec2, inside_ec2, inside_sts) = tokio::task::spawn_blocking(move || {
+        Ok::<_, io::Error>((
+            probe::dns_udp(None, public_v4, &name, "A")?,
+            probe::dns_udp(Some(&ns), inside, &name, "A")?,
+            probe::dns_udp(Some(&ns), inside, PUBLIC_STS.0, "A")?,
+        ))
+    })
+    .await??;
+    let list = |ips: &[Ipv4Addr]| ips.iter().map(Ipv4Addr::to_string).collect::<Vec<_>>().join(", ");
+    println!("3. The same name, asked outside and inside the VPC:");
+    println!("     outside (public DNS)        {service_name} -> {}", list(&outside_ec2.ips));
+    println!("     inside  (VPC resolver {resolver}) {service_name} -> {}", list(&inside_ec2.ips));
+    println!("   Private DNS puts a private hosted zone for {service_name} in the VPC, so the");
+    println!("   resolver answers with the endpoint's ENI IPs. A name without an endpoint stays public:");
+    println!("     inside  (VPC resolver {resolver}) {} -> {} (forwarded)\n", PUBLIC_STS.0, list(&inside_sts.ips));
+    inside_ec2.ips.first().copied().ok_or_else(|| "the VPC resolver gave no address".into())
 }
 
 async fn story(
@@ -191,7 +297,7 @@ async fn story(
     standin: &TlsStandIn,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let addr = SocketAddrV4::new(eni_ip, 443);
-    println!("3. From inside the VPC: HTTPS to {addr}, TLS server name {service_name}");
+    println!("4. From inside the VPC: HTTPS to https://{service_name}/ ({addr}, the address the VPC resolver gave)");
     let (ns2, name, ca) = (ns.to_string(), service_name.to_string(), standin.cert.ca.clone());
     let reply = tokio::task::spawn_blocking(move || probe::https_get(&ns2, addr, &name, &ca, "/")).await??;
     let same_cert = reply.peer_certs.first() == Some(&standin.cert.leaf);
@@ -215,7 +321,7 @@ async fn story(
     let answered =
         tokio::task::spawn_blocking(move || probe::icmp_echo(&ns3, eni_ip, Duration::from_millis(500))).await??;
     println!(
-        "4. ping {eni_ip} from inside the VPC: {}",
+        "5. ping {eni_ip} from inside the VPC: {}",
         if answered { "answered (unexpected!)" } else { "no answer. An interface endpoint carries TCP only." }
     );
     Ok(())

@@ -14,6 +14,7 @@ pub mod packet;
 pub mod pipeline;
 pub mod probe;
 pub mod relay;
+pub mod resolver;
 pub mod stack;
 pub mod store;
 pub mod tun;

@@ -76,14 +76,15 @@ fn main() -> ExitCode {
             }
         }
         Command::Up { config, state_dir } => {
+            let config_path = config.clone();
             let config = match Config::load(&config) {
                 Ok(c) => c,
                 Err(e) => return fail(e),
             };
             // Handlers go in before anything is created, so a signal never kills us mid-way.
-            let shutdown = {
+            let (shutdown, reload) = {
                 let _guard = rt.enter();
-                shutdown_signal()
+                (shutdown_signal(), reload_on_sighup(config_path.clone()))
             };
             let result = rt.block_on(daemon::up(
                 &config,
@@ -93,10 +94,16 @@ fn main() -> ExitCode {
                     println!("privlink: ready");
                 },
                 shutdown,
+                Some(reload),
             ));
             match result {
                 Ok(report) => {
                     println!("privlink: stopped; counters: {}", report.counters);
+                    let d = &report.dns;
+                    println!(
+                        "privlink: dns: queries={} answered={} nodata={} nxdomain={} refused={} forwarded={} truncated={} cached={}",
+                        d.queries, d.answered, d.nodata, d.nxdomain, d.refused, d.forwarded, d.truncated, report.forward.cached
+                    );
                     println!(
                         "privlink: connections: accepted={} refused={} closed={}",
                         report.conns.accepted, report.conns.refused, report.conns.closed
@@ -133,6 +140,25 @@ fn main() -> ExitCode {
 fn fail(e: impl std::fmt::Display) -> ExitCode {
     eprintln!("privlink: error: {e}");
     ExitCode::from(2)
+}
+
+/// On SIGHUP, re-reads the config and hands it to the daemon; a bad file is
+/// reported and the running config stays.
+fn reload_on_sighup(path: PathBuf) -> tokio::sync::mpsc::Receiver<Config> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            match Config::load(&path) {
+                Ok(c) => {
+                    let _ = tx.send(c).await;
+                }
+                Err(e) => eprintln!("privlink: reload: {e}; keeping the running config"),
+            }
+        }
+    });
+    rx
 }
 
 /// Installs the SIGTERM/SIGINT handlers now; the future resolves on either.

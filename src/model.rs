@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::catalog::ServiceInfo;
 use crate::config::{Config, Subnet, Vpc};
 
 /// An IPv4 CIDR block with its host bits cleared.
@@ -124,6 +125,9 @@ pub fn make_id(prefix: &str, random: [u8; 9]) -> String {
 pub struct EndpointState {
     /// The endpoint id.
     pub id: String,
+    /// The 8-character suffix of its endpoint-specific DNS names.
+    #[serde(default)]
+    pub suffix: String,
     /// ENIs by subnet id.
     pub enis: BTreeMap<String, EniState>,
 }
@@ -183,6 +187,10 @@ pub struct Endpoint {
     pub service: String,
     /// Private DNS on.
     pub private_dns: bool,
+    /// The service's DNS facts.
+    pub service_info: ServiceInfo,
+    /// Suffix of the endpoint-specific names, kept for the endpoint's life.
+    pub dns_suffix: String,
     /// One per subnet.
     pub enis: Vec<Eni>,
     /// The real service.
@@ -229,22 +237,20 @@ pub enum PlanError {
     },
 }
 
-/// The public DNS name of an AWS service, used as the upstream when none is configured.
-///
-/// `com.amazonaws.REGION.SERVICE` becomes `SERVICE.REGION.amazonaws.com`,
-/// with the few services whose names are shaped otherwise spelled out.
-pub fn public_dns_name(service: &str) -> Option<String> {
-    let rest = service.strip_prefix("com.amazonaws.")?;
-    let (region, svc) = rest.split_once('.')?;
-    if svc.is_empty() || region == "vpce" {
-        return None;
+impl Endpoint {
+    /// The endpoint's DNS names: regional, zonal, and the default ones when private DNS is on.
+    pub fn dns_names(&self) -> Vec<String> {
+        let azs: Vec<String> = self.enis.iter().map(|e| e.az.clone()).collect();
+        let info = &self.service_info;
+        let (regional, zonal) =
+            crate::catalog::endpoint_dns_names(&self.id, &self.dns_suffix, &info.vpce_dns_part, &info.region, &azs);
+        let mut names = vec![regional];
+        names.extend(zonal.into_iter().map(|(_, n)| n));
+        if self.private_dns {
+            names.extend(info.default_dns_names.iter().cloned());
+        }
+        names
     }
-    Some(match svc {
-        "ecr.api" => format!("api.ecr.{region}.amazonaws.com"),
-        "ecr.dkr" => format!("dkr.ecr.{region}.amazonaws.com"),
-        "kinesis-streams" => format!("kinesis.{region}.amazonaws.com"),
-        _ => format!("{svc}.{region}.amazonaws.com"),
-    })
 }
 
 impl Plan {
@@ -267,6 +273,10 @@ impl Plan {
                 st.id = id.clone();
             } else if st.id.is_empty() {
                 st.id = make_id("vpce", random());
+            }
+            if st.suffix.is_empty() {
+                let r = random();
+                st.suffix = crate::catalog::random_suffix(r[..8].try_into().expect("8 bytes"));
             }
             let mut enis = Vec::with_capacity(spec.subnets.len());
             for &si in &spec.subnets {
@@ -310,10 +320,16 @@ impl Plan {
                     Upstream { host: h.to_string(), port: p }
                 }
                 None => Upstream {
-                    host: public_dns_name(&spec.service).ok_or_else(|| PlanError::NoUpstream {
-                        endpoint: st.id.clone(),
-                        service: spec.service.clone(),
-                    })?,
+                    host: spec
+                        .service_info
+                        .default_dns_names
+                        .iter()
+                        .find(|n| !n.starts_with('*'))
+                        .ok_or_else(|| PlanError::NoUpstream {
+                            endpoint: st.id.clone(),
+                            service: spec.service.clone(),
+                        })?
+                        .clone(),
                     port: 443,
                 },
             };
@@ -321,6 +337,8 @@ impl Plan {
                 id: st.id.clone(),
                 service: spec.service.clone(),
                 private_dns: spec.private_dns,
+                service_info: spec.service_info.clone(),
+                dns_suffix: st.suffix.clone(),
                 enis,
                 upstream,
                 ports: spec.ports.clone(),
@@ -329,6 +347,30 @@ impl Plan {
             });
         }
         Ok(Plan { vpc: config.vpc.clone(), subnets: config.subnets.clone(), endpoints })
+    }
+
+    /// The private hosted zones of every endpoint, compiled for the resolver.
+    pub fn zone(&self) -> Result<crate::dns::Zone, crate::dns::DnsError> {
+        let mut spec = crate::dns::ZoneSpec::default();
+        for e in &self.endpoints {
+            let enis: Vec<(String, Ipv4Addr)> = e.enis.iter().map(|n| (n.az.clone(), n.ip)).collect();
+            spec.add_endpoint(&crate::dns::EndpointDns {
+                service: &e.service_info,
+                endpoint_id: &e.id,
+                suffix: &e.dns_suffix,
+                enis: &enis,
+                private_dns: e.private_dns,
+            });
+        }
+        crate::dns::Zone::build(&spec)
+    }
+
+    /// What the data path is built from; a reload that changes it needs a restart.
+    pub fn data_path_shape(&self) -> Vec<(String, Vec<Ipv4Addr>, Vec<u16>, String)> {
+        self.endpoints
+            .iter()
+            .map(|e| (e.id.clone(), e.enis.iter().map(|n| n.ip).collect(), e.ports.clone(), e.upstream.to_string()))
+            .collect()
     }
 
     /// Every ENI IP with the index of its endpoint.
@@ -363,6 +405,9 @@ impl fmt::Display for Plan {
             writeln!(f, "  connect timeout {:?}  max connections {}", e.connect_timeout, e.max_connections)?;
             for n in &e.enis {
                 writeln!(f, "  {} {} in {} ({})", n.id, n.ip, n.subnet, n.az)?;
+            }
+            for name in e.dns_names() {
+                writeln!(f, "  dns {name}")?;
             }
         }
         Ok(())
@@ -408,16 +453,6 @@ mod tests {
         assert_eq!(id, "vpce-ababababababababa");
         assert!(crate::config::is_vpce_id(&id));
         assert_eq!(make_id("eni", [1; 9]).len(), 4 + 17);
-    }
-
-    #[test]
-    fn public_names() {
-        assert_eq!(public_dns_name("com.amazonaws.us-east-1.ec2").as_deref(), Some("ec2.us-east-1.amazonaws.com"));
-        assert_eq!(
-            public_dns_name("com.amazonaws.eu-west-1.ecr.api").as_deref(),
-            Some("api.ecr.eu-west-1.amazonaws.com")
-        );
-        assert_eq!(public_dns_name("com.example.api"), None);
     }
 
     const CFG: &str = r#"

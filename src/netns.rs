@@ -97,11 +97,27 @@ impl Netns {
     pub fn created(&self) -> bool {
         self.created
     }
+
+    /// Writes `/etc/netns/NAME/resolv.conf` naming `nameserver`, so programs run
+    /// with `ip netns exec` use the VPC resolver. Only for a namespace this
+    /// process created (and so removes, with the file, on drop).
+    pub fn write_resolv_conf(&self, nameserver: std::net::Ipv4Addr) -> io::Result<()> {
+        if !self.created {
+            return Ok(());
+        }
+        let dir = PathBuf::from("/etc/netns").join(&self.name);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(
+            dir.join("resolv.conf"),
+            format!("# written by privlink: the VPC resolver\nnameserver {nameserver}\n"),
+        )
+    }
 }
 
 impl Drop for Netns {
     fn drop(&mut self) {
         if self.created {
+            let _ = std::fs::remove_dir_all(PathBuf::from("/etc/netns").join(&self.name));
             if let Err(e) = ip(&["netns", "del", &self.name]) {
                 tracing::warn!("removing namespace {}: {e}", self.name);
             }

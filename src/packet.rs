@@ -13,7 +13,7 @@
 //! reassembles, but the namespace's kernel never fragments below our MTU).
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 
 use etherparse::{Ipv4HeaderSlice, PacketBuilder, TcpHeaderSlice};
 
@@ -56,15 +56,13 @@ pub enum DropReason {
     NoRoute,
     /// TCP to an ENI port the endpoint does not carry.
     Port,
-    /// UDP/TCP to the resolver while no DNS responder runs.
-    NoDns,
     /// A new connection over the endpoint's `max_connections`, or too many half-open.
     ConnectionLimit,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 9] = [
+    pub const ALL: [DropReason; 8] = [
         DropReason::Ipv6,
         DropReason::NotTcp,
         DropReason::Malformed,
@@ -72,7 +70,6 @@ impl DropReason {
         DropReason::TooBig,
         DropReason::NoRoute,
         DropReason::Port,
-        DropReason::NoDns,
         DropReason::ConnectionLimit,
     ];
 
@@ -86,7 +83,6 @@ impl DropReason {
             DropReason::TooBig => "too_big",
             DropReason::NoRoute => "no_route",
             DropReason::Port => "port",
-            DropReason::NoDns => "no_dns",
             DropReason::ConnectionLimit => "connection_limit",
         }
     }
@@ -117,6 +113,17 @@ pub struct PacketMeta {
     pub seq: u32,
     /// IP total length.
     pub len: u16,
+    /// Where the transport payload (after the TCP/UDP header) starts in the packet.
+    pub payload_start: u16,
+    /// Where it ends.
+    pub payload_end: u16,
+}
+
+impl PacketMeta {
+    /// The transport payload of `packet` (the bytes this meta was parsed from).
+    pub fn payload<'p>(&self, packet: &'p [u8]) -> &'p [u8] {
+        &packet[usize::from(self.payload_start)..usize::from(self.payload_end)]
+    }
 }
 
 impl PacketMeta {
@@ -169,7 +176,19 @@ pub fn parse(buf: &[u8], verify_checksums: bool) -> Result<PacketMeta, DropReaso
     let dst = ip.destination_addr();
     let protocol = ip.protocol().0;
     let payload = &buf[hlen..total];
-    let mut meta = PacketMeta { src, dst, protocol, src_port: 0, dst_port: 0, tcp_flags: 0, seq: 0, len: total as u16 };
+    let end = total as u16;
+    let mut meta = PacketMeta {
+        src,
+        dst,
+        protocol,
+        src_port: 0,
+        dst_port: 0,
+        tcp_flags: 0,
+        seq: 0,
+        len: end,
+        payload_start: end,
+        payload_end: end,
+    };
     match protocol {
         proto::TCP => {
             let tcp = TcpHeaderSlice::from_slice(payload).map_err(|_| DropReason::Malformed)?;
@@ -177,6 +196,7 @@ pub fn parse(buf: &[u8], verify_checksums: bool) -> Result<PacketMeta, DropReaso
             meta.dst_port = tcp.destination_port();
             meta.tcp_flags = tcp.slice()[13];
             meta.seq = tcp.sequence_number();
+            meta.payload_start = (hlen + tcp.slice().len()) as u16;
         }
         proto::UDP => {
             if payload.len() < 8 {
@@ -188,6 +208,8 @@ pub fn parse(buf: &[u8], verify_checksums: bool) -> Result<PacketMeta, DropReaso
             }
             meta.src_port = u16::from_be_bytes([payload[0], payload[1]]);
             meta.dst_port = u16::from_be_bytes([payload[2], payload[3]]);
+            meta.payload_start = (hlen + 8) as u16;
+            meta.payload_end = (hlen + ulen) as u16;
             // A zero UDP checksum means "not computed" (RFC 768).
             let unchecked = payload[6] == 0 && payload[7] == 0;
             if verify_checksums && !unchecked && !transport_checksum_ok(src, dst, protocol, &payload[..ulen]) {
@@ -244,6 +266,19 @@ pub fn fold(mut acc: u64) -> u16 {
         acc = (acc & 0xffff) + (acc >> 16);
     }
     acc as u16
+}
+
+/// Writes a UDP datagram from `src` to `dst` carrying `payload` into `out`;
+/// returns its length, or `None` if `out` is too small.
+pub fn emit_udp(src: SocketAddrV4, dst: SocketAddrV4, payload: &[u8], out: &mut [u8]) -> Option<usize> {
+    let builder = PacketBuilder::ipv4(src.ip().octets(), dst.ip().octets(), 64).udp(src.port(), dst.port());
+    let len = builder.size(payload.len());
+    if len > out.len() {
+        return None;
+    }
+    let mut w = &mut out[..];
+    builder.write(&mut w, payload).ok()?;
+    Some(len)
 }
 
 /// Writes the RST|ACK that refuses `syn` (upstream refused or timed out) into
@@ -373,6 +408,22 @@ pub(crate) mod tests {
         no_udp_sum[26] = 0;
         no_udp_sum[27] = 0;
         assert!(parse(&no_udp_sum, true).is_ok());
+    }
+
+    #[test]
+    fn payload_ranges_and_udp_replies() {
+        let p = tcp(CLIENT, ENI, 40000, 443, false, b"hello");
+        assert_eq!(parse(&p, true).unwrap().payload(&p), b"hello");
+        let u = udp(CLIENT, ENI, 5000, 53, b"query");
+        let m = parse(&u, true).unwrap();
+        assert_eq!(m.payload(&u), b"query");
+        let mut out = [0u8; 64];
+        let n =
+            emit_udp(SocketAddrV4::new(m.dst, 53), SocketAddrV4::new(m.src, m.src_port), b"answer", &mut out).unwrap();
+        let r = parse(&out[..n], true).unwrap();
+        assert_eq!((r.src, r.src_port, r.dst, r.dst_port), (m.dst, 53, m.src, 5000));
+        assert_eq!(r.payload(&out[..n]), b"answer");
+        assert_eq!(emit_udp(SocketAddrV4::new(m.dst, 53), SocketAddrV4::new(m.src, 1), &[0; 64], &mut out), None);
     }
 
     #[test]

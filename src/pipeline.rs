@@ -28,7 +28,7 @@ pub enum Verdict {
         /// The ENI (index into [`Pipeline::enis`]).
         eni: usize,
     },
-    /// UDP or TCP port 53 to a resolver address.
+    /// UDP port 53 to a resolver address (TCP 53 is a stream like any other: `ToStack`).
     ToDns(PacketMeta),
     /// Dropped and counted.
     Drop(DropReason),
@@ -85,17 +85,17 @@ pub struct Pipeline {
     enis: Vec<EniRoute>,
     resolvers: [Ipv4Addr; 2],
     mtu: usize,
-    dns_enabled: bool,
     /// Counters by outcome.
     pub counters: Counters,
 }
 
 impl Pipeline {
-    /// A pipeline for these ENIs and resolver addresses. `dns_enabled` says
-    /// whether a responder takes resolver traffic; else it is dropped as `no_dns`.
-    pub fn new(mut enis: Vec<EniRoute>, resolvers: [Ipv4Addr; 2], mtu: u32, dns_enabled: bool) -> Pipeline {
+    /// A pipeline for these ENIs and resolver addresses. UDP to a resolver's
+    /// port 53 goes to the DNS responder; for DNS over TCP, list the resolver
+    /// addresses among `enis` with port 53, like an endpoint.
+    pub fn new(mut enis: Vec<EniRoute>, resolvers: [Ipv4Addr; 2], mtu: u32) -> Pipeline {
         enis.sort_by_key(|e| e.ip);
-        Pipeline { enis, resolvers, mtu: mtu as usize, dns_enabled, counters: Counters::default() }
+        Pipeline { enis, resolvers, mtu: mtu as usize, counters: Counters::default() }
     }
 
     /// The ENIs, sorted by IP.
@@ -122,14 +122,8 @@ impl Pipeline {
             Ok(m) => m,
             Err(r) => return Verdict::Drop(r),
         };
-        if self.resolvers.contains(&meta.dst) {
-            let dns = matches!(meta.protocol, proto::UDP | proto::TCP) && meta.dst_port == 53;
-            return match (dns, self.dns_enabled) {
-                (true, true) => Verdict::ToDns(meta),
-                (true, false) => Verdict::Drop(DropReason::NoDns),
-                (false, _) if meta.protocol == proto::TCP => Verdict::Drop(DropReason::Port),
-                (false, _) => Verdict::Drop(DropReason::NotTcp),
-            };
+        if meta.protocol == proto::UDP && meta.dst_port == 53 && self.resolvers.contains(&meta.dst) {
+            return Verdict::ToDns(meta);
         }
         let Ok(i) = self.enis.binary_search_by_key(&meta.dst, |e| e.ip) else {
             return Verdict::Drop(DropReason::NoRoute);
@@ -153,13 +147,15 @@ mod tests {
     const RESOLVER: [u8; 4] = [10, 0, 0, 2];
     const LINK_LOCAL_DNS: [u8; 4] = [169, 254, 169, 253];
 
-    fn pipeline(dns: bool) -> Pipeline {
+    fn pipeline() -> Pipeline {
         let enis = vec![
             EniRoute { ip: Ipv4Addr::from(ENI), endpoint: 0, ports: vec![443] },
             EniRoute { ip: Ipv4Addr::new(10, 0, 2, 49), endpoint: 0, ports: vec![443] },
             EniRoute { ip: Ipv4Addr::new(10, 0, 1, 50), endpoint: 1, ports: vec![443, 8443] },
+            EniRoute { ip: RESOLVER.into(), endpoint: 2, ports: vec![53] },
+            EniRoute { ip: LINK_LOCAL_DNS.into(), endpoint: 2, ports: vec![53] },
         ];
-        Pipeline::new(enis, [RESOLVER.into(), LINK_LOCAL_DNS.into()], 8500, dns)
+        Pipeline::new(enis, [RESOLVER.into(), LINK_LOCAL_DNS.into()], 8500)
     }
 
     #[test]
@@ -181,7 +177,7 @@ mod tests {
             ("garbage", vec![0x45, 0, 0], Err(DropReason::Malformed)),
         ];
         for (name, pkt, want) in cases {
-            let got = match pipeline(true).handle_packet(&pkt, true) {
+            let got = match pipeline().handle_packet(&pkt, true) {
                 Verdict::ToStack { endpoint, meta, .. } => {
                     assert_eq!(meta.dst_port, u16::from_be_bytes([pkt[22], pkt[23]]), "{name}");
                     Ok(endpoint)
@@ -195,20 +191,20 @@ mod tests {
 
     #[test]
     fn dns_goes_to_responder_or_is_counted() {
-        let mut p = pipeline(true);
+        let mut p = pipeline();
         for dst in [RESOLVER, LINK_LOCAL_DNS] {
             assert!(matches!(p.handle_packet(&udp(CLIENT, dst, 5000, 53, b"q"), true), Verdict::ToDns(_)));
-            assert!(matches!(p.handle_packet(&tcp(CLIENT, dst, 5000, 53, true, &[]), true), Verdict::ToDns(_)));
+            let tcp_dns = p.handle_packet(&tcp(CLIENT, dst, 5000, 53, true, &[]), true);
+            assert!(matches!(tcp_dns, Verdict::ToStack { endpoint: 2, .. }), "{tcp_dns:?}");
+            assert_eq!(p.handle_packet(&udp(CLIENT, dst, 5000, 54, b"q"), true), Verdict::Drop(DropReason::NotTcp));
         }
-        assert_eq!(p.counters.to_dns, 4);
-        let mut off = pipeline(false);
-        assert_eq!(off.handle_packet(&udp(CLIENT, RESOLVER, 5000, 53, b"q"), true), Verdict::Drop(DropReason::NoDns));
-        assert_eq!(off.counters.dropped(DropReason::NoDns), 1);
+        assert_eq!(p.counters.to_dns, 2);
+        assert_eq!(p.handle_packet(&udp(CLIENT, ENI, 5000, 53, b"q"), true), Verdict::Drop(DropReason::NotTcp));
     }
 
     #[test]
     fn counters_add_up() {
-        let mut p = pipeline(true);
+        let mut p = pipeline();
         p.handle_packet(&tcp(CLIENT, ENI, 40000, 443, true, &[]), true);
         p.handle_packet(&ipv6_tcp(), true);
         p.handle_packet(&ipv6_tcp(), true);
@@ -223,7 +219,7 @@ mod tests {
         assert_eq!(p.counters.dropped(DropReason::BadChecksum), 1);
         assert_eq!(
             p.counters.to_string(),
-            "to_stack=1 to_dns=0 ipv6=2 not_tcp=1 malformed=0 bad_checksum=1 too_big=0 no_route=0 port=0 no_dns=0 connection_limit=0"
+            "to_stack=1 to_dns=0 ipv6=2 not_tcp=1 malformed=0 bad_checksum=1 too_big=0 no_route=0 port=0 connection_limit=0"
         );
     }
 }

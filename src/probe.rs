@@ -124,3 +124,84 @@ pub fn udp_exchange(ns: &str, dst: SocketAddrV4, payload: &[u8], wait: Duration)
         Err(e) => Err(e),
     }
 }
+
+/// What a DNS query saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsAnswer {
+    /// The response code, e.g. `NoError`, `NXDomain`, `Refused`.
+    pub rcode: String,
+    /// The A records, in order.
+    pub ips: Vec<Ipv4Addr>,
+    /// Any record of another type in the answer section.
+    pub other_answers: usize,
+    /// Whether the TC bit was set.
+    pub truncated: bool,
+    /// Whether the answer is authoritative.
+    pub authoritative: bool,
+    /// Whether the authority section carries an SOA.
+    pub soa: bool,
+}
+
+/// Builds a query message for `name` and `rtype` ("A", "AAAA", …) with an optional EDNS size.
+pub fn dns_query_bytes(id: u16, name: &str, rtype: &str, edns: Option<u16>) -> io::Result<Vec<u8>> {
+    use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
+    use hickory_proto::rr::{Name, RecordType};
+    let rt: RecordType = rtype.parse().map_err(io_other)?;
+    let mut msg = Message::new(id, MessageType::Query, OpCode::Query);
+    msg.metadata.recursion_desired = true;
+    msg.add_query(Query::query(Name::from_ascii(name).map_err(io_other)?, rt));
+    if let Some(size) = edns {
+        let mut e = Edns::new();
+        e.set_max_payload(size);
+        msg.edns = Some(e);
+    }
+    msg.to_vec().map_err(io_other)
+}
+
+/// Reads a DNS response.
+pub fn dns_answer(bytes: &[u8]) -> io::Result<DnsAnswer> {
+    use hickory_proto::op::Message;
+    use hickory_proto::rr::{RData, RecordType};
+    let msg = Message::from_vec(bytes).map_err(io_other)?;
+    let ips =
+        msg.answers.iter().filter_map(|r| if let RData::A(a) = &r.data { Some(a.0) } else { None }).collect::<Vec<_>>();
+    Ok(DnsAnswer {
+        rcode: format!("{:?}", msg.metadata.response_code),
+        other_answers: msg.answers.len() - ips.len(),
+        ips,
+        truncated: msg.metadata.truncation,
+        authoritative: msg.metadata.authoritative,
+        soa: msg.authorities.iter().any(|r| r.record_type() == RecordType::SOA),
+    })
+}
+
+/// Asks `server` (UDP) for `name`/`rtype` from inside `ns` (or the host when `ns` is `None`).
+pub fn dns_udp(ns: Option<&str>, server: SocketAddrV4, name: &str, rtype: &str) -> io::Result<DnsAnswer> {
+    let q = dns_query_bytes(0x5a5a, name, rtype, None)?;
+    let reply = match ns {
+        Some(ns) => udp_exchange(ns, server, &q, Duration::from_secs(3))?,
+        None => {
+            let s = UdpSocket::bind("127.0.0.1:0")?;
+            s.set_read_timeout(Some(Duration::from_secs(3)))?;
+            s.send_to(&q, server)?;
+            let mut buf = vec![0u8; 4096];
+            s.recv_from(&mut buf).ok().map(|(n, _)| buf[..n].to_vec())
+        }
+    };
+    dns_answer(&reply.ok_or_else(|| io::Error::new(io::ErrorKind::TimedOut, format!("no DNS answer from {server}")))?)
+}
+
+/// Asks `server` over TCP (RFC 7766 framing) from inside `ns`.
+pub fn dns_tcp(ns: &str, server: SocketAddrV4, name: &str, rtype: &str) -> io::Result<DnsAnswer> {
+    let q = dns_query_bytes(0x6b6b, name, rtype, None)?;
+    let mut s = tcp_connect(ns, server, Duration::from_secs(3))?;
+    s.set_read_timeout(Some(Duration::from_secs(3)))?;
+    let mut framed = (q.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&q);
+    s.write_all(&framed)?;
+    let mut len = [0u8; 2];
+    s.read_exact(&mut len)?;
+    let mut reply = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    s.read_exact(&mut reply)?;
+    dns_answer(&reply)
+}

@@ -36,6 +36,7 @@
 
 use std::collections::HashMap;
 use std::io;
+use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,10 +49,12 @@ use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
+use crate::dns::DnsCounters;
 use crate::model::{Plan, Upstream};
 use crate::packet::{self, DropReason, FlowKey, PacketMeta};
 use crate::pipeline::{Counters, EniRoute, Pipeline, Verdict};
 use crate::relay::{self, Conn, ConnId, Progress, ReadySet};
+use crate::resolver::{ForwardCounters, Resolver};
 use crate::tun::{self, Tun};
 
 /// Bytes in each of a connection's two smoltcp rings. 1 MiB lets the window
@@ -106,11 +109,16 @@ pub struct Report {
     pub counters: Counters,
     /// Connection statistics.
     pub conns: ConnStats,
+    /// The UDP resolver's answers.
+    pub dns: DnsCounters,
+    /// Its forwarding.
+    pub forward: ForwardCounters,
 }
 
 /// The ENI's TCP stack and everything it carries.
 pub struct Stack {
     tun: Tun,
+    resolver: Resolver,
     iface: Interface,
     sockets: SocketSet<'static>,
     pipeline: Pipeline,
@@ -139,20 +147,27 @@ enum Wake {
     Tun,
     Connected(Connected),
     Ready,
+    DnsReply,
     Timer,
 }
 
 impl Stack {
-    /// A stack for `plan`'s ENIs on `tun`.
-    pub fn new(plan: &Plan, tun: Tun) -> Stack {
-        let enis: Vec<EniRoute> = plan
+    /// A stack for `plan`'s ENIs on `tun`. UDP DNS goes to `resolver`; TCP port
+    /// 53 on the resolver addresses is relayed to `dns_tcp`.
+    pub fn new(plan: &Plan, tun: Tun, resolver: Resolver, dns_tcp: SocketAddr) -> Stack {
+        let mut enis: Vec<EniRoute> = plan
             .endpoints
             .iter()
             .enumerate()
             .flat_map(|(i, e)| e.enis.iter().map(move |n| EniRoute { ip: n.ip, endpoint: i, ports: e.ports.clone() }))
             .collect();
+        // DNS over TCP is one more "endpoint", after the real ones.
+        let dns_endpoint = plan.endpoints.len();
+        for ip in plan.vpc.resolvers() {
+            enis.push(EniRoute { ip, endpoint: dns_endpoint, ports: vec![53] });
+        }
         let mtu = plan.vpc.mtu as usize;
-        let pipeline = Pipeline::new(enis, plan.vpc.resolvers(), plan.vpc.mtu, false);
+        let pipeline = Pipeline::new(enis, plan.vpc.resolvers(), plan.vpc.mtu);
         let rx_buf = vec![0u8; MAX_PACKET].into_boxed_slice();
         let tx_buf = vec![0u8; MAX_PACKET].into_boxed_slice();
         let epoch = std::time::Instant::now();
@@ -170,7 +185,7 @@ impl Stack {
         });
         iface.routes_mut().add_default_ipv4_route(router).expect("one route fits");
 
-        let endpoints = plan
+        let mut endpoints: Vec<EndpointRuntime> = plan
             .endpoints
             .iter()
             .map(|e| EndpointRuntime {
@@ -180,9 +195,16 @@ impl Stack {
                 active: 0,
             })
             .collect();
+        endpoints.push(EndpointRuntime {
+            upstream: Upstream { host: dns_tcp.ip().to_string(), port: dns_tcp.port() },
+            connect_timeout: Duration::from_secs(2),
+            max_connections: MAX_HALF_OPEN,
+            active: 0,
+        });
         let (connect_tx, connect_rx) = mpsc::channel(MAX_HALF_OPEN);
         Stack {
             tun,
+            resolver,
             iface,
             sockets: SocketSet::new(Vec::new()),
             pipeline,
@@ -213,6 +235,7 @@ impl Stack {
     pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) -> io::Result<Report> {
         tokio::pin!(shutdown);
         loop {
+            self.resolver.refresh_zone();
             let drained = self.poll(None)?;
             self.start_connects();
             let moved = self.service_ready();
@@ -231,6 +254,10 @@ impl Stack {
                     Wake::Tun
                 }
                 _ = self.ready.notified() => Wake::Ready,
+                r = self.resolver.forward_readable() => {
+                    r?;
+                    Wake::DnsReply
+                }
                 _ = tokio::time::sleep(delay.map(|d| Duration::from_micros(d.total_micros())).unwrap_or(Duration::from_secs(3600))) => Wake::Timer,
             };
             match wake {
@@ -241,27 +268,41 @@ impl Stack {
                         self.finish_connect(c)?;
                     }
                 }
+                Wake::DnsReply => {
+                    let fd = self.tun.raw_fd();
+                    self.resolver.handle_forward_replies(std::time::Instant::now(), fd, &mut self.tx_buf);
+                }
                 Wake::Tun | Wake::Ready | Wake::Timer => {}
             }
         }
-        Ok(Report { counters: self.pipeline.counters.clone(), conns: self.stats.clone() })
+        Ok(Report {
+            counters: self.pipeline.counters.clone(),
+            conns: self.stats.clone(),
+            dns: self.resolver.counters(),
+            forward: self.resolver.forward,
+        })
     }
 
     /// One smoltcp poll over the TUN. `inject` is a held SYN to feed first.
     /// Returns whether the TUN was read to `EAGAIN`.
     fn poll(&mut self, inject: Option<&[u8]>) -> io::Result<bool> {
         let now = self.now();
-        let mut dev = TunDevice::new(
-            self.tun.raw_fd(),
-            self.mtu,
-            &mut self.rx_buf,
-            &mut self.tx_buf,
+        let mut dev = TunDevice {
+            fd: self.tun.raw_fd(),
+            mtu: self.mtu,
+            rx: &mut self.rx_buf,
+            tx: &mut self.tx_buf,
             inject,
-            &mut self.pipeline,
-            &self.by_flow,
-            &self.held,
-            &mut self.new_syns,
-        );
+            pipeline: &mut self.pipeline,
+            resolver: &mut self.resolver,
+            clock: std::time::Instant::now(),
+            by_flow: &self.by_flow,
+            held: &self.held,
+            new_syns: &mut self.new_syns,
+            budget: READ_BUDGET,
+            drained: false,
+            error: None,
+        };
         self.iface.poll(now, &mut dev, &mut self.sockets);
         let (drained, err) = (dev.drained, dev.error.take());
         match err {
@@ -414,6 +455,9 @@ struct TunDevice<'a> {
     tx: &'a mut [u8],
     inject: Option<&'a [u8]>,
     pipeline: &'a mut Pipeline,
+    resolver: &'a mut Resolver,
+    /// Wall-clock instant of this poll, for the resolver's cache and timeouts.
+    clock: std::time::Instant,
     by_flow: &'a HashMap<FlowKey, ConnId>,
     held: &'a HashMap<FlowKey, HeldSyn>,
     new_syns: &'a mut Vec<HeldSyn>,
@@ -422,35 +466,7 @@ struct TunDevice<'a> {
     error: Option<io::Error>,
 }
 
-impl<'a> TunDevice<'a> {
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        fd: RawFd,
-        mtu: usize,
-        rx: &'a mut [u8],
-        tx: &'a mut [u8],
-        inject: Option<&'a [u8]>,
-        pipeline: &'a mut Pipeline,
-        by_flow: &'a HashMap<FlowKey, ConnId>,
-        held: &'a HashMap<FlowKey, HeldSyn>,
-        new_syns: &'a mut Vec<HeldSyn>,
-    ) -> TunDevice<'a> {
-        TunDevice {
-            fd,
-            mtu,
-            rx,
-            tx,
-            inject,
-            pipeline,
-            by_flow,
-            held,
-            new_syns,
-            budget: READ_BUDGET,
-            drained: false,
-            error: None,
-        }
-    }
-
+impl TunDevice<'_> {
     /// Reads until a packet for smoltcp turns up; returns its length.
     fn next_for_stack(&mut self) -> Option<usize> {
         while self.budget > 0 {
@@ -479,7 +495,10 @@ impl<'a> TunDevice<'a> {
                     }
                     return Some(n);
                 }
-                Verdict::ToDns(_) | Verdict::Drop(_) => continue,
+                Verdict::ToDns(meta) => {
+                    self.resolver.handle_udp(self.clock, &meta, meta.payload(pkt), self.fd, self.tx)
+                }
+                Verdict::Drop(_) => {}
             }
         }
         None

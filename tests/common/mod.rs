@@ -116,6 +116,13 @@ impl Lab {
         lab
     }
 
+    /// Rewrites the config and sends SIGHUP (privlink applies what can change live).
+    pub fn reload(&self, config: &str) {
+        std::fs::write(self.dir.join("privlink.toml"), config).unwrap();
+        let pid = self.child.as_ref().unwrap().id() as i32;
+        unsafe { libc::kill(pid, libc::SIGHUP) };
+    }
+
     /// Everything privlink printed so far.
     pub fn stdout(&self) -> Vec<String> {
         self.lines.lock().unwrap().clone()
@@ -152,8 +159,10 @@ impl Lab {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let counters =
-            self.stdout().into_iter().find(|l| l.starts_with("privlink: stopped; counters:")).expect("counters line");
+        let lines = self.stdout();
+        let counters = lines.iter().find(|l| l.starts_with("privlink: stopped; counters:")).expect("counters line");
+        let dns = lines.iter().find(|l| l.starts_with("privlink: dns:")).map(String::as_str).unwrap_or_default();
+        let counters = format!("{counters} {}", dns.trim_start_matches("privlink: dns:"));
         assert_eq!(
             !privlink::netns::exists(&self.ns),
             made_netns,
