@@ -1,0 +1,356 @@
+//! VPC Flow Logs: aggregate filter verdicts into AWS default-format records.
+//!
+//! Follows the VPC User Guide, "Flow log records", default format version 2:
+//! `version account-id interface-id srcaddr dstaddr srcport dstport protocol
+//! packets bytes start end action log-status`, e.g.
+//! `2 123456789010 eni-1235b8ca123456789 172.31.16.139 172.31.16.21 20641 22 6 20 4249 1418530010 1418530070 ACCEPT OK`.
+//!
+//! - One record per flow per capture window: "A flow log record represents
+//!   a network flow in your VPC", aggregated over the "maximum aggregation
+//!   interval" (60 s or 600 s at AWS; here any of 1..=600 s, 1 for tests).
+//!   A flow is (interface, srcaddr, dstaddr, srcport, dstport, protocol,
+//!   action): the two directions of a connection are two records, and a
+//!   request accepted while its NACL-denied reply is rejected gives an
+//!   ACCEPT and a REJECT record, as at AWS.
+//! - `packets` counts packets, `bytes` sums the IP total length.
+//! - `start`/`end`: "the time, in Unix seconds, when the first packet of the
+//!   flow was received within the aggregation interval" and the last one.
+//! - `log-status`: OK, or SKIPDATA when "some flow log records were skipped
+//!   during the aggregation interval": here, when a window holds
+//!   `max_flows_per_window` flows, further new flows are counted, not kept,
+//!   and each interface that lost some gets one SKIPDATA record.
+//!
+//! # Call order
+//! [`FlowLog::interface`] once per ENI (interns its id); [`FlowLog::record`]
+//! for every judged packet; [`FlowLog::poll_record`] until `None` whenever
+//! the clock passes [`FlowLog::poll_timeout`]. Time is Unix seconds from the
+//! caller, expected not to go backwards (a late packet counts in the open
+//! window). Memory: at most `max_flows_per_window` flows per window; the
+//! caller must drain records, which queue until polled.
+//!
+//! ## Not emulated
+//! - NODATA records for interfaces without traffic in a window.
+//! - Custom formats and fields of versions 3-8 (vpc-id, tcp-flags, ...).
+//! - Delivery (CloudWatch Logs, S3 layout): the caller writes the lines.
+//! - The deciding layer (SG or NACL) of a REJECT: not a v2 field; the caller
+//!   can log [`crate::filter::Reason`] beside it.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use crate::filter::{Action, PacketFacts, SeededState};
+
+/// Flow log settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlowLogConfig {
+    /// The AWS account id written in every record (12 digits at AWS).
+    pub account_id: String,
+    /// Capture window in seconds, 1..=600 (AWS offers 60 and 600).
+    pub interval_secs: u32,
+    /// Most distinct flows kept per window; more become SKIPDATA.
+    pub max_flows_per_window: usize,
+}
+
+impl Default for FlowLogConfig {
+    fn default() -> Self {
+        FlowLogConfig {
+            account_id: "123456789012".to_owned(),
+            interval_secs: 60,
+            max_flows_per_window: 10_000,
+        }
+    }
+}
+
+/// A [`FlowLogConfig`] value that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FlowLogError {
+    /// The window must be 1..=600 seconds.
+    #[error("flow log interval {0} s is outside 1..=600 s")]
+    Interval(u32),
+    /// At least one flow per window must fit.
+    #[error("flow log max_flows_per_window must be at least 1")]
+    ZeroMaxFlows,
+    /// The account id would break the space-separated format.
+    #[error("flow log account id {0:?} must be non-empty and contain no whitespace")]
+    AccountId(String),
+}
+
+/// `log-status` of a record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LogStatus {
+    /// Data is logging normally.
+    Ok,
+    /// Some records of the window were skipped (capacity).
+    SkipData,
+}
+
+impl fmt::Display for LogStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LogStatus::Ok => "OK",
+            LogStatus::SkipData => "SKIPDATA",
+        })
+    }
+}
+
+/// The traffic fields of a record (absent in SKIPDATA records).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FlowTraffic {
+    /// `srcaddr`.
+    pub src: Ipv4Addr,
+    /// `dstaddr`.
+    pub dst: Ipv4Addr,
+    /// `srcport`.
+    pub src_port: u16,
+    /// `dstport`.
+    pub dst_port: u16,
+    /// `protocol` (IANA number).
+    pub protocol: u8,
+    /// `packets`.
+    pub packets: u64,
+    /// `bytes`.
+    pub bytes: u64,
+    /// `action`.
+    pub action: Action,
+}
+
+/// One flow log record, printed by `Display` in the default v2 format.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlowLogRecord {
+    /// `account-id`.
+    pub account_id: Arc<str>,
+    /// `interface-id`.
+    pub interface_id: Arc<str>,
+    /// The flow's fields; `None` prints `-` for each (SKIPDATA).
+    pub traffic: Option<FlowTraffic>,
+    /// `start`, Unix seconds.
+    pub start: u64,
+    /// `end`, Unix seconds.
+    pub end: u64,
+    /// `log-status`.
+    pub log_status: LogStatus,
+}
+
+impl fmt::Display for FlowLogRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "2 {} {} ", self.account_id, self.interface_id)?;
+        match &self.traffic {
+            Some(t) => write!(
+                f,
+                "{} {} {} {} {} {} {} {} {} {}",
+                t.src,
+                t.dst,
+                t.src_port,
+                t.dst_port,
+                t.protocol,
+                t.packets,
+                t.bytes,
+                self.start,
+                self.end,
+                t.action
+            )?,
+            None => write!(f, "- - - - - - - {} {} -", self.start, self.end)?,
+        }
+        write!(f, " {}", self.log_status)
+    }
+}
+
+/// An interned interface id, cheap to pass per packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct InterfaceHandle(u32);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct FlowKey {
+    iface: u32,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    src_port: u16,
+    dst_port: u16,
+    protocol: u8,
+    accept: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct FlowStats {
+    key: FlowKey,
+    packets: u64,
+    bytes: u64,
+    first: u64,
+    last: u64,
+}
+
+/// The aggregator: counters per flow per window, records out when a window closes.
+pub struct FlowLog {
+    account_id: Arc<str>,
+    interval: u64,
+    max_flows: usize,
+    interfaces: Vec<Arc<str>>,
+    interface_ids: HashMap<Arc<str>, InterfaceHandle>,
+    /// Start of the open window (a multiple of `interval`), if any.
+    window: Option<u64>,
+    flows: Vec<FlowStats>,
+    index: HashMap<FlowKey, u32, SeededState>,
+    /// Per interface: packets not kept in the open window.
+    skipped: Vec<u64>,
+    skipped_total: u64,
+    ready: VecDeque<FlowLogRecord>,
+}
+
+impl FlowLog {
+    /// An empty aggregator.
+    pub fn new(config: FlowLogConfig) -> Result<FlowLog, FlowLogError> {
+        if !(1..=600).contains(&config.interval_secs) {
+            return Err(FlowLogError::Interval(config.interval_secs));
+        }
+        if config.max_flows_per_window == 0 {
+            return Err(FlowLogError::ZeroMaxFlows);
+        }
+        if config.account_id.is_empty() || config.account_id.chars().any(char::is_whitespace) {
+            return Err(FlowLogError::AccountId(config.account_id));
+        }
+        let cap = config.max_flows_per_window.min(4096);
+        Ok(FlowLog {
+            account_id: Arc::from(config.account_id.as_str()),
+            interval: u64::from(config.interval_secs),
+            max_flows: config.max_flows_per_window,
+            interfaces: Vec::new(),
+            interface_ids: HashMap::new(),
+            window: None,
+            flows: Vec::with_capacity(cap),
+            index: HashMap::with_capacity_and_hasher(cap, SeededState(0x00f1_0e10)),
+            skipped: Vec::new(),
+            skipped_total: 0,
+            ready: VecDeque::new(),
+        })
+    }
+
+    /// The handle of interface `id` (e.g. `eni-0b16f0581c8ac6877`), interning it on first use.
+    pub fn interface(&mut self, id: &str) -> InterfaceHandle {
+        if let Some(&h) = self.interface_ids.get(id) {
+            return h;
+        }
+        let h = InterfaceHandle(self.interfaces.len() as u32);
+        let id: Arc<str> = Arc::from(id);
+        self.interfaces.push(id.clone());
+        self.interface_ids.insert(id, h);
+        self.skipped.push(0);
+        h
+    }
+
+    /// Counts one packet judged `action` on `iface` at `now_unix_secs`.
+    pub fn record(
+        &mut self,
+        now_unix_secs: u64,
+        iface: InterfaceHandle,
+        facts: &PacketFacts,
+        action: Action,
+    ) {
+        let start = now_unix_secs - now_unix_secs % self.interval;
+        match self.window {
+            Some(w) if start > w => {
+                self.close_window();
+                self.window = Some(start);
+            }
+            Some(_) => {}
+            None => self.window = Some(start),
+        }
+        let key = FlowKey {
+            iface: iface.0,
+            src: facts.src,
+            dst: facts.dst,
+            src_port: facts.src_port,
+            dst_port: facts.dst_port,
+            protocol: facts.protocol,
+            accept: action == Action::Accept,
+        };
+        let bytes = u64::from(facts.len);
+        if let Some(&i) = self.index.get(&key) {
+            let s = &mut self.flows[i as usize];
+            s.packets += 1;
+            s.bytes += bytes;
+            s.last = s.last.max(now_unix_secs);
+            return;
+        }
+        if self.flows.len() >= self.max_flows {
+            self.skipped[iface.0 as usize] += 1;
+            self.skipped_total += 1;
+            return;
+        }
+        self.index.insert(key, self.flows.len() as u32);
+        self.flows.push(FlowStats {
+            key,
+            packets: 1,
+            bytes,
+            first: now_unix_secs,
+            last: now_unix_secs,
+        });
+    }
+
+    /// The next record of a closed window; closes the open window if `now_unix_secs` is past it.
+    pub fn poll_record(&mut self, now_unix_secs: u64) -> Option<FlowLogRecord> {
+        if let Some(w) = self.window {
+            if now_unix_secs >= w + self.interval {
+                self.close_window();
+                self.window = None;
+            }
+        }
+        self.ready.pop_front()
+    }
+
+    /// Unix second at which the open window closes (call `poll_record` then).
+    pub fn poll_timeout(&self) -> Option<u64> {
+        self.window.map(|w| w + self.interval)
+    }
+
+    /// Packets not recorded because a window was full, since creation.
+    pub fn skipped_packets(&self) -> u64 {
+        self.skipped_total
+    }
+
+    /// Moves the open window's flows to the ready queue, in first-seen order.
+    fn close_window(&mut self) {
+        let Some(w) = self.window else { return };
+        for s in self.flows.drain(..) {
+            let k = s.key;
+            self.ready.push_back(FlowLogRecord {
+                account_id: self.account_id.clone(),
+                interface_id: self.interfaces[k.iface as usize].clone(),
+                traffic: Some(FlowTraffic {
+                    src: k.src,
+                    dst: k.dst,
+                    src_port: k.src_port,
+                    dst_port: k.dst_port,
+                    protocol: k.protocol,
+                    packets: s.packets,
+                    bytes: s.bytes,
+                    action: if k.accept {
+                        Action::Accept
+                    } else {
+                        Action::Reject
+                    },
+                }),
+                start: s.first,
+                end: s.last,
+                log_status: LogStatus::Ok,
+            });
+        }
+        for (i, n) in self.skipped.iter_mut().enumerate() {
+            if *n > 0 {
+                *n = 0;
+                self.ready.push_back(FlowLogRecord {
+                    account_id: self.account_id.clone(),
+                    interface_id: self.interfaces[i].clone(),
+                    traffic: None,
+                    start: w,
+                    end: w + self.interval,
+                    log_status: LogStatus::SkipData,
+                });
+            }
+        }
+        // `clear` keeps the capacity: the next window allocates nothing for
+        // flows up to this window's count.
+        self.index.clear();
+    }
+}
