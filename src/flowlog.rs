@@ -354,3 +354,237 @@ impl FlowLog {
         self.index.clear();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filter::{PROTO_TCP, TCP_ACK};
+
+    const ENI: &str = "eni-1235b8ca123456789";
+
+    /// AWS's documentation example flow: 172.31.16.139:20641 → 172.31.16.21:22.
+    const SSH: PacketFacts = PacketFacts {
+        src: Ipv4Addr::new(172, 31, 16, 139),
+        dst: Ipv4Addr::new(172, 31, 16, 21),
+        protocol: PROTO_TCP,
+        src_port: 20641,
+        dst_port: 22,
+        tcp_flags: TCP_ACK,
+        len: 200,
+    };
+
+    fn log(interval_secs: u32, max_flows: usize) -> FlowLog {
+        FlowLog::new(FlowLogConfig {
+            account_id: "123456789010".into(),
+            interval_secs,
+            max_flows_per_window: max_flows,
+        })
+        .unwrap()
+    }
+
+    fn drain(l: &mut FlowLog, now: u64) -> Vec<String> {
+        std::iter::from_fn(|| l.poll_record(now))
+            .map(|r| r.to_string())
+            .collect()
+    }
+
+    // ---- flow log format -----------------------------------------------
+
+    #[test]
+    fn record_text_is_aws_default_format_v2() {
+        let r = FlowLogRecord {
+            account_id: "123456789010".into(),
+            interface_id: ENI.into(),
+            traffic: Some(FlowTraffic {
+                src: SSH.src,
+                dst: SSH.dst,
+                src_port: 20641,
+                dst_port: 22,
+                protocol: 6,
+                packets: 20,
+                bytes: 4249,
+                action: Action::Accept,
+            }),
+            start: 1418530010,
+            end: 1418530070,
+            log_status: LogStatus::Ok,
+        };
+        assert_eq!(
+            r.to_string(),
+            "2 123456789010 eni-1235b8ca123456789 172.31.16.139 172.31.16.21 20641 22 6 20 4249 1418530010 1418530070 ACCEPT OK"
+        );
+        let skip = FlowLogRecord {
+            traffic: None,
+            log_status: LogStatus::SkipData,
+            ..r
+        };
+        assert_eq!(
+            skip.to_string(),
+            "2 123456789010 eni-1235b8ca123456789 - - - - - - - 1418530010 1418530070 - SKIPDATA"
+        );
+    }
+
+    // ---- aggregation ----------------------------------------------------
+
+    #[test]
+    fn packets_of_one_flow_in_one_window_make_one_record() {
+        let mut l = log(60, 100);
+        let eni = l.interface(ENI);
+        // Windows are aligned to multiples of the interval: T starts one.
+        const T: u64 = 1418530020;
+        assert_eq!(T % 60, 0);
+        // 20 packets summing to 4249 bytes between T and T + 38.
+        for i in 0..20u64 {
+            let len = if i == 19 { 4249 - 19 * 200 } else { 200 };
+            l.record(T + 2 * i, eni, &PacketFacts { len, ..SSH }, Action::Accept);
+        }
+        assert_eq!(
+            drain(&mut l, T + 59),
+            Vec::<String>::new(),
+            "window still open"
+        );
+        assert_eq!(l.poll_timeout(), Some(T + 60));
+        assert_eq!(
+            drain(&mut l, T + 60),
+            ["2 123456789010 eni-1235b8ca123456789 172.31.16.139 172.31.16.21 20641 22 6 20 4249 1418530020 1418530058 ACCEPT OK"]
+        );
+        assert_eq!(l.poll_timeout(), None);
+        assert_eq!(drain(&mut l, T + 200), Vec::<String>::new());
+    }
+
+    #[test]
+    fn directions_actions_and_interfaces_are_separate_flows() {
+        let mut l = log(60, 100);
+        let a = l.interface("eni-a");
+        let b = l.interface("eni-b");
+        assert_eq!(l.interface("eni-a"), a, "interning returns the same handle");
+        let back = PacketFacts {
+            src: SSH.dst,
+            dst: SSH.src,
+            src_port: 22,
+            dst_port: 20641,
+            len: 100,
+            ..SSH
+        };
+        l.record(120, a, &SSH, Action::Accept);
+        l.record(121, a, &back, Action::Reject); // e.g. the NACL denied the reply
+        l.record(122, b, &SSH, Action::Accept);
+        l.record(123, a, &SSH, Action::Accept);
+        assert_eq!(
+            drain(&mut l, 180),
+            [
+                "2 123456789010 eni-a 172.31.16.139 172.31.16.21 20641 22 6 2 400 120 123 ACCEPT OK",
+                "2 123456789010 eni-a 172.31.16.21 172.31.16.139 22 20641 6 1 100 121 121 REJECT OK",
+                "2 123456789010 eni-b 172.31.16.139 172.31.16.21 20641 22 6 1 200 122 122 ACCEPT OK",
+            ]
+        );
+    }
+
+    #[test]
+    fn window_rollover_emits_the_closed_window_only() {
+        let mut l = log(60, 100);
+        let eni = l.interface(ENI);
+        l.record(100, eni, &SSH, Action::Accept); // window [60, 120)
+        l.record(119, eni, &SSH, Action::Accept);
+        l.record(120, eni, &SSH, Action::Accept); // window [120, 180)
+        assert_eq!(
+            drain(&mut l, 125),
+            ["2 123456789010 eni-1235b8ca123456789 172.31.16.139 172.31.16.21 20641 22 6 2 400 100 119 ACCEPT OK"]
+        );
+        l.record(179, eni, &SSH, Action::Accept);
+        // A packet after a quiet gap closes the old window, not counted into it.
+        l.record(400, eni, &SSH, Action::Accept);
+        assert_eq!(
+            drain(&mut l, 401),
+            ["2 123456789010 eni-1235b8ca123456789 172.31.16.139 172.31.16.21 20641 22 6 2 400 120 179 ACCEPT OK"]
+        );
+        assert_eq!(drain(&mut l, 420).len(), 1);
+    }
+
+    #[test]
+    fn one_second_windows_for_tests() {
+        let mut l = log(1, 100);
+        let eni = l.interface(ENI);
+        l.record(10, eni, &SSH, Action::Reject);
+        l.record(11, eni, &SSH, Action::Reject);
+        let out = drain(&mut l, 12);
+        assert_eq!(out.len(), 2);
+        assert!(out[0].ends_with(" 6 1 200 10 10 REJECT OK"), "{}", out[0]);
+        assert!(out[1].ends_with(" 6 1 200 11 11 REJECT OK"), "{}", out[1]);
+    }
+
+    #[test]
+    fn overflow_counts_and_emits_skipdata() {
+        let mut l = log(60, 2);
+        let a = l.interface("eni-a");
+        let b = l.interface("eni-b");
+        for port in [1, 2, 3, 4] {
+            l.record(
+                60,
+                a,
+                &PacketFacts {
+                    src_port: port,
+                    ..SSH
+                },
+                Action::Accept,
+            );
+        }
+        l.record(61, b, &SSH, Action::Accept);
+        // Existing flows still count when the window is full.
+        l.record(62, a, &PacketFacts { src_port: 1, ..SSH }, Action::Accept);
+        assert_eq!(l.skipped_packets(), 3);
+        let out = drain(&mut l, 120);
+        assert_eq!(
+            out,
+            [
+                "2 123456789010 eni-a 172.31.16.139 172.31.16.21 1 22 6 2 400 60 62 ACCEPT OK",
+                "2 123456789010 eni-a 172.31.16.139 172.31.16.21 2 22 6 1 200 60 60 ACCEPT OK",
+                "2 123456789010 eni-a - - - - - - - 60 120 - SKIPDATA",
+                "2 123456789010 eni-b - - - - - - - 60 120 - SKIPDATA",
+            ]
+        );
+        // The next window starts empty: room again, no SKIPDATA.
+        l.record(130, b, &SSH, Action::Accept);
+        assert_eq!(drain(&mut l, 180).len(), 1);
+    }
+
+    #[test]
+    fn config_validation() {
+        let bad = |c: FlowLogConfig| FlowLog::new(c).err().map(|e| e.to_string());
+        let ok = FlowLogConfig::default();
+        assert!(FlowLog::new(ok.clone()).is_ok());
+        assert_eq!(
+            bad(FlowLogConfig {
+                interval_secs: 0,
+                ..ok.clone()
+            })
+            .unwrap(),
+            "flow log interval 0 s is outside 1..=600 s"
+        );
+        assert!(bad(FlowLogConfig {
+            interval_secs: 601,
+            ..ok.clone()
+        })
+        .is_some());
+        assert!(FlowLog::new(FlowLogConfig {
+            interval_secs: 600,
+            ..ok.clone()
+        })
+        .is_ok());
+        assert!(bad(FlowLogConfig {
+            max_flows_per_window: 0,
+            ..ok.clone()
+        })
+        .is_some());
+        assert!(bad(FlowLogConfig {
+            account_id: "1234 5678".into(),
+            ..ok.clone()
+        })
+        .is_some());
+        assert!(bad(FlowLogConfig {
+            account_id: String::new(),
+            ..ok
+        })
+        .is_some());
+    }
+}
