@@ -128,6 +128,7 @@ impl ConntrackTimeouts {
 /// Every state lets packets of the flow through both ways; states differ
 /// only in how long an idle entry lives. No sequence numbers are checked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
 pub enum EntryState {
     /// TCP, a SYN seen, handshake not finished.
     /// Trigger: a new flow starts with SYN.
@@ -274,14 +275,20 @@ const REPLY_SEEN: u8 = 1;
 const FIN_ORIGIN: u8 = 2;
 const FIN_REPLY: u8 = 4;
 
+/// Nanoseconds since the table's first packet: entries store `u64` ticks,
+/// not `Instant`s (16 bytes each, and their arithmetic normalizes nanos on
+/// every add), which halves the entry and keeps the per-packet path to
+/// integer compares.
+type Ticks = u64;
+
 #[derive(Debug)]
 struct Entry {
+    last_seen: Ticks,
+    /// The deadline a heap item exists for; never after the true deadline.
+    scheduled: Ticks,
     state: EntryState,
     origin: Direction,
     flags: u8,
-    last_seen: Instant,
-    /// The deadline a heap item exists for; never after the true deadline.
-    scheduled: Instant,
 }
 
 /// What [`Conntrack::touch`] found.
@@ -294,21 +301,59 @@ pub(crate) enum Touch {
 
 pub(crate) struct Conntrack {
     map: HashMap<FlowKey, Entry, SeededState>,
-    heap: BinaryHeap<Reverse<(Instant, FlowKey)>>,
-    timeouts: ConntrackTimeouts,
+    heap: BinaryHeap<Reverse<(Ticks, FlowKey)>>,
+    /// Idle timeout per [`EntryState`], in ticks, indexed by `state as usize`.
+    timeouts: [Ticks; 8],
     max_entries: usize,
+    /// The instant tick 0 stands for: the first `now` seen.
+    epoch: Option<Instant>,
+    /// The last conversion: a data plane passes one `now` per batch of
+    /// packets, so most calls skip the `Instant` subtraction.
+    last: Option<(Instant, Ticks)>,
 }
 
 impl Conntrack {
     pub(crate) fn new(timeouts: ConntrackTimeouts, max_entries: usize, seed: u64) -> Conntrack {
-        // Start small; growth is per new flow, amortized, never per packet.
-        let cap = max_entries.min(1024);
+        // Reserved up-front: a flood of new flows never allocates, and memory
+        // use is known at start (about 50 bytes per entry, map and heap).
+        let states = [
+            EntryState::TcpHandshake,
+            EntryState::TcpEstablished,
+            EntryState::TcpClosing,
+            EntryState::TcpClosed,
+            EntryState::UdpSingle,
+            EntryState::UdpStream,
+            EntryState::Icmp,
+            EntryState::Other,
+        ];
+        debug_assert!(states.iter().enumerate().all(|(i, s)| *s as usize == i));
+        let timeouts = states.map(|s| timeouts.of(s).as_nanos() as Ticks);
         Conntrack {
-            map: HashMap::with_capacity_and_hasher(cap, SeededState(seed)),
-            heap: BinaryHeap::with_capacity(cap),
+            map: HashMap::with_capacity_and_hasher(max_entries, SeededState(seed)),
+            heap: BinaryHeap::with_capacity(max_entries),
             timeouts,
             max_entries,
+            epoch: None,
+            last: None,
         }
+    }
+
+    #[inline]
+    fn ticks(&mut self, now: Instant) -> Ticks {
+        if let Some((at, t)) = self.last {
+            if at == now {
+                return t;
+            }
+        }
+        let epoch = *self.epoch.get_or_insert(now);
+        let t = now.saturating_duration_since(epoch).as_nanos() as Ticks;
+        self.last = Some((now, t));
+        t
+    }
+
+    #[inline]
+    fn timeout(&self, state: EntryState) -> Ticks {
+        self.timeouts[state as usize]
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -328,19 +373,21 @@ impl Conntrack {
         dir: Direction,
         f: &PacketFacts,
     ) -> Touch {
+        let now = self.ticks(now);
+        let timeouts = self.timeouts;
         let Some(e) = self.map.get_mut(key) else {
             return Touch::New;
         };
         let syn_only = f.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN;
         let reuse = e.state == EntryState::TcpClosed && syn_only && dir == e.origin;
-        if now >= e.last_seen + self.timeouts.of(e.state) || reuse {
+        if now >= e.last_seen + timeouts[e.state as usize] || reuse {
             // Its heap item, if any, is now stale and will be dropped when due.
             self.map.remove(key);
             return Touch::New;
         }
         advance(e, dir, f);
         e.last_seen = now;
-        let deadline = now + self.timeouts.of(e.state);
+        let deadline = now + timeouts[e.state as usize];
         if deadline < e.scheduled {
             e.scheduled = deadline;
             self.heap.push(Reverse((deadline, *key)));
@@ -362,16 +409,17 @@ impl Conntrack {
                 return false;
             }
         }
+        let now = self.ticks(now);
         let state = initial_state(f);
-        let deadline = now + self.timeouts.of(state);
+        let deadline = now + self.timeout(state);
         self.map.insert(
             key,
             Entry {
+                last_seen: now,
+                scheduled: deadline,
                 state,
                 origin: dir,
                 flags: 0,
-                last_seen: now,
-                scheduled: deadline,
             },
         );
         self.heap.push(Reverse((deadline, key)));
@@ -380,6 +428,7 @@ impl Conntrack {
 
     /// Drops every entry idle past its timeout at `now`.
     pub(crate) fn expire(&mut self, now: Instant) {
+        let now = self.ticks(now);
         while let Some(&Reverse((due, key))) = self.heap.peek() {
             if due > now {
                 break;
@@ -391,7 +440,7 @@ impl Conntrack {
             if e.scheduled != due {
                 continue; // a stale item: a newer one exists for this entry
             }
-            let deadline = e.last_seen + self.timeouts.of(e.state);
+            let deadline = e.last_seen + self.timeouts[e.state as usize];
             if deadline <= now {
                 self.map.remove(&key);
             } else {
@@ -402,7 +451,8 @@ impl Conntrack {
     }
 
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.heap.peek().map(|Reverse((due, _))| *due)
+        let Reverse((due, _)) = self.heap.peek()?;
+        Some(self.epoch? + Duration::from_nanos(*due))
     }
 }
 

@@ -565,7 +565,8 @@ pub struct FilterConfig {
     pub timeouts: ConntrackTimeouts,
     /// Most tracked flows at once; beyond it new tracked flows are rejected.
     /// Not an AWS number (AWS's allowance depends on the instance type): a
-    /// memory bound, about 100 bytes per entry.
+    /// memory bound, reserved when the filter is created: about 100 bytes per
+    /// entry (the default, 65536, takes about 7 MiB).
     pub max_entries: usize,
     /// Track every flow, as AWS does for "automatically tracked connections"
     /// (PrivateLink among them). Off by default: see the module doc.
@@ -581,7 +582,7 @@ impl Default for FilterConfig {
             timeouts: ConntrackTimeouts::default(),
             max_entries: 65_536,
             always_track: false,
-            hash_seed: 0x5eed_0f_c0_ffee,
+            hash_seed: 0x5eed_0fc0_ffee,
         }
     }
 }

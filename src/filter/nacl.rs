@@ -11,7 +11,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use super::ruleset::{bucket_of, Match, BUCKETS};
+use super::ruleset::{bucket_of, Match, MatchList, BUCKETS};
 use super::{Direction, Ipv4Cidr, ParseRuleError, PortRange, Protocol, Reason};
 
 /// A NACL entry's number, 1..=32766 (AWS's range; `*` is not a number).
@@ -124,10 +124,10 @@ pub struct NetworkAcl {
 }
 
 /// One direction of a NACL, sorted by rule number and split by protocol
-/// bucket so evaluation is a scan of 12-byte [`Match`]es.
+/// bucket so evaluation is one [`MatchList`] scan.
 #[derive(Debug, Default)]
 pub(crate) struct CompiledNaclDir {
-    matches: [Vec<Match>; BUCKETS],
+    matches: [MatchList; BUCKETS],
     verdicts: [Vec<(RuleNumber, RuleAction)>; BUCKETS],
 }
 
@@ -157,9 +157,7 @@ impl CompiledNaclDir {
         dst_port: u16,
     ) -> Option<(RuleNumber, RuleAction)> {
         let b = bucket_of(protocol);
-        let i = self.matches[b]
-            .iter()
-            .position(|m| m.matches(remote, dst_port))?;
+        let i = self.matches[b].first_match(remote, dst_port)?;
         Some(self.verdicts[b][i])
     }
 }

@@ -5,7 +5,7 @@
 //! groups with a resource, the rules from each security group are effectively
 //! aggregated to create one set of rules."
 
-use super::ruleset::{bucket_of, Match, BUCKETS, BUCKET_TCP, BUCKET_UDP};
+use super::ruleset::{bucket_of, Match, MatchList, BUCKETS, BUCKET_TCP, BUCKET_UDP};
 use super::{Ipv4Cidr, PortRange, Protocol};
 
 /// The other end of a rule: source for ingress, destination for egress.
@@ -57,7 +57,7 @@ pub(crate) struct SgMatch {
 /// expansion order, so the first match is the first rule a person would find.
 #[derive(Debug, Default)]
 pub(crate) struct CompiledSgDir {
-    matches: [Vec<Match>; BUCKETS],
+    matches: [MatchList; BUCKETS],
     tags: [Vec<(u16, u16)>; BUCKETS],
     /// Per bucket: is there a rule with peer 0.0.0.0/0 and every port?
     /// (Half of AWS's untracked condition, seen from the *other* direction.)
@@ -80,7 +80,7 @@ impl CompiledSgDir {
     /// Number of compiled matches (after group and prefix-list expansion).
     pub(crate) fn len(&self) -> usize {
         // TCP and UDP buckets may differ; the largest is the honest size.
-        self.matches.iter().map(Vec::len).max().unwrap_or(0)
+        self.matches.iter().map(MatchList::len).max().unwrap_or(0)
     }
 
     /// First rule allowing (protocol, remote, dst_port); `reverse` is the
@@ -95,15 +95,15 @@ impl CompiledSgDir {
     ) -> Option<SgMatch> {
         let b = bucket_of(protocol);
         let ms = &self.matches[b];
-        let i = ms.iter().position(|m| m.matches(remote, dst_port))?;
+        let i = ms.first_match(remote, dst_port)?;
         let (group, index) = self.tags[b][i];
         // AWS: untracked if a rule permits the flow from 0.0.0.0/0 and the
         // other direction permits all response traffic to 0.0.0.0/0 on any
         // port. TCP and UDP only: "ICMP traffic is always tracked".
         let untracked = (b == BUCKET_TCP || b == BUCKET_UDP)
             && reverse.open_all[b]
-            && ms[i..]
-                .iter()
+            && (i..ms.len())
+                .map(|j| ms.get(j))
                 .any(|m| m.is_any_addr() && m.matches(remote, dst_port));
         Some(SgMatch {
             group,

@@ -1220,7 +1220,8 @@ fn short_timeouts_for_other_states() {
         dst_port: 0,
         ..FLOW_TEMPL
     };
-    let cases: Vec<(EntryState, Duration, Vec<(Direction, PacketFacts)>)> = vec![
+    type Steps = Vec<(Direction, PacketFacts)>;
+    let cases: Vec<(EntryState, Duration, Steps)> = vec![
         (
             EntryState::TcpHandshake,
             t.tcp_handshake,
