@@ -35,6 +35,8 @@
 //! - The deciding layer (SG or NACL) of a REJECT: not a v2 field; the caller
 //!   can log [`crate::filter::Reason`] beside it.
 
+#![warn(missing_docs)]
+
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -546,6 +548,87 @@ mod tests {
         // The next window starts empty: room again, no SKIPDATA.
         l.record(130, b, &SSH, Action::Accept);
         assert_eq!(drain(&mut l, 180).len(), 1);
+    }
+
+    #[test]
+    fn nacl_denied_reply_is_rejected_while_request_is_accepted() {
+        use crate::filter::*;
+        // SG allows 443 in; the NACL lets 443 in but lacks the ephemeral
+        // range out, so the ENI's replies die at the subnet boundary.
+        let entry = |ports: &str| NaclEntry {
+            rule: RuleNumber::new(100).unwrap(),
+            protocol: Protocol::Tcp,
+            ports: ports.parse().unwrap(),
+            cidr: "10.0.0.0/16".parse().unwrap(),
+            action: RuleAction::Allow,
+        };
+        let cfg = RuleSetConfig {
+            enis: vec![EniRules {
+                index: 0,
+                ip: Ipv4Addr::new(10, 0, 1, 49),
+                subnet: "10.0.1.0/24".parse().unwrap(),
+                security_groups: vec!["sg-endpoint".into()],
+                network_acl: Some("acl-x".into()),
+            }],
+            security_groups: vec![SecurityGroup {
+                id: "sg-endpoint".into(),
+                ingress: vec![SgRule {
+                    protocol: Protocol::Tcp,
+                    ports: PortRange::single(443),
+                    peer: SgPeer::Cidr("10.0.0.0/16".parse().unwrap()),
+                }],
+                egress: vec![],
+            }],
+            network_acls: vec![NetworkAcl {
+                id: "acl-x".into(),
+                ingress: vec![entry("443")],
+                egress: vec![entry("443")],
+            }],
+            ..RuleSetConfig::default()
+        };
+        let mut f = Filter::new(
+            Arc::new(RuleSet::build(&cfg).unwrap()),
+            FilterConfig::default(),
+        )
+        .unwrap();
+        let mut l = log(60, 100);
+        let eni = l.interface("eni-0b16f0581c8ac6877");
+        let t0 = std::time::Instant::now();
+        let syn = PacketFacts {
+            src: Ipv4Addr::new(10, 0, 2, 10),
+            dst: Ipv4Addr::new(10, 0, 1, 49),
+            protocol: PROTO_TCP,
+            src_port: 40000,
+            dst_port: 443,
+            tcp_flags: TCP_SYN,
+            len: 60,
+        };
+        let syn_ack = PacketFacts {
+            src: syn.dst,
+            dst: syn.src,
+            src_port: 443,
+            dst_port: 40000,
+            tcp_flags: TCP_SYN | TCP_ACK,
+            ..syn
+        };
+        for (i, (dir, p)) in [
+            (Direction::Ingress, syn),
+            (Direction::Egress, syn_ack),
+            (Direction::Ingress, syn),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let d = f.handle_packet(t0, 0, *dir, p);
+            l.record(600 + i as u64, eni, p, d.action);
+        }
+        assert_eq!(
+            drain(&mut l, 660),
+            [
+                "2 123456789010 eni-0b16f0581c8ac6877 10.0.2.10 10.0.1.49 40000 443 6 2 120 600 602 ACCEPT OK",
+                "2 123456789010 eni-0b16f0581c8ac6877 10.0.1.49 10.0.2.10 443 40000 6 1 60 601 601 REJECT OK",
+            ]
+        );
     }
 
     #[test]

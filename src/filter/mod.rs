@@ -27,8 +27,9 @@
 //!   for all traffic (0.0.0.0/0 or ::/0) and there is a corresponding rule in
 //!   the other direction that permits all response traffic (0.0.0.0/0 or
 //!   ::/0) for any port (0-65535), then that flow of traffic is not tracked".
-//!   Each packet of such a flow is judged by the rules alone, so removing the
-//!   rule cuts it at once; "ICMP traffic is always tracked".
+//!   Each packet of such a flow, request or response, is judged by the rules
+//!   alone (never entered in conntrack), so removing the rule cuts it at
+//!   once; "ICMP traffic is always tracked".
 //! - **Tracked flows survive rule changes**: "When you change a security
 //!   group rule, its tracked connections are not immediately interrupted."
 //!   [`Filter::set_rules`] swaps the [`RuleSet`] and keeps the conntrack table.
@@ -66,6 +67,8 @@
 //!   get the current AWS behaviour.
 //! - Security group rule descriptions, IPv6 CIDRs, NACL IPv6 entries.
 
+#![warn(missing_docs)]
+
 mod conntrack;
 mod nacl;
 mod ruleset;
@@ -78,6 +81,7 @@ pub use conntrack::{ConntrackTimeouts, EntryState};
 pub use nacl::{NaclEntry, NetworkAcl, RuleAction, RuleNumber};
 pub use ruleset::{
     EniRules, GroupMembers, PrefixList, Quotas, RuleSet, RuleSetConfig, RuleSetError,
+    DEFAULT_GROUP_ID,
 };
 pub use sg::{SecurityGroup, SgPeer, SgRule};
 

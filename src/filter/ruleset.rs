@@ -758,6 +758,7 @@ impl RuleSet {
             &eni.sg[dir.reverse().idx()],
             facts.protocol,
             remote_of(dir, facts),
+            facts.src_port,
             facts.dst_port,
         )
     }

@@ -62,6 +62,8 @@ pub(crate) struct CompiledSgDir {
     /// Per bucket: is there a rule with peer 0.0.0.0/0 and every port?
     /// (Half of AWS's untracked condition, seen from the *other* direction.)
     open_all: [bool; BUCKETS],
+    /// Per bucket: port ranges of rules with peer 0.0.0.0/0.
+    world: [Vec<Match>; BUCKETS],
 }
 
 impl CompiledSgDir {
@@ -70,8 +72,9 @@ impl CompiledSgDir {
             if Match::protocol_in_bucket(protocol, b) {
                 self.matches[b].push(m);
                 self.tags[b].push((group, index));
-                if m.is_any_addr() && m.is_all_ports() {
-                    self.open_all[b] = true;
+                if m.is_any_addr() {
+                    self.world[b].push(m);
+                    self.open_all[b] |= m.is_all_ports();
                 }
             }
         }
@@ -83,6 +86,11 @@ impl CompiledSgDir {
         self.matches.iter().map(MatchList::len).max().unwrap_or(0)
     }
 
+    /// Whether a 0.0.0.0/0 rule allows destination port `port` in bucket `b`.
+    fn world_allows(&self, b: usize, port: u16) -> bool {
+        self.world[b].iter().any(|m| m.matches(0, port))
+    }
+
     /// First rule allowing (protocol, remote, dst_port); `reverse` is the
     /// other direction of the same ENI, for the untracked test.
     #[inline]
@@ -91,20 +99,29 @@ impl CompiledSgDir {
         reverse: &CompiledSgDir,
         protocol: u8,
         remote: u32,
+        src_port: u16,
         dst_port: u16,
     ) -> Option<SgMatch> {
         let b = bucket_of(protocol);
-        let ms = &self.matches[b];
-        let i = ms.first_match(remote, dst_port)?;
+        let i = self.matches[b].first_match(remote, dst_port)?;
         let (group, index) = self.tags[b][i];
-        // AWS: untracked if a rule permits the flow from 0.0.0.0/0 and the
-        // other direction permits all response traffic to 0.0.0.0/0 on any
-        // port. TCP and UDP only: "ICMP traffic is always tracked".
+        // AWS: "If a security group rule permits TCP or UDP flows for all
+        // traffic (0.0.0.0/0 or ::/0) and there is a corresponding rule in the
+        // other direction that permits all response traffic (0.0.0.0/0 or
+        // ::/0) for any port (0-65535), then that flow of traffic is not
+        // tracked". Without state we cannot tell a request from a response,
+        // so the packet is untracked if it is either:
+        // - the request: a 0/0 rule here allows it, and the other direction
+        //   is open on every port; or
+        // - the response: a 0/0 rule in the other direction allows the
+        //   reversed packet (its destination port is our source port), and
+        //   this direction is open on every port.
+        // Otherwise the reply of an untracked flow would start a tracked one
+        // and survive the removal of the rule that enabled the flow.
+        // TCP and UDP only: "ICMP traffic is always tracked".
         let untracked = (b == BUCKET_TCP || b == BUCKET_UDP)
-            && reverse.open_all[b]
-            && (i..ms.len())
-                .map(|j| ms.get(j))
-                .any(|m| m.is_any_addr() && m.matches(remote, dst_port));
+            && ((reverse.open_all[b] && self.world_allows(b, dst_port))
+                || (self.open_all[b] && reverse.world_allows(b, src_port)));
         Some(SgMatch {
             group,
             index,

@@ -564,10 +564,11 @@ fn reasons_display_the_deciding_rule() {
 // ---- NACL ordering --------------------------------------------------------
 
 fn acl_cfg(ingress: Vec<NaclEntry>, egress: Vec<NaclEntry>) -> RuleSetConfig {
-    // Open in, ephemeral out: wide, yet tracked (not all ports both ways).
+    // Wide in (the whole VPC, every port), ephemeral out: tracked, since
+    // neither direction is open to 0.0.0.0/0 on every port.
     let open = group(
         "sg-open",
-        vec![rule("tcp", "all", from("0.0.0.0/0"))],
+        vec![rule("tcp", "all", from("10.0.0.0/16"))],
         vec![rule("tcp", "1024-65535", from("0.0.0.0/0"))],
     );
     let acl = NetworkAcl {
@@ -1509,6 +1510,48 @@ fn aws_example_narrow_inbound_is_tracked_open_inbound_is_not() {
 }
 
 #[test]
+fn reply_of_an_untracked_flow_stays_untracked_and_is_cut_with_its_rule() {
+    // AWS: "An untracked flow of traffic is immediately interrupted if the
+    // rule that enables the flow is removed or modified."
+    let web = |ingress| {
+        let g = group(
+            "sg-web",
+            ingress,
+            vec![rule("all", "all", from("0.0.0.0/0"))],
+        );
+        config(vec![eni(&["sg-web"], None)], vec![g], vec![])
+    };
+    let mut f = filter(&web(vec![rule("tcp", "80", from("0.0.0.0/0"))]));
+    let now = Instant::now();
+    let req = syn(STRANGER, 80);
+    assert_eq!(
+        send(&mut f, now, Ingress, &req, Accept).reason.label(),
+        "untracked"
+    );
+    let d = send(&mut f, now, Egress, &reply(&req, TCP_SYN | TCP_ACK), Accept);
+    assert_eq!(
+        d.reason.label(),
+        "untracked",
+        "the response must not start a tracked flow"
+    );
+    assert_eq!(f.conntrack_len(), 0);
+    f.set_rules(rules(&web(vec![])));
+    send(&mut f, now, Ingress, &with_flags(&req, TCP_ACK), Reject);
+    // A flow the ENI starts itself (to 443, from an ephemeral port no 0/0
+    // inbound rule covers) is tracked as usual.
+    let mut f = filter(&web(vec![rule("tcp", "80", from("0.0.0.0/0"))]));
+    let out = PacketFacts {
+        src: ENI_IP,
+        dst: STRANGER,
+        src_port: 50000,
+        dst_port: 443,
+        ..FLOW_TEMPL
+    };
+    assert_eq!(send(&mut f, now, Egress, &out, Accept).reason.label(), "sg");
+    assert_eq!(f.conntrack_len(), 1);
+}
+
+#[test]
 fn untracked_needs_the_open_rule_to_match_not_just_exist() {
     // 443 from the VPC (narrow) and 22 from anywhere; all out. A 443 flow
     // from the VPC is allowed by the narrow rule only: tracked.
@@ -2026,6 +2069,59 @@ mod property {
         (Accept, allowed)
     }
 
+    /// AWS's untracked condition, straight from the uncompiled rules: a 0/0
+    /// rule allows the packet (or its reverse) and the other direction is
+    /// open to 0/0 on every port. TCP and UDP only.
+    fn reference_untracked(cfg: &RuleSetConfig, dir: Direction, p: &PacketFacts) -> bool {
+        let e = &cfg.enis[0];
+        let names: Vec<String> = if e.security_groups.is_empty() {
+            vec!["sg-default".into()]
+        } else {
+            e.security_groups.clone()
+        };
+        let covers_world = |peer: &SgPeer| match peer {
+            SgPeer::Cidr(c) => c.prefix_len() == 0,
+            SgPeer::PrefixList(id) => cfg
+                .prefix_lists
+                .iter()
+                .filter(|pl| &pl.id == id)
+                .flat_map(|pl| pl.cidrs.iter())
+                .any(|c| c.prefix_len() == 0),
+            SgPeer::Group(_) => false,
+        };
+        let world_rules = |d: Direction| -> Vec<SgRule> {
+            let mut out = vec![];
+            for id in &names {
+                let g = cfg.security_groups.iter().find(|g| &g.id == id);
+                let list = match (g, d) {
+                    (Some(g), Ingress) => g.ingress.clone(),
+                    (Some(g), Egress) => g.egress.clone(),
+                    (None, Ingress) => vec![], // the default group: inbound from itself only
+                    (None, Egress) => vec![rule("all", "all", from("0.0.0.0/0"))],
+                };
+                out.extend(
+                    list.into_iter()
+                        .filter(|r| covers_world(&r.peer) && r.protocol.matches(p.protocol)),
+                );
+            }
+            out
+        };
+        let open_all = |d| {
+            world_rules(d)
+                .iter()
+                .any(|r| !r.protocol.has_ports() || r.ports == PortRange::ALL)
+        };
+        let allows = |d, port| {
+            world_rules(d)
+                .iter()
+                .any(|r| !r.protocol.has_ports() || r.ports.contains(port))
+        };
+        let rev = dir.reverse();
+        (p.protocol == PROTO_TCP || p.protocol == PROTO_UDP)
+            && ((open_all(rev) && allows(dir, p.dst_port))
+                || (open_all(dir) && allows(rev, p.src_port)))
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -2038,8 +2134,12 @@ mod property {
                 let mut f = Filter::new(rs.clone(), FilterConfig { always_track: true, ..FilterConfig::default() }).unwrap();
                 let got = f.handle_packet(Instant::now(), 0, *dir, p);
                 prop_assert_eq!(&got, &Decision { action, reason: reason.clone() }, "{} {:?}", dir, p);
-                // The stateless evaluation agrees, up to the untracked label.
+                // The stateless evaluation agrees, and labels untracked flows as AWS would.
                 let stateless = rs.evaluate(0, *dir, p);
+                if stateless.is_accept() {
+                    let untracked = matches!(stateless.reason, Reason::Untracked { .. });
+                    prop_assert_eq!(untracked, reference_untracked(&cfg, *dir, p), "untracked? {} {:?}", dir, p);
+                }
                 let relabel = match stateless.reason {
                     Reason::Untracked { group, dir, index } => Reason::SgRule { group, dir, index },
                     r => r,
