@@ -135,6 +135,7 @@ impl MatchList {
         self.len
     }
 
+    #[cfg(test)]
     pub(crate) fn get(&self, i: usize) -> Match {
         let b = &self.blocks[i / LANES];
         let l = i % LANES;
