@@ -8,6 +8,8 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod dns;
+pub mod filter;
+pub mod flowlog;
 pub mod model;
 pub mod netns;
 pub mod packet;
