@@ -71,6 +71,7 @@ impl PrivlinkLab {
         let ns = format!("plkb{tag}v");
         let dir = std::env::temp_dir().join(format!("privlink-bench-{tag}"));
         std::fs::create_dir_all(&dir).unwrap();
+        let flow = dir.join("flow.log").display().to_string();
         let cfg = format!(
             r#"
 [vpc]
@@ -83,6 +84,7 @@ mtu = {mtu}
 id = "subnet-a"
 cidr = "10.0.1.0/24"
 az = "us-east-1a"
+network_acl = "acl-bench"
 
 [[endpoint]]
 id = "vpce-0bench00000000001"
@@ -91,6 +93,7 @@ subnets = ["subnet-a"]
 ips = {{ "subnet-a" = "10.0.1.49" }}
 ports = [{IPERF_PORT}]
 upstream = "127.0.0.1:{IPERF_PORT}"
+security_groups = ["sg-bench"]
 
 [[endpoint]]
 id = "vpce-0bench00000000002"
@@ -98,7 +101,22 @@ service = "com.amazonaws.us-east-1.sts"
 subnets = ["subnet-a"]
 ips = {{ "subnet-a" = "10.0.1.50" }}
 ports = [7]
+security_groups = ["sg-bench"]
 upstream = "127.0.0.1:{echo_port}"
+
+# The full pipeline: a security group, a custom NACL on the subnet, flow logs.
+[[security_group]]
+id = "sg-bench"
+ingress = [{{ protocol = "tcp", ports = "all", cidr = "10.0.0.0/16" }}]
+
+[[network_acl]]
+id = "acl-bench"
+ingress = [{{ rule = 100, protocol = "tcp", ports = "all", cidr = "10.0.0.0/16", action = "allow" }}]
+egress = [{{ rule = 100, protocol = "tcp", ports = "1024-65535", cidr = "10.0.0.0/16", action = "allow" }}]
+
+[flow_logs]
+file = "{flow}"
+interval = 60
 "#
         );
         let path = dir.join("bench.toml");

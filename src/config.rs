@@ -18,6 +18,10 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::catalog::{self, ServiceInfo};
+use crate::filter::{
+    ConntrackTimeouts, GroupMembers, Ipv4Cidr, NaclEntry, NetworkAcl, PortRange, PrefixList, Protocol, RuleAction,
+    RuleNumber, RuleSet, RuleSetConfig, SecurityGroup, SgPeer, SgRule, DEFAULT_GROUP_ID,
+};
 use crate::model::Cidr;
 
 /// The largest MTU a TUN carries (the kernel's limit for an IPv4 TUN payload as pasta uses).
@@ -75,6 +79,26 @@ pub struct Config {
     pub endpoints: Vec<EndpointSpec>,
     /// The VPC resolver.
     pub dns: Dns,
+    /// Security groups, network ACLs, prefix lists and group members, as the filter takes them
+    /// (the ENIs are filled in by the plan).
+    pub rules: RuleSetConfig,
+    /// Connection tracking timeouts.
+    pub conntrack: ConntrackTimeouts,
+    /// `[flow_logs]`, when present.
+    pub flow_logs: Option<FlowLogs>,
+}
+
+/// `[flow_logs]`: VPC Flow Logs of every ENI, AWS default format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowLogs {
+    /// File the records are appended to.
+    pub file: Option<std::path::PathBuf>,
+    /// Also print records on stdout.
+    pub stdout: bool,
+    /// Seconds per aggregation window.
+    pub interval: u32,
+    /// The account id written in every record.
+    pub account_id: String,
 }
 
 /// `[dns]`: what the VPC resolver does with names outside the private zones.
@@ -124,6 +148,8 @@ pub struct Subnet {
     pub cidr: Cidr,
     /// Its availability zone.
     pub az: String,
+    /// Its network ACL; `None`: the VPC's default NACL (allows everything).
+    pub network_acl: Option<String>,
 }
 
 /// `[[endpoint]]`, validated.
@@ -145,6 +171,8 @@ pub struct EndpointSpec {
     pub upstream: Option<String>,
     /// TCP ports the ENI carries.
     pub ports: Vec<u16>,
+    /// Security groups on the ENIs; empty: the VPC's default group.
+    pub security_groups: Vec<String>,
     /// Upstream connect timeout.
     pub connect_timeout: Duration,
     /// Concurrent connections carried before new SYNs are dropped.
@@ -160,6 +188,82 @@ struct RawConfig {
     #[serde(default)]
     endpoint: Vec<RawEndpoint>,
     dns: Option<RawDns>,
+    #[serde(default)]
+    security_group: Vec<RawSecurityGroup>,
+    #[serde(default)]
+    network_acl: Vec<RawNetworkAcl>,
+    #[serde(default)]
+    prefix_list: Vec<RawPrefixList>,
+    #[serde(default)]
+    instance: Vec<RawInstance>,
+    flow_logs: Option<RawFlowLogs>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSecurityGroup {
+    id: Spanned<String>,
+    #[serde(default)]
+    ingress: Vec<Spanned<RawSgRule>>,
+    #[serde(default)]
+    egress: Vec<Spanned<RawSgRule>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSgRule {
+    protocol: Protocol,
+    ports: Option<PortRange>,
+    cidr: Option<Ipv4Cidr>,
+    group: Option<String>,
+    prefix_list: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNetworkAcl {
+    id: Spanned<String>,
+    #[serde(default)]
+    ingress: Vec<Spanned<RawNaclEntry>>,
+    #[serde(default)]
+    egress: Vec<Spanned<RawNaclEntry>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNaclEntry {
+    rule: u32,
+    protocol: Protocol,
+    ports: Option<PortRange>,
+    cidr: Ipv4Cidr,
+    action: RuleAction,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPrefixList {
+    id: String,
+    cidrs: Vec<Ipv4Cidr>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInstance {
+    #[allow(dead_code)] // names the instance in the file; not used by the data path
+    id: String,
+    ip: Ipv4Addr,
+    #[serde(default)]
+    security_groups: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFlowLogs {
+    file: Option<std::path::PathBuf>,
+    #[serde(default)]
+    stdout: bool,
+    interval: Option<Spanned<u32>>,
+    account_id: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -184,6 +288,7 @@ struct RawVpc {
     dns_hostnames: bool,
     mtu: Option<Spanned<u32>>,
     router: Option<Spanned<Ipv4Addr>>,
+    tcp_established_timeout: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -192,6 +297,7 @@ struct RawSubnet {
     id: Spanned<String>,
     cidr: Spanned<Cidr>,
     az: Spanned<String>,
+    network_acl: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -206,6 +312,7 @@ struct RawEndpoint {
     ips: BTreeMap<Spanned<String>, Spanned<Ipv4Addr>>,
     upstream: Option<Spanned<String>>,
     ports: Option<Spanned<Vec<u16>>>,
+    security_groups: Option<Spanned<Vec<Spanned<String>>>>,
     connect_timeout: Option<Spanned<String>>,
     max_connections: Option<Spanned<usize>>,
 }
@@ -261,15 +368,37 @@ impl Config {
             line: e.span().map(|s| src.line(s)).unwrap_or(0),
             msg: e.message().trim().to_string(),
         })?;
+        let conntrack = validate_conntrack(&src, raw.vpc.tcp_established_timeout.as_ref())?;
         let vpc = validate_vpc(&src, raw.vpc)?;
-        let subnets = validate_subnets(&src, &vpc, raw.subnet)?;
+        let mut rules = validate_rules(&src, raw.security_group, raw.network_acl, raw.prefix_list, raw.instance)?;
+        let subnets = validate_subnets(&src, &vpc, &rules, raw.subnet)?;
         let endpoints = raw
             .endpoint
             .into_iter()
             .enumerate()
-            .map(|(i, e)| validate_endpoint(&src, &vpc, &subnets, i, e))
+            .map(|(i, e)| validate_endpoint(&src, &vpc, &subnets, &rules, i, e))
             .collect::<Result<Vec<_>, _>>()?;
         let dns = validate_dns(&src, raw.dns)?;
+        let flow_logs = validate_flow_logs(&src, raw.flow_logs)?;
+        // Quotas and the rest of the filter's checks, on the ENIs as they will be
+        // (the addresses do not matter here; the subnet base stands in).
+        rules.enis = endpoints
+            .iter()
+            .flat_map(|e| e.subnets.iter().map(move |&si| (e, si)))
+            .enumerate()
+            .map(|(index, (e, si))| {
+                crate::model::eni_rules(
+                    index,
+                    subnets[si].cidr.nth(4).unwrap_or(subnets[si].cidr.base()),
+                    &subnets[si],
+                    &e.security_groups,
+                )
+            })
+            .collect();
+        if let Err(e) = RuleSet::build(&rules) {
+            return src.invalid(0..0, "security_group/network_acl", e);
+        }
+        rules.enis.clear();
         check_unique_ips(&src, &endpoints, &subnets)?;
         let mut keys = HashSet::new();
         for (i, e) in endpoints.iter().enumerate() {
@@ -281,7 +410,7 @@ impl Config {
                 );
             }
         }
-        Ok(Config { vpc, subnets, endpoints, dns })
+        Ok(Config { vpc, subnets, endpoints, dns, rules, conntrack, flow_logs })
     }
 }
 
@@ -344,7 +473,12 @@ fn validate_vpc(src: &Source, raw: RawVpc) -> Result<Vpc, ConfigError> {
     })
 }
 
-fn validate_subnets(src: &Source, vpc: &Vpc, raw: Vec<RawSubnet>) -> Result<Vec<Subnet>, ConfigError> {
+fn validate_subnets(
+    src: &Source,
+    vpc: &Vpc,
+    rules: &RuleSetConfig,
+    raw: Vec<RawSubnet>,
+) -> Result<Vec<Subnet>, ConfigError> {
     let mut out: Vec<Subnet> = Vec::with_capacity(raw.len());
     for (i, s) in raw.into_iter().enumerate() {
         let cidr = *s.cidr.get_ref();
@@ -382,7 +516,21 @@ fn validate_subnets(src: &Source, vpc: &Vpc, raw: Vec<RawSubnet>) -> Result<Vec<
                 format!("an AZ of {} (e.g. {}a)", vpc.region, vpc.region),
             );
         }
-        out.push(Subnet { id: s.id.into_inner(), cidr, az: s.az.into_inner() });
+        if let Some(acl) = &s.network_acl {
+            if !rules.network_acls.iter().any(|a| a.id == *acl.get_ref()) {
+                return src.invalid(
+                    acl.span(),
+                    format!("subnet[{i}].network_acl"),
+                    format!("no [[network_acl]] with id {}", acl.get_ref()),
+                );
+            }
+        }
+        out.push(Subnet {
+            id: s.id.into_inner(),
+            cidr,
+            az: s.az.into_inner(),
+            network_acl: s.network_acl.map(Spanned::into_inner),
+        });
     }
     Ok(out)
 }
@@ -391,6 +539,7 @@ fn validate_endpoint(
     src: &Source,
     vpc: &Vpc,
     subnets: &[Subnet],
+    rules: &RuleSetConfig,
     i: usize,
     raw: RawEndpoint,
 ) -> Result<EndpointSpec, ConfigError> {
@@ -516,6 +665,17 @@ fn validate_endpoint(
             }
         },
     };
+    let mut security_groups = Vec::new();
+    for g in raw.security_groups.iter().flat_map(|g| g.get_ref()) {
+        if !rules.security_groups.iter().any(|sg| sg.id == *g.get_ref()) {
+            return src.invalid(
+                g.span(),
+                key("security_groups"),
+                format!("no [[security_group]] with id {}", g.get_ref()),
+            );
+        }
+        security_groups.push(g.get_ref().clone());
+    }
     let max_connections = match raw.max_connections {
         None => 10_000,
         Some(m) if (1..=1_000_000).contains(m.get_ref()) => *m.get_ref(),
@@ -535,9 +695,134 @@ fn validate_endpoint(
         ips,
         upstream: raw.upstream.map(Spanned::into_inner),
         ports,
+        security_groups,
         connect_timeout,
         max_connections,
     })
+}
+
+fn validate_conntrack(src: &Source, established: Option<&Spanned<u64>>) -> Result<ConntrackTimeouts, ConfigError> {
+    let mut t = ConntrackTimeouts::default();
+    if let Some(secs) = established {
+        // AWS: "Min: 60 seconds. Max: 432000 seconds (5 days)."
+        if !(60..=432_000).contains(secs.get_ref()) {
+            return src.invalid(secs.span(), "vpc.tcp_established_timeout", "60 to 432000 seconds, as AWS allows");
+        }
+        t.tcp_established = Duration::from_secs(*secs.get_ref());
+    }
+    Ok(t)
+}
+
+fn sg_rule(
+    src: &Source,
+    key: &str,
+    known_groups: &[String],
+    lists: &[PrefixList],
+    r: Spanned<RawSgRule>,
+) -> Result<SgRule, ConfigError> {
+    let span = r.span();
+    let r = r.into_inner();
+    let peer = match (r.cidr, r.group, r.prefix_list) {
+        (Some(c), None, None) => SgPeer::Cidr(c),
+        (None, Some(g), None) => {
+            if !known_groups.contains(&g) && g != DEFAULT_GROUP_ID {
+                return src.invalid(span, key, format!("no [[security_group]] with id {g}"));
+            }
+            SgPeer::Group(g)
+        }
+        (None, None, Some(p)) => {
+            if !lists.iter().any(|l| l.id == p) {
+                return src.invalid(span, key, format!("no [[prefix_list]] with id {p}"));
+            }
+            SgPeer::PrefixList(p)
+        }
+        _ => return src.invalid(span, key, "give exactly one of cidr, group or prefix_list"),
+    };
+    Ok(SgRule { protocol: r.protocol, ports: r.ports.unwrap_or(PortRange::ALL), peer })
+}
+
+fn validate_rules(
+    src: &Source,
+    groups: Vec<RawSecurityGroup>,
+    acls: Vec<RawNetworkAcl>,
+    lists: Vec<RawPrefixList>,
+    instances: Vec<RawInstance>,
+) -> Result<RuleSetConfig, ConfigError> {
+    let prefix_lists: Vec<PrefixList> = lists.into_iter().map(|l| PrefixList { id: l.id, cidrs: l.cidrs }).collect();
+    let known: Vec<String> = groups.iter().map(|g| g.id.get_ref().clone()).collect();
+    let mut security_groups = Vec::with_capacity(groups.len());
+    for (i, g) in groups.into_iter().enumerate() {
+        let mut sg = SecurityGroup { id: g.id.get_ref().clone(), ingress: Vec::new(), egress: Vec::new() };
+        for (j, r) in g.ingress.into_iter().enumerate() {
+            sg.ingress.push(sg_rule(src, &format!("security_group[{i}].ingress[{j}]"), &known, &prefix_lists, r)?);
+        }
+        for (j, r) in g.egress.into_iter().enumerate() {
+            sg.egress.push(sg_rule(src, &format!("security_group[{i}].egress[{j}]"), &known, &prefix_lists, r)?);
+        }
+        security_groups.push(sg);
+    }
+    let mut network_acls = Vec::with_capacity(acls.len());
+    for (i, a) in acls.into_iter().enumerate() {
+        let mut acl = NetworkAcl { id: a.id.get_ref().clone(), ingress: Vec::new(), egress: Vec::new() };
+        for (dir, entries) in [("ingress", a.ingress), ("egress", a.egress)] {
+            for (j, e) in entries.into_iter().enumerate() {
+                let span = e.span();
+                let e = e.into_inner();
+                let rule = match RuleNumber::new(e.rule) {
+                    Ok(n) => n,
+                    Err(err) => return src.invalid(span, format!("network_acl[{i}].{dir}[{j}].rule"), err),
+                };
+                let entry = NaclEntry {
+                    rule,
+                    protocol: e.protocol,
+                    ports: e.ports.unwrap_or(PortRange::ALL),
+                    cidr: e.cidr,
+                    action: e.action,
+                };
+                if dir == "ingress" {
+                    acl.ingress.push(entry)
+                } else {
+                    acl.egress.push(entry)
+                }
+            }
+        }
+        network_acls.push(acl);
+    }
+    let mut group_members: Vec<GroupMembers> = Vec::new();
+    for inst in instances {
+        for g in inst.security_groups {
+            if !known.contains(g.get_ref()) {
+                return src.invalid(
+                    g.span(),
+                    "instance.security_groups",
+                    format!("no [[security_group]] with id {}", g.get_ref()),
+                );
+            }
+            match group_members.iter_mut().find(|m| m.group == *g.get_ref()) {
+                Some(m) => m.ips.push(inst.ip),
+                None => group_members.push(GroupMembers { group: g.into_inner(), ips: vec![inst.ip] }),
+            }
+        }
+    }
+    Ok(RuleSetConfig { security_groups, network_acls, prefix_lists, group_members, ..RuleSetConfig::default() })
+}
+
+fn validate_flow_logs(src: &Source, raw: Option<RawFlowLogs>) -> Result<Option<FlowLogs>, ConfigError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let interval = match raw.interval {
+        None => 60,
+        Some(i) if (1..=600).contains(i.get_ref()) => *i.get_ref(),
+        Some(i) => return src.invalid(i.span(), "flow_logs.interval", "1 to 600 seconds (AWS offers 60 and 600)"),
+    };
+    let account_id = match raw.account_id {
+        None => "123456789012".to_string(),
+        Some(a) if a.get_ref().len() == 12 && a.get_ref().bytes().all(|b| b.is_ascii_digit()) => a.into_inner(),
+        Some(a) => return src.invalid(a.span(), "flow_logs.account_id", "12 digits, like an AWS account id"),
+    };
+    if raw.file.is_none() && !raw.stdout {
+        return src.invalid(0..0, "flow_logs", "give a file, or stdout = true");
+    }
+    Ok(Some(FlowLogs { file: raw.file, stdout: raw.stdout, interval, account_id }))
 }
 
 fn validate_dns(src: &Source, raw: Option<RawDns>) -> Result<Dns, ConfigError> {

@@ -13,6 +13,8 @@ use tokio::sync::{mpsc, watch};
 
 use crate::config::Config;
 use crate::dns::{DnsError, Zone};
+use crate::filter::{FilterConfig, RuleSet, RuleSetError};
+use crate::guard::{EniGuard, GuardError};
 use crate::model::{Plan, PlanError, State};
 use crate::netns::{self, Netns, NetnsError};
 use crate::resolver::{self, Resolver};
@@ -35,6 +37,12 @@ pub enum DaemonError {
     /// The TUN could not be created.
     #[error(transparent)]
     Tun(#[from] TunError),
+    /// Security groups or NACLs could not be compiled.
+    #[error("security groups / network ACLs: {0}")]
+    Rules(#[from] RuleSetError),
+    /// The guard (conntrack, flow logs) could not start.
+    #[error(transparent)]
+    Guard(#[from] GuardError),
     /// The private DNS zone could not be built.
     #[error("private DNS zone: {0}")]
     Dns(#[from] DnsError),
@@ -71,6 +79,7 @@ pub async fn up(
     let mut state = store.load()?;
     let plan = Plan::make(config, &mut state, random_id_bytes)?;
     let zone = plan.zone()?;
+    let rules = plan.rule_set()?;
     store.save(&state)?;
 
     let vpc = &plan.vpc;
@@ -93,9 +102,18 @@ pub async fn up(
     let dns_tcp = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
     let dns_tcp_addr = dns_tcp.local_addr()?;
     let dns_tcp_task = tokio::spawn(resolver::serve_tcp(dns_tcp, zone_rx, forward));
-    let reload_task = reload.map(|rx| tokio::spawn(apply_reloads(rx, plan.clone(), state, zone_tx)));
+    let (rules_tx, rules_rx) = watch::channel(Arc::new(rules));
+    let filter = FilterConfig {
+        timeouts: config.conntrack,
+        hash_seed: u64::from_ne_bytes(random_id_bytes()[..8].try_into().expect("8 bytes")),
+        ..FilterConfig::default()
+    };
+    let eni_ids: Vec<String> = plan.endpoints.iter().flat_map(|e| e.enis.iter().map(|n| n.id.clone())).collect();
+    let eni_ips: Vec<std::net::Ipv4Addr> = plan.eni_ips().map(|(ip, _)| ip).collect();
+    let guard = EniGuard::new(rules_rx, filter, &eni_ids, &eni_ips, config.flow_logs.as_ref())?;
+    let reload_task = reload.map(|rx| tokio::spawn(apply_reloads(rx, plan.clone(), state, zone_tx, rules_tx)));
 
-    let stack = Stack::new(&plan, tun, udp, dns_tcp_addr);
+    let stack = Stack::new(&plan, tun, udp, dns_tcp_addr, guard);
     on_ready(&plan);
     let report = stack.run(shutdown).await;
     dns_tcp_task.abort();
@@ -107,12 +125,14 @@ pub async fn up(
     Ok(report?)
 }
 
-/// Applies reloaded configs: a new zone when only DNS settings changed.
+/// Applies reloaded configs: new zone and rules when only DNS settings, security
+/// groups or NACLs changed.
 async fn apply_reloads(
     mut rx: mpsc::Receiver<Config>,
     mut current: Plan,
     state: State,
     zone_tx: watch::Sender<Arc<Zone>>,
+    rules_tx: watch::Sender<Arc<RuleSet>>,
 ) {
     while let Some(config) = rx.recv().await {
         let mut st = state.clone();
@@ -127,9 +147,14 @@ async fn apply_reloads(
             tracing::warn!("reload refused: endpoints, ENIs, ports or upstreams changed; restart privlink for that");
             continue;
         }
-        match plan.zone() {
-            Ok(zone) => {
+        match plan
+            .zone()
+            .map_err(|e| e.to_string())
+            .and_then(|z| plan.rule_set().map(|r| (z, r)).map_err(|e| e.to_string()))
+        {
+            Ok((zone, rules)) => {
                 zone_tx.send_replace(Arc::new(zone));
+                rules_tx.send_replace(Arc::new(rules));
                 for e in &plan.endpoints {
                     tracing::info!("reloaded: {} private DNS {}", e.id, if e.private_dns { "on" } else { "off" });
                 }

@@ -57,11 +57,7 @@ pub struct FlowLogConfig {
 
 impl Default for FlowLogConfig {
     fn default() -> Self {
-        FlowLogConfig {
-            account_id: "123456789012".to_owned(),
-            interval_secs: 60,
-            max_flows_per_window: 10_000,
-        }
+        FlowLogConfig { account_id: "123456789012".to_owned(), interval_secs: 60, max_flows_per_window: 10_000 }
     }
 }
 
@@ -142,16 +138,7 @@ impl fmt::Display for FlowLogRecord {
             Some(t) => write!(
                 f,
                 "{} {} {} {} {} {} {} {} {} {}",
-                t.src,
-                t.dst,
-                t.src_port,
-                t.dst_port,
-                t.protocol,
-                t.packets,
-                t.bytes,
-                self.start,
-                self.end,
-                t.action
+                t.src, t.dst, t.src_port, t.dst_port, t.protocol, t.packets, t.bytes, self.start, self.end, t.action
             )?,
             None => write!(f, "- - - - - - - {} {} -", self.start, self.end)?,
         }
@@ -242,13 +229,7 @@ impl FlowLog {
     }
 
     /// Counts one packet judged `action` on `iface` at `now_unix_secs`.
-    pub fn record(
-        &mut self,
-        now_unix_secs: u64,
-        iface: InterfaceHandle,
-        facts: &PacketFacts,
-        action: Action,
-    ) {
+    pub fn record(&mut self, now_unix_secs: u64, iface: InterfaceHandle, facts: &PacketFacts, action: Action) {
         let start = now_unix_secs - now_unix_secs % self.interval;
         match self.window {
             Some(w) if start > w => {
@@ -281,13 +262,7 @@ impl FlowLog {
             return;
         }
         self.index.insert(key, self.flows.len() as u32);
-        self.flows.push(FlowStats {
-            key,
-            packets: 1,
-            bytes,
-            first: now_unix_secs,
-            last: now_unix_secs,
-        });
+        self.flows.push(FlowStats { key, packets: 1, bytes, first: now_unix_secs, last: now_unix_secs });
     }
 
     /// The next record of a closed window; closes the open window if `now_unix_secs` is past it.
@@ -327,11 +302,7 @@ impl FlowLog {
                     protocol: k.protocol,
                     packets: s.packets,
                     bytes: s.bytes,
-                    action: if k.accept {
-                        Action::Accept
-                    } else {
-                        Action::Reject
-                    },
+                    action: if k.accept { Action::Accept } else { Action::Reject },
                 }),
                 start: s.first,
                 end: s.last,
@@ -385,9 +356,7 @@ mod tests {
     }
 
     fn drain(l: &mut FlowLog, now: u64) -> Vec<String> {
-        std::iter::from_fn(|| l.poll_record(now))
-            .map(|r| r.to_string())
-            .collect()
+        std::iter::from_fn(|| l.poll_record(now)).map(|r| r.to_string()).collect()
     }
 
     // ---- flow log format -----------------------------------------------
@@ -415,11 +384,7 @@ mod tests {
             r.to_string(),
             "2 123456789010 eni-1235b8ca123456789 172.31.16.139 172.31.16.21 20641 22 6 20 4249 1418530010 1418530070 ACCEPT OK"
         );
-        let skip = FlowLogRecord {
-            traffic: None,
-            log_status: LogStatus::SkipData,
-            ..r
-        };
+        let skip = FlowLogRecord { traffic: None, log_status: LogStatus::SkipData, ..r };
         assert_eq!(
             skip.to_string(),
             "2 123456789010 eni-1235b8ca123456789 - - - - - - - 1418530010 1418530070 - SKIPDATA"
@@ -440,11 +405,7 @@ mod tests {
             let len = if i == 19 { 4249 - 19 * 200 } else { 200 };
             l.record(T + 2 * i, eni, &PacketFacts { len, ..SSH }, Action::Accept);
         }
-        assert_eq!(
-            drain(&mut l, T + 59),
-            Vec::<String>::new(),
-            "window still open"
-        );
+        assert_eq!(drain(&mut l, T + 59), Vec::<String>::new(), "window still open");
         assert_eq!(l.poll_timeout(), Some(T + 60));
         assert_eq!(
             drain(&mut l, T + 60),
@@ -460,14 +421,7 @@ mod tests {
         let a = l.interface("eni-a");
         let b = l.interface("eni-b");
         assert_eq!(l.interface("eni-a"), a, "interning returns the same handle");
-        let back = PacketFacts {
-            src: SSH.dst,
-            dst: SSH.src,
-            src_port: 22,
-            dst_port: 20641,
-            len: 100,
-            ..SSH
-        };
+        let back = PacketFacts { src: SSH.dst, dst: SSH.src, src_port: 22, dst_port: 20641, len: 100, ..SSH };
         l.record(120, a, &SSH, Action::Accept);
         l.record(121, a, &back, Action::Reject); // e.g. the NACL denied the reply
         l.record(122, b, &SSH, Action::Accept);
@@ -521,15 +475,7 @@ mod tests {
         let a = l.interface("eni-a");
         let b = l.interface("eni-b");
         for port in [1, 2, 3, 4] {
-            l.record(
-                60,
-                a,
-                &PacketFacts {
-                    src_port: port,
-                    ..SSH
-                },
-                Action::Accept,
-            );
+            l.record(60, a, &PacketFacts { src_port: port, ..SSH }, Action::Accept);
         }
         l.record(61, b, &SSH, Action::Accept);
         // Existing flows still count when the window is full.
@@ -586,11 +532,7 @@ mod tests {
             }],
             ..RuleSetConfig::default()
         };
-        let mut f = Filter::new(
-            Arc::new(RuleSet::build(&cfg).unwrap()),
-            FilterConfig::default(),
-        )
-        .unwrap();
+        let mut f = Filter::new(Arc::new(RuleSet::build(&cfg).unwrap()), FilterConfig::default()).unwrap();
         let mut l = log(60, 100);
         let eni = l.interface("eni-0b16f0581c8ac6877");
         let t0 = std::time::Instant::now();
@@ -611,13 +553,8 @@ mod tests {
             tcp_flags: TCP_SYN | TCP_ACK,
             ..syn
         };
-        for (i, (dir, p)) in [
-            (Direction::Ingress, syn),
-            (Direction::Egress, syn_ack),
-            (Direction::Ingress, syn),
-        ]
-        .iter()
-        .enumerate()
+        for (i, (dir, p)) in
+            [(Direction::Ingress, syn), (Direction::Egress, syn_ack), (Direction::Ingress, syn)].iter().enumerate()
         {
             let d = f.handle_packet(t0, 0, *dir, p);
             l.record(600 + i as u64, eni, p, d.action);
@@ -637,37 +574,13 @@ mod tests {
         let ok = FlowLogConfig::default();
         assert!(FlowLog::new(ok.clone()).is_ok());
         assert_eq!(
-            bad(FlowLogConfig {
-                interval_secs: 0,
-                ..ok.clone()
-            })
-            .unwrap(),
+            bad(FlowLogConfig { interval_secs: 0, ..ok.clone() }).unwrap(),
             "flow log interval 0 s is outside 1..=600 s"
         );
-        assert!(bad(FlowLogConfig {
-            interval_secs: 601,
-            ..ok.clone()
-        })
-        .is_some());
-        assert!(FlowLog::new(FlowLogConfig {
-            interval_secs: 600,
-            ..ok.clone()
-        })
-        .is_ok());
-        assert!(bad(FlowLogConfig {
-            max_flows_per_window: 0,
-            ..ok.clone()
-        })
-        .is_some());
-        assert!(bad(FlowLogConfig {
-            account_id: "1234 5678".into(),
-            ..ok.clone()
-        })
-        .is_some());
-        assert!(bad(FlowLogConfig {
-            account_id: String::new(),
-            ..ok
-        })
-        .is_some());
+        assert!(bad(FlowLogConfig { interval_secs: 601, ..ok.clone() }).is_some());
+        assert!(FlowLog::new(FlowLogConfig { interval_secs: 600, ..ok.clone() }).is_ok());
+        assert!(bad(FlowLogConfig { max_flows_per_window: 0, ..ok.clone() }).is_some());
+        assert!(bad(FlowLogConfig { account_id: "1234 5678".into(), ..ok.clone() }).is_some());
+        assert!(bad(FlowLogConfig { account_id: String::new(), ..ok }).is_some());
     }
 }

@@ -10,6 +10,7 @@ pub mod demo;
 pub mod dns;
 pub mod filter;
 pub mod flowlog;
+pub mod guard;
 pub mod model;
 pub mod netns;
 pub mod packet;

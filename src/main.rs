@@ -104,6 +104,11 @@ fn main() -> ExitCode {
                         "privlink: dns: queries={} answered={} nodata={} nxdomain={} refused={} forwarded={} truncated={} cached={}",
                         d.queries, d.answered, d.nodata, d.nxdomain, d.refused, d.forwarded, d.truncated, report.forward.cached
                     );
+                    let g = &report.guard;
+                    println!(
+                        "privlink: guard: accepted={} sg_ingress={} sg_egress={} nacl_ingress={} nacl_egress={}",
+                        g.accepted, g.sg_ingress, g.sg_egress, g.nacl_ingress, g.nacl_egress
+                    );
                     println!(
                         "privlink: connections: accepted={} refused={} closed={}",
                         report.conns.accepted, report.conns.refused, report.conns.closed

@@ -108,6 +108,17 @@ impl<'de> Deserialize<'de> for Cidr {
     }
 }
 
+/// The filter's view of one ENI: its address, its subnet (and the subnet's NACL), its groups.
+pub fn eni_rules(index: usize, ip: Ipv4Addr, subnet: &Subnet, security_groups: &[String]) -> crate::filter::EniRules {
+    crate::filter::EniRules {
+        index,
+        ip,
+        subnet: crate::filter::Ipv4Cidr::new(subnet.cidr.base(), subnet.cidr.prefix()).expect("a valid CIDR"),
+        security_groups: security_groups.to_vec(),
+        network_acl: subnet.network_acl.clone(),
+    }
+}
+
 /// Makes AWS-shaped ids (`vpce-`, `eni-` + 17 hex digits) from caller-supplied randomness.
 pub fn make_id(prefix: &str, random: [u8; 9]) -> String {
     let mut s = String::with_capacity(prefix.len() + 18);
@@ -197,6 +208,8 @@ pub struct Endpoint {
     pub upstream: Upstream,
     /// TCP ports carried.
     pub ports: Vec<u16>,
+    /// Security groups on its ENIs (empty: the VPC default group).
+    pub security_groups: Vec<String>,
     /// Upstream connect timeout.
     pub connect_timeout: Duration,
     /// Concurrent connection cap.
@@ -212,6 +225,8 @@ pub struct Plan {
     pub subnets: Vec<Subnet>,
     /// Endpoints with their ENIs.
     pub endpoints: Vec<Endpoint>,
+    /// Security groups, NACLs, prefix lists, group members (ENIs not filled in).
+    pub rules: crate::filter::RuleSetConfig,
 }
 
 /// Why a plan cannot be made.
@@ -342,11 +357,12 @@ impl Plan {
                 enis,
                 upstream,
                 ports: spec.ports.clone(),
+                security_groups: spec.security_groups.clone(),
                 connect_timeout: spec.connect_timeout,
                 max_connections: spec.max_connections,
             });
         }
-        Ok(Plan { vpc: config.vpc.clone(), subnets: config.subnets.clone(), endpoints })
+        Ok(Plan { vpc: config.vpc.clone(), subnets: config.subnets.clone(), endpoints, rules: config.rules.clone() })
     }
 
     /// The private hosted zones of every endpoint, compiled for the resolver.
@@ -363,6 +379,21 @@ impl Plan {
             });
         }
         crate::dns::Zone::build(&spec)
+    }
+
+    /// The compiled security groups and NACLs of every ENI; ENI `i` is the
+    /// `i`th of [`Plan::eni_ips`].
+    pub fn rule_set(&self) -> Result<crate::filter::RuleSet, crate::filter::RuleSetError> {
+        let mut cfg = self.rules.clone();
+        let mut index = 0;
+        for e in &self.endpoints {
+            for n in &e.enis {
+                let subnet = self.subnets.iter().find(|s| s.id == n.subnet).expect("ENIs are in known subnets");
+                cfg.enis.push(eni_rules(index, n.ip, subnet, &e.security_groups));
+                index += 1;
+            }
+        }
+        crate::filter::RuleSet::build(&cfg)
     }
 
     /// What the data path is built from; a reload that changes it needs a restart.

@@ -25,7 +25,7 @@ pub enum Verdict {
         meta: PacketMeta,
         /// The endpoint owning the destination ENI.
         endpoint: usize,
-        /// The ENI (index into [`Pipeline::enis`]).
+        /// The ENI (index into [`Pipeline::enis`], the order they were given in).
         eni: usize,
     },
     /// UDP port 53 to a resolver address (TCP 53 is a stream like any other: `ToStack`).
@@ -81,8 +81,10 @@ impl fmt::Display for Counters {
 /// The ingress pipeline for one VPC's ENIs.
 #[derive(Debug, Clone)]
 pub struct Pipeline {
-    /// Sorted by IP for binary search.
+    /// In the order given: their index is the ENI's index everywhere.
     enis: Vec<EniRoute>,
+    /// (IP, index) sorted by IP for binary search.
+    by_ip: Vec<(Ipv4Addr, usize)>,
     resolvers: [Ipv4Addr; 2],
     mtu: usize,
     /// Counters by outcome.
@@ -93,12 +95,13 @@ impl Pipeline {
     /// A pipeline for these ENIs and resolver addresses. UDP to a resolver's
     /// port 53 goes to the DNS responder; for DNS over TCP, list the resolver
     /// addresses among `enis` with port 53, like an endpoint.
-    pub fn new(mut enis: Vec<EniRoute>, resolvers: [Ipv4Addr; 2], mtu: u32) -> Pipeline {
-        enis.sort_by_key(|e| e.ip);
-        Pipeline { enis, resolvers, mtu: mtu as usize, counters: Counters::default() }
+    pub fn new(enis: Vec<EniRoute>, resolvers: [Ipv4Addr; 2], mtu: u32) -> Pipeline {
+        let mut by_ip: Vec<(Ipv4Addr, usize)> = enis.iter().map(|e| e.ip).zip(0..).collect();
+        by_ip.sort();
+        Pipeline { enis, by_ip, resolvers, mtu: mtu as usize, counters: Counters::default() }
     }
 
-    /// The ENIs, sorted by IP.
+    /// The ENIs, in the order given.
     pub fn enis(&self) -> &[EniRoute] {
         &self.enis
     }
@@ -125,9 +128,10 @@ impl Pipeline {
         if meta.protocol == proto::UDP && meta.dst_port == 53 && self.resolvers.contains(&meta.dst) {
             return Verdict::ToDns(meta);
         }
-        let Ok(i) = self.enis.binary_search_by_key(&meta.dst, |e| e.ip) else {
+        let Ok(pos) = self.by_ip.binary_search_by_key(&meta.dst, |&(ip, _)| ip) else {
             return Verdict::Drop(DropReason::NoRoute);
         };
+        let i = self.by_ip[pos].1;
         if meta.protocol != proto::TCP {
             return Verdict::Drop(DropReason::NotTcp);
         }

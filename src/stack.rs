@@ -50,6 +50,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use crate::dns::DnsCounters;
+use crate::guard::{EniGuard, GuardCounters};
 use crate::model::{Plan, Upstream};
 use crate::packet::{self, DropReason, FlowKey, PacketMeta};
 use crate::pipeline::{Counters, EniRoute, Pipeline, Verdict};
@@ -113,12 +114,17 @@ pub struct Report {
     pub dns: DnsCounters,
     /// Its forwarding.
     pub forward: ForwardCounters,
+    /// Security group and NACL decisions.
+    pub guard: GuardCounters,
 }
 
 /// The ENI's TCP stack and everything it carries.
 pub struct Stack {
     tun: Tun,
     resolver: Resolver,
+    guard: EniGuard,
+    /// ENIs `0..guarded` are guarded; the resolver routes after them are not.
+    guarded: usize,
     iface: Interface,
     sockets: SocketSet<'static>,
     pipeline: Pipeline,
@@ -154,13 +160,14 @@ enum Wake {
 impl Stack {
     /// A stack for `plan`'s ENIs on `tun`. UDP DNS goes to `resolver`; TCP port
     /// 53 on the resolver addresses is relayed to `dns_tcp`.
-    pub fn new(plan: &Plan, tun: Tun, resolver: Resolver, dns_tcp: SocketAddr) -> Stack {
+    pub fn new(plan: &Plan, tun: Tun, resolver: Resolver, dns_tcp: SocketAddr, guard: EniGuard) -> Stack {
         let mut enis: Vec<EniRoute> = plan
             .endpoints
             .iter()
             .enumerate()
             .flat_map(|(i, e)| e.enis.iter().map(move |n| EniRoute { ip: n.ip, endpoint: i, ports: e.ports.clone() }))
             .collect();
+        let guarded = enis.len();
         // DNS over TCP is one more "endpoint", after the real ones.
         let dns_endpoint = plan.endpoints.len();
         for ip in plan.vpc.resolvers() {
@@ -205,6 +212,8 @@ impl Stack {
         Stack {
             tun,
             resolver,
+            guard,
+            guarded,
             iface,
             sockets: SocketSet::new(Vec::new()),
             pipeline,
@@ -236,6 +245,7 @@ impl Stack {
         tokio::pin!(shutdown);
         loop {
             self.resolver.refresh_zone();
+            self.guard.refresh_rules();
             let drained = self.poll(None)?;
             self.start_connects();
             let moved = self.service_ready();
@@ -244,7 +254,16 @@ impl Stack {
             if moved || !drained {
                 continue;
             }
-            let delay = self.iface.poll_delay(self.now(), &self.sockets);
+            let wall = std::time::Instant::now();
+            let mut delay =
+                self.iface.poll_delay(self.now(), &self.sockets).map(|d| Duration::from_micros(d.total_micros()));
+            if let Some(at) = self.guard.poll_timeout() {
+                if at <= wall {
+                    self.guard.handle_timeout(wall);
+                    continue;
+                }
+                delay = Some(delay.map_or(at - wall, |d| d.min(at - wall)));
+            }
             let wake = tokio::select! {
                 biased;
                 _ = &mut shutdown => Wake::Shutdown,
@@ -258,7 +277,7 @@ impl Stack {
                     r?;
                     Wake::DnsReply
                 }
-                _ = tokio::time::sleep(delay.map(|d| Duration::from_micros(d.total_micros())).unwrap_or(Duration::from_secs(3600))) => Wake::Timer,
+                _ = tokio::time::sleep(delay.unwrap_or(Duration::from_secs(3600))) => Wake::Timer,
             };
             match wake {
                 Wake::Shutdown => break,
@@ -275,11 +294,13 @@ impl Stack {
                 Wake::Tun | Wake::Ready | Wake::Timer => {}
             }
         }
+        self.guard.flush(std::time::Instant::now());
         Ok(Report {
             counters: self.pipeline.counters.clone(),
             conns: self.stats.clone(),
             dns: self.resolver.counters(),
             forward: self.resolver.forward,
+            guard: self.guard.counters,
         })
     }
 
@@ -295,6 +316,8 @@ impl Stack {
             inject,
             pipeline: &mut self.pipeline,
             resolver: &mut self.resolver,
+            guard: &mut self.guard,
+            guarded: self.guarded,
             clock: std::time::Instant::now(),
             by_flow: &self.by_flow,
             held: &self.held,
@@ -344,6 +367,9 @@ impl Stack {
                 self.stats.refused += 1;
                 let mut rst = [0u8; 64];
                 let n = packet::emit_rst(&syn.meta, &mut rst);
+                if !self.guard.handle_egress(std::time::Instant::now(), &rst[..n]) {
+                    return Ok(());
+                }
                 return tun::write_packet(self.tun.raw_fd(), &rst[..n]);
             }
         };
@@ -456,6 +482,8 @@ struct TunDevice<'a> {
     inject: Option<&'a [u8]>,
     pipeline: &'a mut Pipeline,
     resolver: &'a mut Resolver,
+    guard: &'a mut EniGuard,
+    guarded: usize,
     /// Wall-clock instant of this poll, for the resolver's cache and timeouts.
     clock: std::time::Instant,
     by_flow: &'a HashMap<FlowKey, ConnId>,
@@ -484,7 +512,10 @@ impl TunDevice<'_> {
             };
             let pkt = &self.rx[..n];
             match self.pipeline.handle_packet(pkt, true) {
-                Verdict::ToStack { meta, endpoint, .. } => {
+                Verdict::ToStack { meta, endpoint, eni } => {
+                    if eni < self.guarded && !self.guard.handle_ingress(self.clock, eni, &meta) {
+                        continue;
+                    }
                     let flow = meta.flow();
                     if meta.is_syn() && !self.by_flow.contains_key(&flow) {
                         // A new flow, or a retransmitted SYN while its upstream connects.
@@ -516,14 +547,22 @@ impl smoltcp::phy::RxToken for RxToken<'_> {
 struct TxToken<'a> {
     fd: RawFd,
     buf: &'a mut [u8],
+    /// `None` only for the capabilities-only device, which never transmits.
+    guard: Option<(&'a mut EniGuard, std::time::Instant)>,
 }
 
 impl smoltcp::phy::TxToken for TxToken<'_> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
         let pkt = &mut self.buf[..len];
         let r = f(pkt);
-        if let Err(e) = tun::write_packet(self.fd, pkt) {
-            tracing::debug!("TUN write: {e}");
+        let pass = match self.guard {
+            Some((guard, now)) => guard.handle_egress(now, pkt),
+            None => false,
+        };
+        if pass {
+            if let Err(e) = tun::write_packet(self.fd, pkt) {
+                tracing::debug!("TUN write: {e}");
+            }
         }
         r
     }
@@ -541,14 +580,14 @@ impl Device for TunDevice<'_> {
 
     fn receive(&mut self, _now: SmolInstant) -> Option<(RxToken<'_>, TxToken<'_>)> {
         if let Some(p) = self.inject.take() {
-            return Some((RxToken(p), TxToken { fd: self.fd, buf: self.tx }));
+            return Some((RxToken(p), TxToken { fd: self.fd, buf: self.tx, guard: Some((self.guard, self.clock)) }));
         }
         let n = self.next_for_stack()?;
-        Some((RxToken(&self.rx[..n]), TxToken { fd: self.fd, buf: self.tx }))
+        Some((RxToken(&self.rx[..n]), TxToken { fd: self.fd, buf: self.tx, guard: Some((self.guard, self.clock)) }))
     }
 
     fn transmit(&mut self, _now: SmolInstant) -> Option<TxToken<'_>> {
-        Some(TxToken { fd: self.fd, buf: self.tx })
+        Some(TxToken { fd: self.fd, buf: self.tx, guard: Some((self.guard, self.clock)) })
     }
 
     fn capabilities(&self) -> DeviceCapabilities {

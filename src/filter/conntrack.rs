@@ -26,8 +26,7 @@ use std::hash::{BuildHasher, Hash, Hasher};
 use std::time::{Duration, Instant};
 
 use super::{
-    Direction, FilterConfigError, PacketFacts, PROTO_ICMP, PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_FIN,
-    TCP_RST, TCP_SYN,
+    Direction, FilterConfigError, PacketFacts, PROTO_ICMP, PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN,
 };
 
 /// Idle timeouts per conntrack state.
@@ -90,12 +89,7 @@ impl ConntrackTimeouts {
             if (min..=max).contains(&secs) && d.subsec_nanos() == 0 {
                 Ok(())
             } else {
-                Err(FilterConfigError::Timeout {
-                    name,
-                    secs,
-                    min,
-                    max,
-                })
+                Err(FilterConfigError::Timeout { name, secs, min, max })
             }
         };
         check("tcp_established", self.tcp_established, 60, 432_000)?;
@@ -200,10 +194,7 @@ impl FlowKey {
         };
         FlowKey {
             addrs: u64::from(u32::from(local)) << 32 | u64::from(u32::from(remote)),
-            rest: (eni as u64) << 40
-                | u64::from(f.protocol) << 32
-                | u64::from(lport) << 16
-                | u64::from(rport),
+            rest: (eni as u64) << 40 | u64::from(f.protocol) << 32 | u64::from(lport) << 16 | u64::from(rport),
         }
     }
 }
@@ -366,13 +357,7 @@ impl Conntrack {
 
     /// Looks the flow up and, if it is live, advances its state.
     #[inline]
-    pub(crate) fn touch(
-        &mut self,
-        now: Instant,
-        key: &FlowKey,
-        dir: Direction,
-        f: &PacketFacts,
-    ) -> Touch {
+    pub(crate) fn touch(&mut self, now: Instant, key: &FlowKey, dir: Direction, f: &PacketFacts) -> Touch {
         let now = self.ticks(now);
         let timeouts = self.timeouts;
         let Some(e) = self.map.get_mut(key) else {
@@ -396,13 +381,7 @@ impl Conntrack {
     }
 
     /// Starts tracking a new flow; `false` if the table is full.
-    pub(crate) fn insert(
-        &mut self,
-        now: Instant,
-        key: FlowKey,
-        dir: Direction,
-        f: &PacketFacts,
-    ) -> bool {
+    pub(crate) fn insert(&mut self, now: Instant, key: FlowKey, dir: Direction, f: &PacketFacts) -> bool {
         if self.map.len() >= self.max_entries {
             self.expire(now);
             if self.map.len() >= self.max_entries {
@@ -412,16 +391,7 @@ impl Conntrack {
         let now = self.ticks(now);
         let state = initial_state(f);
         let deadline = now + self.timeout(state);
-        self.map.insert(
-            key,
-            Entry {
-                last_seen: now,
-                scheduled: deadline,
-                state,
-                origin: dir,
-                flags: 0,
-            },
-        );
+        self.map.insert(key, Entry { last_seen: now, scheduled: deadline, state, origin: dir, flags: 0 });
         self.heap.push(Reverse((deadline, key)));
         true
     }
@@ -486,13 +456,9 @@ fn advance(e: &mut Entry, dir: Direction, f: &PacketFacts) {
                 e.flags |= if reply { FIN_REPLY } else { FIN_ORIGIN };
             }
             e.state = match e.state {
-                _ if e.flags & (FIN_ORIGIN | FIN_REPLY) == FIN_ORIGIN | FIN_REPLY => {
-                    EntryState::TcpClosed
-                }
+                _ if e.flags & (FIN_ORIGIN | FIN_REPLY) == FIN_ORIGIN | FIN_REPLY => EntryState::TcpClosed,
                 _ if e.flags & (FIN_ORIGIN | FIN_REPLY) != 0 => EntryState::TcpClosing,
-                EntryState::TcpHandshake
-                    if e.flags & REPLY_SEEN != 0 && flags & (TCP_SYN | TCP_ACK) == TCP_ACK =>
-                {
+                EntryState::TcpHandshake if e.flags & REPLY_SEEN != 0 && flags & (TCP_SYN | TCP_ACK) == TCP_ACK => {
                     EntryState::TcpEstablished
                 }
                 s => s,

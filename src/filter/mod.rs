@@ -79,10 +79,7 @@ mod tests;
 pub(crate) use conntrack::SeededState;
 pub use conntrack::{ConntrackTimeouts, EntryState};
 pub use nacl::{NaclEntry, NetworkAcl, RuleAction, RuleNumber};
-pub use ruleset::{
-    EniRules, GroupMembers, PrefixList, Quotas, RuleSet, RuleSetConfig, RuleSetError,
-    DEFAULT_GROUP_ID,
-};
+pub use ruleset::{EniRules, GroupMembers, PrefixList, Quotas, RuleSet, RuleSetConfig, RuleSetError, DEFAULT_GROUP_ID};
 pub use sg::{SecurityGroup, SgPeer, SgRule};
 
 use std::fmt;
@@ -232,10 +229,7 @@ pub struct PortRange {
 
 impl PortRange {
     /// Every port, 0-65535.
-    pub const ALL: PortRange = PortRange {
-        lo: 0,
-        hi: u16::MAX,
-    };
+    pub const ALL: PortRange = PortRange { lo: 0, hi: u16::MAX };
 
     /// The range `lo..=hi`; fails if `lo > hi`.
     pub fn new(lo: u16, hi: u16) -> Result<PortRange, ParseRuleError> {
@@ -314,10 +308,7 @@ pub struct Ipv4Cidr {
 
 impl Ipv4Cidr {
     /// `0.0.0.0/0`, the whole IPv4 space.
-    pub const ANY: Ipv4Cidr = Ipv4Cidr {
-        addr: Ipv4Addr::UNSPECIFIED,
-        prefix_len: 0,
-    };
+    pub const ANY: Ipv4Cidr = Ipv4Cidr { addr: Ipv4Addr::UNSPECIFIED, prefix_len: 0 };
 
     /// A block; fails if `prefix_len > 32` or host bits are set (AWS rejects those too).
     pub fn new(addr: Ipv4Addr, prefix_len: u8) -> Result<Ipv4Cidr, ParseRuleError> {
@@ -333,10 +324,7 @@ impl Ipv4Cidr {
 
     /// A /32 block holding one address.
     pub fn host(addr: Ipv4Addr) -> Ipv4Cidr {
-        Ipv4Cidr {
-            addr,
-            prefix_len: 32,
-        }
+        Ipv4Cidr { addr, prefix_len: 32 }
     }
 
     /// The network address.
@@ -362,9 +350,7 @@ impl Ipv4Cidr {
 
 fn mask_of(prefix_len: u8) -> u32 {
     // `checked_shl` because `u32::MAX << 32` overflows; /0 is the empty mask.
-    u32::MAX
-        .checked_shl(32 - u32::from(prefix_len))
-        .unwrap_or(0)
+    u32::MAX.checked_shl(32 - u32::from(prefix_len)).unwrap_or(0)
 }
 
 impl fmt::Display for Ipv4Cidr {
@@ -501,25 +487,18 @@ impl fmt::Display for Reason {
                 write!(f, "network ACL {acl} {dir} rule {rule} denies")
             }
             Reason::NaclDefaultDeny { acl, dir } => {
-                write!(
-                    f,
-                    "network ACL {acl} {dir} rule * denies (no numbered rule matched)"
-                )
+                write!(f, "network ACL {acl} {dir} rule * denies (no numbered rule matched)")
             }
             Reason::SgRule { group, dir, index } => {
-                write!(
-                    f,
-                    "security group {group} {dir} rule #{index} allows (flow tracked)"
-                )
+                write!(f, "security group {group} {dir} rule #{index} allows (flow tracked)")
             }
             Reason::SgNoMatch { dir } => {
                 write!(f, "no security group {dir} rule on the ENI allows it")
             }
             Reason::Tracked => f.write_str("tracked flow (return or ongoing traffic)"),
-            Reason::Untracked { group, dir, index } => write!(
-                f,
-                "security group {group} {dir} rule #{index} allows (untracked: open both ways)"
-            ),
+            Reason::Untracked { group, dir, index } => {
+                write!(f, "security group {group} {dir} rule #{index} allows (untracked: open both ways)")
+            }
             Reason::ConntrackFull => f.write_str("connection tracking table full"),
             Reason::UnknownEni => f.write_str("unknown ENI"),
         }
@@ -537,17 +516,11 @@ pub struct Decision {
 
 impl Decision {
     fn accept(reason: Reason) -> Decision {
-        Decision {
-            action: Action::Accept,
-            reason,
-        }
+        Decision { action: Action::Accept, reason }
     }
 
     fn reject(reason: Reason) -> Decision {
-        Decision {
-            action: Action::Reject,
-            reason,
-        }
+        Decision { action: Action::Reject, reason }
     }
 
     /// Whether the packet may pass.
@@ -648,13 +621,7 @@ impl Filter {
     }
 
     /// Judges one packet crossing ENI `eni` in direction `dir` at `now`.
-    pub fn handle_packet(
-        &mut self,
-        now: Instant,
-        eni: usize,
-        dir: Direction,
-        facts: &PacketFacts,
-    ) -> Decision {
+    pub fn handle_packet(&mut self, now: Instant, eni: usize, dir: Direction, facts: &PacketFacts) -> Decision {
         let rules = &*self.rules;
         let Some(compiled) = rules.eni(eni) else {
             return Decision::reject(Reason::UnknownEni);
@@ -673,24 +640,12 @@ impl Filter {
                 Some(m) => {
                     let group = rules.group_id(m.group);
                     if m.untracked && !self.always_track {
-                        Decision::accept(Reason::Untracked {
-                            group,
-                            dir,
-                            index: m.index,
-                        })
+                        Decision::accept(Reason::Untracked { group, dir, index: m.index })
                     } else if facts.protocol == PROTO_TCP && facts.tcp_flags & TCP_RST != 0 {
                         // A lone RST opens nothing; tracking it would only take a slot.
-                        Decision::accept(Reason::SgRule {
-                            group,
-                            dir,
-                            index: m.index,
-                        })
+                        Decision::accept(Reason::SgRule { group, dir, index: m.index })
                     } else if self.table.insert(now, key, dir, facts) {
-                        Decision::accept(Reason::SgRule {
-                            group,
-                            dir,
-                            index: m.index,
-                        })
+                        Decision::accept(Reason::SgRule { group, dir, index: m.index })
                     } else {
                         Decision::reject(Reason::ConntrackFull)
                     }
@@ -723,12 +678,7 @@ impl Filter {
     }
 
     /// The conntrack state of the flow `facts` belongs to, if tracked.
-    pub fn flow_state(
-        &self,
-        eni: usize,
-        dir: Direction,
-        facts: &PacketFacts,
-    ) -> Option<EntryState> {
+    pub fn flow_state(&self, eni: usize, dir: Direction, facts: &PacketFacts) -> Option<EntryState> {
         self.table.state(&FlowKey::new(eni, dir, facts))
     }
 }

@@ -150,12 +150,7 @@ impl CompiledNaclDir {
 
     /// First matching entry's number and action, or `None` for the `*` rule.
     #[inline]
-    fn evaluate(
-        &self,
-        protocol: u8,
-        remote: u32,
-        dst_port: u16,
-    ) -> Option<(RuleNumber, RuleAction)> {
+    fn evaluate(&self, protocol: u8, remote: u32, dst_port: u16) -> Option<(RuleNumber, RuleAction)> {
         let b = bucket_of(protocol);
         let i = self.matches[b].first_match(remote, dst_port)?;
         Some(self.verdicts[b][i])
@@ -173,33 +168,17 @@ impl CompiledNacl {
     pub(crate) fn compile(acl: &NetworkAcl) -> CompiledNacl {
         CompiledNacl {
             id: Arc::from(acl.id.as_str()),
-            dirs: [
-                CompiledNaclDir::compile(&acl.ingress),
-                CompiledNaclDir::compile(&acl.egress),
-            ],
+            dirs: [CompiledNaclDir::compile(&acl.ingress), CompiledNaclDir::compile(&acl.egress)],
         }
     }
 
     /// `Ok` if the packet may cross, else the reason it may not.
     #[inline]
-    pub(crate) fn check(
-        &self,
-        dir: Direction,
-        protocol: u8,
-        remote: u32,
-        dst_port: u16,
-    ) -> Result<(), Reason> {
+    pub(crate) fn check(&self, dir: Direction, protocol: u8, remote: u32, dst_port: u16) -> Result<(), Reason> {
         match self.dirs[dir.idx()].evaluate(protocol, remote, dst_port) {
             Some((_, RuleAction::Allow)) => Ok(()),
-            Some((rule, RuleAction::Deny)) => Err(Reason::NaclRule {
-                acl: self.id.clone(),
-                rule,
-                dir,
-            }),
-            None => Err(Reason::NaclDefaultDeny {
-                acl: self.id.clone(),
-                dir,
-            }),
+            Some((rule, RuleAction::Deny)) => Err(Reason::NaclRule { acl: self.id.clone(), rule, dir }),
+            None => Err(Reason::NaclDefaultDeny { acl: self.id.clone(), dir }),
         }
     }
 }
@@ -215,14 +194,8 @@ mod tests {
         assert!(RuleNumber::new(0).is_err());
         assert_eq!(RuleNumber::new(1).unwrap().get(), 1);
         assert_eq!(RuleNumber::new(32766).unwrap().get(), 32766);
-        assert_eq!(
-            RuleNumber::new(32767),
-            Err(ParseRuleError::RuleNumberOutOfRange(32767))
-        );
-        assert_eq!(
-            RuleNumber::new(70000),
-            Err(ParseRuleError::RuleNumberOutOfRange(70000))
-        );
+        assert_eq!(RuleNumber::new(32767), Err(ParseRuleError::RuleNumberOutOfRange(32767)));
+        assert_eq!(RuleNumber::new(70000), Err(ParseRuleError::RuleNumberOutOfRange(70000)));
     }
 
     #[test]
@@ -246,20 +219,14 @@ mod tests {
 
     #[test]
     fn lowest_number_wins_regardless_of_declaration_order() {
-        let entries = [
-            entry(200, "443", "0.0.0.0/0", RuleAction::Allow),
-            entry(100, "443", "192.0.2.0/24", RuleAction::Deny),
-        ];
+        let entries =
+            [entry(200, "443", "0.0.0.0/0", RuleAction::Allow), entry(100, "443", "192.0.2.0/24", RuleAction::Deny)];
         let c = CompiledNaclDir::compile(&entries);
         let inside = u32::from(std::net::Ipv4Addr::new(192, 0, 2, 7));
         let outside = u32::from(std::net::Ipv4Addr::new(198, 51, 100, 7));
         assert_eq!(c.evaluate(6, inside, 443).map(|v| v.0.get()), Some(100));
         assert_eq!(c.evaluate(6, outside, 443).map(|v| v.0.get()), Some(200));
         assert_eq!(c.evaluate(6, outside, 80), None);
-        assert_eq!(
-            c.evaluate(17, outside, 443),
-            None,
-            "tcp entry must not match udp"
-        );
+        assert_eq!(c.evaluate(17, outside, 443), None, "tcp entry must not match udp");
     }
 }

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use super::nacl::CompiledNacl;
 use super::sg::{CompiledSgDir, SgMatch};
 use super::{
-    Decision, Direction, Ipv4Cidr, NetworkAcl, PacketFacts, ParseRuleError, PortRange, Protocol,
-    Reason, SecurityGroup, SgPeer, SgRule, PROTO_ICMP, PROTO_TCP, PROTO_UDP,
+    Decision, Direction, Ipv4Cidr, NetworkAcl, PacketFacts, ParseRuleError, PortRange, Protocol, Reason, SecurityGroup,
+    SgPeer, SgRule, PROTO_ICMP, PROTO_TCP, PROTO_UDP,
 };
 
 /// Protocol buckets: TCP, UDP, ICMP, everything else.
@@ -49,17 +49,8 @@ pub(crate) struct Match {
 
 impl Match {
     pub(crate) fn new(cidr: Ipv4Cidr, protocol: Protocol, ports: PortRange) -> Match {
-        let ports = if protocol.has_ports() {
-            ports
-        } else {
-            PortRange::ALL
-        };
-        Match {
-            addr: u32::from(cidr.addr()),
-            mask: cidr.mask(),
-            lo: ports.lo(),
-            span: ports.hi() - ports.lo(),
-        }
+        let ports = if protocol.has_ports() { ports } else { PortRange::ALL };
+        Match { addr: u32::from(cidr.addr()), mask: cidr.mask(), lo: ports.lo(), span: ports.hi() - ports.lo() }
     }
 
     /// Non-short-circuit `&` keeps the loop branch-light.
@@ -100,12 +91,7 @@ struct Block {
     span: [u32; LANES],
 }
 
-const EMPTY_BLOCK: Block = Block {
-    addr: [0; LANES],
-    mask: [0; LANES],
-    lo: [NEVER; LANES],
-    span: [0; LANES],
-};
+const EMPTY_BLOCK: Block = Block { addr: [0; LANES], mask: [0; LANES], lo: [NEVER; LANES], span: [0; LANES] };
 
 /// An ordered list of [`Match`]es laid out for a branch-light scan: each
 /// block of eight is tested without early exit (the compiler vectorizes the
@@ -139,12 +125,7 @@ impl MatchList {
     pub(crate) fn get(&self, i: usize) -> Match {
         let b = &self.blocks[i / LANES];
         let l = i % LANES;
-        Match {
-            addr: b.addr[l],
-            mask: b.mask[l],
-            lo: b.lo[l] as u16,
-            span: b.span[l] as u16,
-        }
+        Match { addr: b.addr[l], mask: b.mask[l], lo: b.lo[l] as u16, span: b.span[l] as u16 }
     }
 
     /// Index of the first match for (`ip`, `port`).
@@ -261,11 +242,7 @@ pub struct Quotas {
 
 impl Default for Quotas {
     fn default() -> Self {
-        Quotas {
-            rules_per_group: 60,
-            groups_per_eni: 5,
-            nacl_entries_per_direction: 20,
-        }
+        Quotas { rules_per_group: 60, groups_per_eni: 5, nacl_entries_per_direction: 20 }
     }
 }
 
@@ -467,23 +444,14 @@ impl RuleSet {
             groups.push(&synthesized);
         }
         if groups.len() > usize::from(u16::MAX) {
-            return Err(RuleSetError::TooManyGroups {
-                eni: 0,
-                count: groups.len(),
-                limit: usize::from(u16::MAX),
-            });
+            return Err(RuleSetError::TooManyGroups { eni: 0, count: groups.len(), limit: usize::from(u16::MAX) });
         }
         let mut group_idx: HashMap<&str, usize> = HashMap::new();
         for (i, g) in groups.iter().enumerate() {
             if group_idx.insert(g.id.as_str(), i).is_some() {
-                return Err(RuleSetError::DuplicateGroup {
-                    group: g.id.clone(),
-                });
+                return Err(RuleSetError::DuplicateGroup { group: g.id.clone() });
             }
-            for (dir, rules) in [
-                (Direction::Ingress, &g.ingress),
-                (Direction::Egress, &g.egress),
-            ] {
+            for (dir, rules) in [(Direction::Ingress, &g.ingress), (Direction::Egress, &g.egress)] {
                 if rules.len() > rule_limit {
                     return Err(RuleSetError::TooManyRules {
                         group: g.id.clone(),
@@ -498,34 +466,23 @@ impl RuleSet {
         let mut prefix_lists: HashMap<&str, &[Ipv4Cidr]> = HashMap::new();
         for pl in &config.prefix_lists {
             if prefix_lists.insert(pl.id.as_str(), &pl.cidrs).is_some() {
-                return Err(RuleSetError::DuplicatePrefixList {
-                    list: pl.id.clone(),
-                });
+                return Err(RuleSetError::DuplicatePrefixList { list: pl.id.clone() });
             }
         }
 
         // Every reference in every group must resolve, used or not, as EC2
         // validates a rule when it is authorized.
         for g in &groups {
-            for (dir, rules) in [
-                (Direction::Ingress, &g.ingress),
-                (Direction::Egress, &g.egress),
-            ] {
+            for (dir, rules) in [(Direction::Ingress, &g.ingress), (Direction::Egress, &g.egress)] {
                 for (i, r) in rules.iter().enumerate() {
                     let by = || format!("{} {dir} rule #{i}", g.id);
                     match &r.peer {
                         SgPeer::Cidr(_) => {}
                         SgPeer::Group(id) if !group_idx.contains_key(id.as_str()) => {
-                            return Err(RuleSetError::UnknownGroup {
-                                group: id.clone(),
-                                by: by(),
-                            })
+                            return Err(RuleSetError::UnknownGroup { group: id.clone(), by: by() })
                         }
                         SgPeer::PrefixList(id) if !prefix_lists.contains_key(id.as_str()) => {
-                            return Err(RuleSetError::UnknownPrefixList {
-                                list: id.clone(),
-                                by: by(),
-                            })
+                            return Err(RuleSetError::UnknownPrefixList { list: id.clone(), by: by() })
                         }
                         _ => {}
                     }
@@ -537,14 +494,9 @@ impl RuleSet {
         let mut nacls = Vec::with_capacity(config.network_acls.len());
         for acl in &config.network_acls {
             if nacl_idx.insert(acl.id.as_str(), nacls.len()).is_some() {
-                return Err(RuleSetError::DuplicateNetworkAcl {
-                    acl: acl.id.clone(),
-                });
+                return Err(RuleSetError::DuplicateNetworkAcl { acl: acl.id.clone() });
             }
-            for (dir, entries) in [
-                (Direction::Ingress, &acl.ingress),
-                (Direction::Egress, &acl.egress),
-            ] {
+            for (dir, entries) in [(Direction::Ingress, &acl.ingress), (Direction::Egress, &acl.egress)] {
                 if entries.len() > q.nacl_entries_per_direction {
                     return Err(RuleSetError::TooManyNaclEntries {
                         acl: acl.id.clone(),
@@ -556,11 +508,7 @@ impl RuleSet {
                 let mut seen: Vec<u16> = entries.iter().map(|e| e.rule.get()).collect();
                 seen.sort_unstable();
                 if let Some(w) = seen.windows(2).find(|w| w[0] == w[1]) {
-                    return Err(RuleSetError::DuplicateRuleNumber {
-                        acl: acl.id.clone(),
-                        dir,
-                        rule: w[0],
-                    });
+                    return Err(RuleSetError::DuplicateRuleNumber { acl: acl.id.clone(), dir, rule: w[0] });
                 }
             }
             nacls.push(CompiledNacl::compile(acl));
@@ -577,11 +525,7 @@ impl RuleSet {
                 return Err(RuleSetError::DuplicateEni { index: e.index });
             }
             if !e.subnet.contains(e.ip) {
-                return Err(RuleSetError::EniOutsideSubnet {
-                    index: e.index,
-                    ip: e.ip,
-                    subnet: e.subnet,
-                });
+                return Err(RuleSetError::EniOutsideSubnet { index: e.index, ip: e.ip, subnet: e.subnet });
             }
             if e.security_groups.len() > q.groups_per_eni {
                 return Err(RuleSetError::TooManyGroups {
@@ -593,16 +537,10 @@ impl RuleSet {
             let mut gs = Vec::with_capacity(e.security_groups.len().max(1));
             for id in &e.security_groups {
                 let Some(&gi) = group_idx.get(id.as_str()) else {
-                    return Err(RuleSetError::UnknownGroup {
-                        group: id.clone(),
-                        by: format!("ENI {}", e.index),
-                    });
+                    return Err(RuleSetError::UnknownGroup { group: id.clone(), by: format!("ENI {}", e.index) });
                 };
                 if gs.contains(&gi) {
-                    return Err(RuleSetError::GroupListedTwice {
-                        eni: e.index,
-                        group: id.clone(),
-                    });
+                    return Err(RuleSetError::GroupListedTwice { eni: e.index, group: id.clone() });
                 }
                 gs.push(gi);
             }
@@ -617,21 +555,13 @@ impl RuleSet {
                 None => None,
                 Some(id) => match nacl_idx.get(id.as_str()) {
                     Some(&n) => Some(n),
-                    None => {
-                        return Err(RuleSetError::UnknownNetworkAcl {
-                            acl: id.clone(),
-                            eni: e.index,
-                        })
-                    }
+                    None => return Err(RuleSetError::UnknownNetworkAcl { acl: id.clone(), eni: e.index }),
                 },
             });
         }
         for gm in &config.group_members {
             let Some(&gi) = group_idx.get(gm.group.as_str()) else {
-                return Err(RuleSetError::UnknownGroup {
-                    group: gm.group.clone(),
-                    by: "group_members".to_owned(),
-                });
+                return Err(RuleSetError::UnknownGroup { group: gm.group.clone(), by: "group_members".to_owned() });
             };
             members[gi].extend_from_slice(&gm.ips);
         }
@@ -643,44 +573,26 @@ impl RuleSet {
             let mut sg = [CompiledSgDir::default(), CompiledSgDir::default()];
             for &gi in gs {
                 let g = groups[gi];
-                for (dir, rules) in [
-                    (Direction::Ingress, &g.ingress),
-                    (Direction::Egress, &g.egress),
-                ] {
+                for (dir, rules) in [(Direction::Ingress, &g.ingress), (Direction::Egress, &g.egress)] {
                     for (ri, r) in rules.iter().enumerate() {
                         let mut push = |cidr: Ipv4Cidr| {
-                            sg[dir.idx()].push(
-                                Match::new(cidr, r.protocol, r.ports),
-                                r.protocol,
-                                gi as u16,
-                                ri as u16,
-                            )
+                            sg[dir.idx()].push(Match::new(cidr, r.protocol, r.ports), r.protocol, gi as u16, ri as u16)
                         };
                         match &r.peer {
                             SgPeer::Cidr(c) => push(*c),
-                            SgPeer::Group(id) => members[group_idx[id.as_str()]]
-                                .iter()
-                                .for_each(|ip| push(Ipv4Cidr::host(*ip))),
-                            SgPeer::PrefixList(id) => {
-                                prefix_lists[id.as_str()].iter().for_each(|c| push(*c))
+                            SgPeer::Group(id) => {
+                                members[group_idx[id.as_str()]].iter().for_each(|ip| push(Ipv4Cidr::host(*ip)))
                             }
+                            SgPeer::PrefixList(id) => prefix_lists[id.as_str()].iter().for_each(|c| push(*c)),
                         }
                     }
                 }
             }
-            enis[e.index] = Some(CompiledEni {
-                subnet_addr: u32::from(e.subnet.addr()),
-                subnet_mask: e.subnet.mask(),
-                nacl,
-                sg,
-            });
+            enis[e.index] =
+                Some(CompiledEni { subnet_addr: u32::from(e.subnet.addr()), subnet_mask: e.subnet.mask(), nacl, sg });
         }
 
-        Ok(RuleSet {
-            enis,
-            nacls,
-            groups: groups.iter().map(|g| Arc::from(g.id.as_str())).collect(),
-        })
+        Ok(RuleSet { enis, nacls, groups: groups.iter().map(|g| Arc::from(g.id.as_str())).collect() })
     }
 
     /// Whether ENI index `eni` has rules here.
@@ -730,12 +642,7 @@ impl RuleSet {
     /// if it does not cross (AWS: NACLs apply to traffic entering or leaving
     /// the subnet, not to traffic within it).
     #[inline]
-    pub(crate) fn check_nacl(
-        &self,
-        eni: &CompiledEni,
-        dir: Direction,
-        facts: &PacketFacts,
-    ) -> Result<(), Reason> {
+    pub(crate) fn check_nacl(&self, eni: &CompiledEni, dir: Direction, facts: &PacketFacts) -> Result<(), Reason> {
         let Some(n) = eni.nacl else {
             // The default NACL "allows all inbound and outbound IPv4 traffic".
             return Ok(());
@@ -749,12 +656,7 @@ impl RuleSet {
 
     /// The first SG rule allowing a new flow, if any.
     #[inline]
-    pub(crate) fn check_sg(
-        &self,
-        eni: &CompiledEni,
-        dir: Direction,
-        facts: &PacketFacts,
-    ) -> Option<SgMatch> {
+    pub(crate) fn check_sg(&self, eni: &CompiledEni, dir: Direction, facts: &PacketFacts) -> Option<SgMatch> {
         eni.sg[dir.idx()].evaluate(
             &eni.sg[dir.reverse().idx()],
             facts.protocol,

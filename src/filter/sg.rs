@@ -122,10 +122,6 @@ impl CompiledSgDir {
         let untracked = (b == BUCKET_TCP || b == BUCKET_UDP)
             && ((reverse.open_all[b] && self.world_allows(b, dst_port))
                 || (self.open_all[b] && reverse.world_allows(b, src_port)));
-        Some(SgMatch {
-            group,
-            index,
-            untracked,
-        })
+        Some(SgMatch { group, index, untracked })
     }
 }

@@ -31,30 +31,16 @@ const FLOW_TEMPL: PacketFacts = PacketFacts {
 };
 
 fn syn(src: Ipv4Addr, dst_port: u16) -> PacketFacts {
-    PacketFacts {
-        src,
-        dst_port,
-        ..FLOW_TEMPL
-    }
+    PacketFacts { src, dst_port, ..FLOW_TEMPL }
 }
 
 /// The ENI's answer to `p`, with `flags`.
 fn reply(p: &PacketFacts, flags: u8) -> PacketFacts {
-    PacketFacts {
-        src: p.dst,
-        dst: p.src,
-        src_port: p.dst_port,
-        dst_port: p.src_port,
-        tcp_flags: flags,
-        ..*p
-    }
+    PacketFacts { src: p.dst, dst: p.src, src_port: p.dst_port, dst_port: p.src_port, tcp_flags: flags, ..*p }
 }
 
 fn with_flags(p: &PacketFacts, flags: u8) -> PacketFacts {
-    PacketFacts {
-        tcp_flags: flags,
-        ..*p
-    }
+    PacketFacts { tcp_flags: flags, ..*p }
 }
 
 fn cidr(s: &str) -> Ipv4Cidr {
@@ -62,11 +48,7 @@ fn cidr(s: &str) -> Ipv4Cidr {
 }
 
 fn rule(protocol: &str, ports: &str, peer: SgPeer) -> SgRule {
-    SgRule {
-        protocol: protocol.parse().unwrap(),
-        ports: ports.parse().unwrap(),
-        peer,
-    }
+    SgRule { protocol: protocol.parse().unwrap(), ports: ports.parse().unwrap(), peer }
 }
 
 fn from(c: &str) -> SgPeer {
@@ -74,11 +56,7 @@ fn from(c: &str) -> SgPeer {
 }
 
 fn group(id: &str, ingress: Vec<SgRule>, egress: Vec<SgRule>) -> SecurityGroup {
-    SecurityGroup {
-        id: id.into(),
-        ingress,
-        egress,
-    }
+    SecurityGroup { id: id.into(), ingress, egress }
 }
 
 fn entry(rule: u32, protocol: &str, ports: &str, c: &str, action: RuleAction) -> NaclEntry {
@@ -103,11 +81,7 @@ fn eni(groups: &[&str], nacl: Option<&str>) -> EniRules {
 
 /// The design's example: HTTPS in from the VPC, all out.
 fn endpoint_group() -> SecurityGroup {
-    group(
-        "sg-endpoint",
-        vec![rule("tcp", "443", from("10.0.0.0/16"))],
-        vec![rule("all", "all", from("0.0.0.0/0"))],
-    )
+    group("sg-endpoint", vec![rule("tcp", "443", from("10.0.0.0/16"))], vec![rule("all", "all", from("0.0.0.0/0"))])
 }
 
 /// The design's strict NACL: HTTPS in, ephemeral ports out.
@@ -115,23 +89,12 @@ fn strict_acl() -> NetworkAcl {
     NetworkAcl {
         id: "acl-strict".into(),
         ingress: vec![entry(100, "tcp", "443", "10.0.0.0/16", RuleAction::Allow)],
-        egress: vec![entry(
-            100,
-            "tcp",
-            "1024-65535",
-            "10.0.0.0/16",
-            RuleAction::Allow,
-        )],
+        egress: vec![entry(100, "tcp", "1024-65535", "10.0.0.0/16", RuleAction::Allow)],
     }
 }
 
 fn config(enis: Vec<EniRules>, groups: Vec<SecurityGroup>, acls: Vec<NetworkAcl>) -> RuleSetConfig {
-    RuleSetConfig {
-        enis,
-        security_groups: groups,
-        network_acls: acls,
-        ..RuleSetConfig::default()
-    }
+    RuleSetConfig { enis, security_groups: groups, network_acls: acls, ..RuleSetConfig::default() }
 }
 
 #[track_caller]
@@ -154,11 +117,7 @@ fn secs(n: u64) -> Duration {
 }
 
 fn sg_reason(group: &str, dir: Direction, index: u16) -> Reason {
-    Reason::SgRule {
-        group: group.into(),
-        dir,
-        index,
-    }
+    Reason::SgRule { group: group.into(), dir, index }
 }
 
 /// Sends `p` and checks the action; returns the decision for more checks.
@@ -195,21 +154,13 @@ fn port_range_parse() {
         assert_eq!(got, *want, "{s:?}");
     }
     assert_eq!(PortRange::ALL.to_string(), "all");
-    assert_eq!(
-        "1024-65535".parse::<PortRange>().unwrap().to_string(),
-        "1024-65535"
-    );
+    assert_eq!("1024-65535".parse::<PortRange>().unwrap().to_string(), "1024-65535");
     assert_eq!(PortRange::single(443).to_string(), "443");
 }
 
 #[test]
 fn protocol_parse() {
-    let cases = [
-        ("tcp", Protocol::Tcp),
-        ("UDP", Protocol::Udp),
-        ("icmp", Protocol::Icmp),
-        ("all", Protocol::All),
-    ];
+    let cases = [("tcp", Protocol::Tcp), ("UDP", Protocol::Udp), ("icmp", Protocol::Icmp), ("all", Protocol::All)];
     for (s, p) in cases {
         assert_eq!(s.parse::<Protocol>().unwrap(), p);
     }
@@ -224,14 +175,7 @@ fn cidr_parse() {
     for s in ok {
         assert_eq!(cidr(s).to_string(), s);
     }
-    let bad = [
-        "10.0.0.1/16",
-        "10.0.0.0/33",
-        "10.0.0.0",
-        "10.0.0/8",
-        "x/8",
-        "10.0.0.0/-1",
-    ];
+    let bad = ["10.0.0.1/16", "10.0.0.0/33", "10.0.0.0", "10.0.0/8", "x/8", "10.0.0.0/-1"];
     for s in bad {
         assert!(s.parse::<Ipv4Cidr>().is_err(), "{s} should be rejected");
     }
@@ -257,13 +201,7 @@ fn config_deserializes_from_design_spelling() {
     .unwrap();
     assert_eq!(
         (r.rule.get(), r.protocol, r.ports, r.cidr, r.action),
-        (
-            100,
-            Protocol::Tcp,
-            PortRange::new(1024, 65535).unwrap(),
-            cidr("10.0.0.0/16"),
-            RuleAction::Allow
-        )
+        (100, Protocol::Tcp, PortRange::new(1024, 65535).unwrap(), cidr("10.0.0.0/16"), RuleAction::Allow)
     );
     assert!(serde_json::from_str::<RuleNumber>("0").is_err());
     assert!(serde_json::from_str::<RuleNumber>("32767").is_err());
@@ -273,11 +211,7 @@ fn config_deserializes_from_design_spelling() {
 
 #[test]
 fn sg_allows_443_from_vpc_cidr_only() {
-    let cfg = config(
-        vec![eni(&["sg-endpoint"], None)],
-        vec![endpoint_group()],
-        vec![],
-    );
+    let cfg = config(vec![eni(&["sg-endpoint"], None)], vec![endpoint_group()], vec![]);
     let now = Instant::now();
     let cases: &[(Ipv4Addr, u8, u16, Action)] = &[
         (CLIENT, PROTO_TCP, 443, Accept),
@@ -291,12 +225,7 @@ fn sg_allows_443_from_vpc_cidr_only() {
     ];
     for &(src, protocol, dst_port, want) in cases {
         let mut f = filter(&cfg);
-        let p = PacketFacts {
-            src,
-            protocol,
-            dst_port,
-            ..FLOW_TEMPL
-        };
+        let p = PacketFacts { src, protocol, dst_port, ..FLOW_TEMPL };
         let d = send(&mut f, now, Ingress, &p, want);
         let want_reason = match want {
             Accept => sg_reason("sg-endpoint", Ingress, 0),
@@ -309,39 +238,15 @@ fn sg_allows_443_from_vpc_cidr_only() {
 #[test]
 fn sg_rules_union_across_groups_names_the_matching_group() {
     let a = group("sg-a", vec![rule("tcp", "22", from("10.0.0.0/16"))], vec![]);
-    let b = group(
-        "sg-b",
-        vec![
-            rule("tcp", "80", from("10.0.0.0/16")),
-            rule("tcp", "443", from("10.0.2.0/24")),
-        ],
-        vec![],
-    );
+    let b =
+        group("sg-b", vec![rule("tcp", "80", from("10.0.0.0/16")), rule("tcp", "443", from("10.0.2.0/24"))], vec![]);
     let cfg = config(vec![eni(&["sg-a", "sg-b"], None)], vec![a, b], vec![]);
     let now = Instant::now();
-    for (port, want) in [
-        (22, Some(("sg-a", 0))),
-        (80, Some(("sg-b", 0))),
-        (443, Some(("sg-b", 1))),
-        (8080, None),
-    ] {
+    for (port, want) in [(22, Some(("sg-a", 0))), (80, Some(("sg-b", 0))), (443, Some(("sg-b", 1))), (8080, None)] {
         let d = filter(&cfg).handle_packet(now, 0, Ingress, &syn(CLIENT, port));
         match want {
-            Some((g, i)) => assert_eq!(
-                d,
-                Decision {
-                    action: Accept,
-                    reason: sg_reason(g, Ingress, i)
-                },
-                "port {port}"
-            ),
-            None => assert_eq!(
-                d,
-                Decision {
-                    action: Reject,
-                    reason: Reason::SgNoMatch { dir: Ingress }
-                }
-            ),
+            Some((g, i)) => assert_eq!(d, Decision { action: Accept, reason: sg_reason(g, Ingress, i) }, "port {port}"),
+            None => assert_eq!(d, Decision { action: Reject, reason: Reason::SgNoMatch { dir: Ingress } }),
         }
     }
 }
@@ -350,94 +255,39 @@ fn sg_rules_union_across_groups_names_the_matching_group() {
 fn referenced_group_admits_members_only() {
     // sg-endpoint admits 443 from members of sg-clients: the ENIs naming it
     // (none here) and the declared lab instances.
-    let ep = group(
-        "sg-endpoint",
-        vec![rule("tcp", "443", SgPeer::Group("sg-clients".into()))],
-        vec![],
-    );
-    let clients = group(
-        "sg-clients",
-        vec![],
-        vec![rule("all", "all", from("0.0.0.0/0"))],
-    );
+    let ep = group("sg-endpoint", vec![rule("tcp", "443", SgPeer::Group("sg-clients".into()))], vec![]);
+    let clients = group("sg-clients", vec![], vec![rule("all", "all", from("0.0.0.0/0"))]);
     let mut cfg = config(vec![eni(&["sg-endpoint"], None)], vec![ep, clients], vec![]);
-    cfg.group_members = vec![GroupMembers {
-        group: "sg-clients".into(),
-        ips: vec![CLIENT],
-    }];
+    cfg.group_members = vec![GroupMembers { group: "sg-clients".into(), ips: vec![CLIENT] }];
     let now = Instant::now();
     send(&mut filter(&cfg), now, Ingress, &syn(CLIENT, 443), Accept);
-    send(
-        &mut filter(&cfg),
-        now,
-        Ingress,
-        &syn(NEIGHBOUR, 443),
-        Reject,
-    );
-    send(
-        &mut filter(&cfg),
-        now,
-        Ingress,
-        &syn(Ipv4Addr::new(10, 0, 2, 11), 443),
-        Reject,
-    );
+    send(&mut filter(&cfg), now, Ingress, &syn(NEIGHBOUR, 443), Reject);
+    send(&mut filter(&cfg), now, Ingress, &syn(Ipv4Addr::new(10, 0, 2, 11), 443), Reject);
 }
 
 #[test]
 fn group_membership_includes_enis_naming_the_group() {
     // Two ENIs in sg-mesh, which admits everything from its own members.
-    let mesh = group(
-        "sg-mesh",
-        vec![rule("all", "all", SgPeer::Group("sg-mesh".into()))],
-        vec![],
-    );
-    let other = EniRules {
-        index: 1,
-        ip: Ipv4Addr::new(10, 0, 2, 49),
-        subnet: cidr("10.0.2.0/24"),
-        ..eni(&["sg-mesh"], None)
-    };
+    let mesh = group("sg-mesh", vec![rule("all", "all", SgPeer::Group("sg-mesh".into()))], vec![]);
+    let other =
+        EniRules { index: 1, ip: Ipv4Addr::new(10, 0, 2, 49), subnet: cidr("10.0.2.0/24"), ..eni(&["sg-mesh"], None) };
     let cfg = config(vec![eni(&["sg-mesh"], None), other], vec![mesh], vec![]);
     let now = Instant::now();
-    send(
-        &mut filter(&cfg),
-        now,
-        Ingress,
-        &syn(Ipv4Addr::new(10, 0, 2, 49), 443),
-        Accept,
-    );
+    send(&mut filter(&cfg), now, Ingress, &syn(Ipv4Addr::new(10, 0, 2, 49), 443), Accept);
     send(&mut filter(&cfg), now, Ingress, &syn(CLIENT, 443), Reject);
 }
 
 #[test]
 fn prefix_list_peer_expands_to_its_blocks() {
-    let ep = group(
-        "sg-endpoint",
-        vec![rule("tcp", "443", SgPeer::PrefixList("pl-corp".into()))],
-        vec![],
-    );
+    let ep = group("sg-endpoint", vec![rule("tcp", "443", SgPeer::PrefixList("pl-corp".into()))], vec![]);
     let mut cfg = config(vec![eni(&["sg-endpoint"], None)], vec![ep], vec![]);
-    cfg.prefix_lists = vec![PrefixList {
-        id: "pl-corp".into(),
-        cidrs: vec![cidr("10.0.2.0/24"), cidr("192.0.2.0/28")],
-    }];
+    cfg.prefix_lists =
+        vec![PrefixList { id: "pl-corp".into(), cidrs: vec![cidr("10.0.2.0/24"), cidr("192.0.2.0/28")] }];
     let now = Instant::now();
     send(&mut filter(&cfg), now, Ingress, &syn(CLIENT, 443), Accept);
     send(&mut filter(&cfg), now, Ingress, &syn(STRANGER, 443), Accept);
-    send(
-        &mut filter(&cfg),
-        now,
-        Ingress,
-        &syn(Ipv4Addr::new(192, 0, 2, 16), 443),
-        Reject,
-    );
-    send(
-        &mut filter(&cfg),
-        now,
-        Ingress,
-        &syn(NEIGHBOUR, 443),
-        Reject,
-    );
+    send(&mut filter(&cfg), now, Ingress, &syn(Ipv4Addr::new(192, 0, 2, 16), 443), Reject);
+    send(&mut filter(&cfg), now, Ingress, &syn(NEIGHBOUR, 443), Reject);
 }
 
 #[test]
@@ -445,40 +295,21 @@ fn default_group_admits_its_members_and_allows_all_out() {
     // No groups named: the VPC default group. Its members: this ENI and the
     // declared instance CLIENT.
     let mut cfg = config(vec![eni(&[], None)], vec![], vec![]);
-    cfg.group_members = vec![GroupMembers {
-        group: "sg-default".into(),
-        ips: vec![CLIENT],
-    }];
+    cfg.group_members = vec![GroupMembers { group: "sg-default".into(), ips: vec![CLIENT] }];
     let now = Instant::now();
     let d = send(&mut filter(&cfg), now, Ingress, &syn(CLIENT, 443), Accept);
     assert_eq!(d.reason, sg_reason("sg-default", Ingress, 0));
-    send(
-        &mut filter(&cfg),
-        now,
-        Ingress,
-        &syn(NEIGHBOUR, 8443),
-        Reject,
-    );
+    send(&mut filter(&cfg), now, Ingress, &syn(NEIGHBOUR, 8443), Reject);
     // Outbound: all, to anyone.
-    let out = PacketFacts {
-        src: ENI_IP,
-        dst: STRANGER,
-        src_port: 50000,
-        dst_port: 53,
-        protocol: PROTO_UDP,
-        ..FLOW_TEMPL
-    };
+    let out =
+        PacketFacts { src: ENI_IP, dst: STRANGER, src_port: 50000, dst_port: 53, protocol: PROTO_UDP, ..FLOW_TEMPL };
     let d = send(&mut filter(&cfg), now, Egress, &out, Accept);
     assert_eq!(d.reason, sg_reason("sg-default", Egress, 0));
 }
 
 #[test]
 fn default_group_rules_can_be_overridden() {
-    let custom = group(
-        "sg-default",
-        vec![rule("tcp", "443", from("0.0.0.0/0"))],
-        vec![],
-    );
+    let custom = group("sg-default", vec![rule("tcp", "443", from("0.0.0.0/0"))], vec![]);
     let cfg = config(vec![eni(&[], None)], vec![custom], vec![]);
     let now = Instant::now();
     send(&mut filter(&cfg), now, Ingress, &syn(STRANGER, 443), Accept);
@@ -487,38 +318,20 @@ fn default_group_rules_can_be_overridden() {
 
 #[test]
 fn all_protocol_rule_ignores_ports_and_covers_other_protocols() {
-    let g = group(
-        "sg-any",
-        vec![rule("all", "443", from("10.0.0.0/16"))],
-        vec![],
-    );
+    let g = group("sg-any", vec![rule("all", "443", from("10.0.0.0/16"))], vec![]);
     let cfg = config(vec![eni(&["sg-any"], None)], vec![g], vec![]);
     let now = Instant::now();
     for (protocol, port) in [(PROTO_TCP, 22), (PROTO_UDP, 53), (PROTO_ICMP, 0), (47, 0)] {
-        let p = PacketFacts {
-            protocol,
-            dst_port: port,
-            ..FLOW_TEMPL
-        };
+        let p = PacketFacts { protocol, dst_port: port, ..FLOW_TEMPL };
         send(&mut filter(&cfg), now, Ingress, &p, Accept);
     }
 }
 
 #[test]
 fn unknown_eni_is_rejected() {
-    let cfg = config(
-        vec![eni(&["sg-endpoint"], None)],
-        vec![endpoint_group()],
-        vec![],
-    );
+    let cfg = config(vec![eni(&["sg-endpoint"], None)], vec![endpoint_group()], vec![]);
     let d = filter(&cfg).handle_packet(Instant::now(), 7, Ingress, &FLOW_TEMPL);
-    assert_eq!(
-        d,
-        Decision {
-            action: Reject,
-            reason: Reason::UnknownEni
-        }
-    );
+    assert_eq!(d, Decision { action: Reject, reason: Reason::UnknownEni });
 }
 
 #[test]
@@ -526,39 +339,23 @@ fn reasons_display_the_deciding_rule() {
     let acl: Arc<str> = "acl-strict".into();
     let cases = [
         (
-            Reason::NaclRule {
-                acl: acl.clone(),
-                rule: RuleNumber::new(90).unwrap(),
-                dir: Ingress,
-            },
+            Reason::NaclRule { acl: acl.clone(), rule: RuleNumber::new(90).unwrap(), dir: Ingress },
             "network ACL acl-strict ingress rule 90 denies",
         ),
         (
             Reason::NaclDefaultDeny { acl, dir: Egress },
             "network ACL acl-strict egress rule * denies (no numbered rule matched)",
         ),
-        (
-            sg_reason("sg-endpoint", Ingress, 2),
-            "security group sg-endpoint ingress rule #2 allows (flow tracked)",
-        ),
-        (
-            Reason::SgNoMatch { dir: Egress },
-            "no security group egress rule on the ENI allows it",
-        ),
+        (sg_reason("sg-endpoint", Ingress, 2), "security group sg-endpoint ingress rule #2 allows (flow tracked)"),
+        (Reason::SgNoMatch { dir: Egress }, "no security group egress rule on the ENI allows it"),
         (Reason::Tracked, "tracked flow (return or ongoing traffic)"),
         (Reason::ConntrackFull, "connection tracking table full"),
     ];
     for (r, s) in cases {
         assert_eq!(r.to_string(), s);
     }
-    let d = Decision {
-        action: Reject,
-        reason: Reason::SgNoMatch { dir: Ingress },
-    };
-    assert_eq!(
-        d.to_string(),
-        "REJECT: no security group ingress rule on the ENI allows it"
-    );
+    let d = Decision { action: Reject, reason: Reason::SgNoMatch { dir: Ingress } };
+    assert_eq!(d.to_string(), "REJECT: no security group ingress rule on the ENI allows it");
 }
 
 // ---- NACL ordering --------------------------------------------------------
@@ -571,16 +368,8 @@ fn acl_cfg(ingress: Vec<NaclEntry>, egress: Vec<NaclEntry>) -> RuleSetConfig {
         vec![rule("tcp", "all", from("10.0.0.0/16"))],
         vec![rule("tcp", "1024-65535", from("0.0.0.0/0"))],
     );
-    let acl = NetworkAcl {
-        id: "acl-x".into(),
-        ingress,
-        egress,
-    };
-    config(
-        vec![eni(&["sg-open"], Some("acl-x"))],
-        vec![open],
-        vec![acl],
-    )
+    let acl = NetworkAcl { id: "acl-x".into(), ingress, egress };
+    config(vec![eni(&["sg-open"], Some("acl-x"))], vec![open], vec![acl])
 }
 
 #[test]
@@ -592,61 +381,34 @@ fn nacl_lowest_rule_number_decides() {
     let cases: Vec<(Vec<NaclEntry>, Action, Option<u16>)> = vec![
         // Deny numbered before an allow wins, whatever the listing order.
         (
-            vec![
-                entry(200, "tcp", "443", "10.0.0.0/16", Allow),
-                entry(100, "tcp", "443", "10.0.2.0/24", Deny),
-            ],
+            vec![entry(200, "tcp", "443", "10.0.0.0/16", Allow), entry(100, "tcp", "443", "10.0.2.0/24", Deny)],
             Reject,
             Some(100),
         ),
         // Allow numbered before a deny wins.
         (
-            vec![
-                entry(100, "tcp", "443", "10.0.0.0/16", Allow),
-                entry(200, "tcp", "443", "10.0.2.0/24", Deny),
-            ],
+            vec![entry(100, "tcp", "443", "10.0.0.0/16", Allow), entry(200, "tcp", "443", "10.0.2.0/24", Deny)],
             Accept,
             None,
         ),
         // A non-matching deny (other port) before the allow does nothing.
-        (
-            vec![
-                entry(50, "tcp", "22", "0.0.0.0/0", Deny),
-                entry(100, "tcp", "443", "10.0.0.0/16", Allow),
-            ],
-            Accept,
-            None,
-        ),
+        (vec![entry(50, "tcp", "22", "0.0.0.0/0", Deny), entry(100, "tcp", "443", "10.0.0.0/16", Allow)], Accept, None),
         // A non-matching deny (other source) before the allow does nothing.
         (
-            vec![
-                entry(50, "tcp", "443", "10.0.3.0/24", Deny),
-                entry(100, "tcp", "443", "10.0.0.0/16", Allow),
-            ],
+            vec![entry(50, "tcp", "443", "10.0.3.0/24", Deny), entry(100, "tcp", "443", "10.0.0.0/16", Allow)],
             Accept,
             None,
         ),
         // Deny on protocol all beats a later tcp allow.
         (
-            vec![
-                entry(1, "all", "all", "10.0.2.10/32", Deny),
-                entry(2, "tcp", "443", "0.0.0.0/0", Allow),
-            ],
+            vec![entry(1, "all", "all", "10.0.2.10/32", Deny), entry(2, "tcp", "443", "0.0.0.0/0", Allow)],
             Reject,
             Some(1),
         ),
         // Nothing matches: the * rule.
-        (
-            vec![entry(100, "udp", "443", "0.0.0.0/0", Allow)],
-            Reject,
-            None,
-        ),
+        (vec![entry(100, "udp", "443", "0.0.0.0/0", Allow)], Reject, None),
         // Highest legal number still evaluated.
-        (
-            vec![entry(32766, "tcp", "443", "0.0.0.0/0", Allow)],
-            Accept,
-            None,
-        ),
+        (vec![entry(32766, "tcp", "443", "0.0.0.0/0", Allow)], Accept, None),
     ];
     for (i, (ingress, want, rule_no)) in cases.into_iter().enumerate() {
         let mut f = filter(&acl_cfg(ingress, all_out.clone()));
@@ -655,21 +417,12 @@ fn nacl_lowest_rule_number_decides() {
         match (want, rule_no) {
             (Reject, Some(n)) => assert_eq!(
                 d.reason,
-                Reason::NaclRule {
-                    acl: "acl-x".into(),
-                    rule: RuleNumber::new(n.into()).unwrap(),
-                    dir: Ingress
-                },
+                Reason::NaclRule { acl: "acl-x".into(), rule: RuleNumber::new(n.into()).unwrap(), dir: Ingress },
                 "case {i}"
             ),
-            (Reject, None) => assert_eq!(
-                d.reason,
-                Reason::NaclDefaultDeny {
-                    acl: "acl-x".into(),
-                    dir: Ingress
-                },
-                "case {i}"
-            ),
+            (Reject, None) => {
+                assert_eq!(d.reason, Reason::NaclDefaultDeny { acl: "acl-x".into(), dir: Ingress }, "case {i}")
+            }
             (Accept, _) => assert_eq!(d.reason, sg_reason("sg-open", Ingress, 0), "case {i}"),
         }
     }
@@ -690,49 +443,21 @@ fn nacl_without_ephemeral_egress_rule_rejects_reply_but_accepted_request() {
     let mut f = filter(&cfg);
     let now = Instant::now();
     send(&mut f, now, Ingress, &FLOW_TEMPL, Accept);
-    let d = send(
-        &mut f,
-        now,
-        Egress,
-        &reply(&FLOW_TEMPL, TCP_SYN | TCP_ACK),
-        Reject,
-    );
-    assert_eq!(
-        d.reason,
-        Reason::NaclDefaultDeny {
-            acl: "acl-x".into(),
-            dir: Egress
-        }
-    );
+    let d = send(&mut f, now, Egress, &reply(&FLOW_TEMPL, TCP_SYN | TCP_ACK), Reject);
+    assert_eq!(d.reason, Reason::NaclDefaultDeny { acl: "acl-x".into(), dir: Egress });
 
     // With the ephemeral range out, the reply passes by state.
-    let mut f = filter(&config(
-        vec![eni(&["sg-endpoint"], Some("acl-strict"))],
-        vec![endpoint_group()],
-        vec![strict_acl()],
-    ));
+    let mut f =
+        filter(&config(vec![eni(&["sg-endpoint"], Some("acl-strict"))], vec![endpoint_group()], vec![strict_acl()]));
     send(&mut f, now, Ingress, &FLOW_TEMPL, Accept);
-    let d = send(
-        &mut f,
-        now,
-        Egress,
-        &reply(&FLOW_TEMPL, TCP_SYN | TCP_ACK),
-        Accept,
-    );
+    let d = send(&mut f, now, Egress, &reply(&FLOW_TEMPL, TCP_SYN | TCP_ACK), Accept);
     assert_eq!(d.reason, Reason::Tracked);
 }
 
 #[test]
 fn traffic_within_the_subnet_skips_the_nacl() {
-    let deny_all = NetworkAcl {
-        id: "acl-empty".into(),
-        ..NetworkAcl::default()
-    };
-    let cfg = config(
-        vec![eni(&["sg-endpoint"], Some("acl-empty"))],
-        vec![endpoint_group()],
-        vec![deny_all],
-    );
+    let deny_all = NetworkAcl { id: "acl-empty".into(), ..NetworkAcl::default() };
+    let cfg = config(vec![eni(&["sg-endpoint"], Some("acl-empty"))], vec![endpoint_group()], vec![deny_all]);
     let mut f = filter(&cfg);
     let now = Instant::now();
     let p = syn(NEIGHBOUR, 443);
@@ -744,87 +469,42 @@ fn traffic_within_the_subnet_skips_the_nacl() {
 
 #[test]
 fn default_nacl_allows_all() {
-    let cfg = config(
-        vec![eni(&["sg-endpoint"], None)],
-        vec![endpoint_group()],
-        vec![],
-    );
+    let cfg = config(vec![eni(&["sg-endpoint"], None)], vec![endpoint_group()], vec![]);
     let mut f = filter(&cfg);
     let now = Instant::now();
     send(&mut f, now, Ingress, &FLOW_TEMPL, Accept);
     // Any port back out: only the SG matters.
-    send(
-        &mut f,
-        now,
-        Egress,
-        &reply(&FLOW_TEMPL, TCP_SYN | TCP_ACK),
-        Accept,
-    );
+    send(&mut f, now, Egress, &reply(&FLOW_TEMPL, TCP_SYN | TCP_ACK), Accept);
 }
 
 #[test]
 fn custom_nacl_with_no_rules_denies_all() {
-    let empty = NetworkAcl {
-        id: "acl-new".into(),
-        ..NetworkAcl::default()
-    };
-    let cfg = config(
-        vec![eni(&["sg-endpoint"], Some("acl-new"))],
-        vec![endpoint_group()],
-        vec![empty],
-    );
+    let empty = NetworkAcl { id: "acl-new".into(), ..NetworkAcl::default() };
+    let cfg = config(vec![eni(&["sg-endpoint"], Some("acl-new"))], vec![endpoint_group()], vec![empty]);
     let now = Instant::now();
     let d = send(&mut filter(&cfg), now, Ingress, &FLOW_TEMPL, Reject);
-    assert_eq!(
-        d.reason,
-        Reason::NaclDefaultDeny {
-            acl: "acl-new".into(),
-            dir: Ingress
-        }
-    );
-    let out = PacketFacts {
-        src: ENI_IP,
-        dst: STRANGER,
-        ..FLOW_TEMPL
-    };
+    assert_eq!(d.reason, Reason::NaclDefaultDeny { acl: "acl-new".into(), dir: Ingress });
+    let out = PacketFacts { src: ENI_IP, dst: STRANGER, ..FLOW_TEMPL };
     let d = send(&mut filter(&cfg), now, Egress, &out, Reject);
-    assert_eq!(
-        d.reason,
-        Reason::NaclDefaultDeny {
-            acl: "acl-new".into(),
-            dir: Egress
-        }
-    );
+    assert_eq!(d.reason, Reason::NaclDefaultDeny { acl: "acl-new".into(), dir: Egress });
 }
 
 #[test]
 fn nacl_applies_to_every_packet_of_a_tracked_flow() {
     // AWS: "Adding a network ACL that blocks traffic in either direction
     // breaks existing connections."
-    let cfg = config(
-        vec![eni(&["sg-endpoint"], Some("acl-strict"))],
-        vec![endpoint_group()],
-        vec![strict_acl()],
-    );
+    let cfg = config(vec![eni(&["sg-endpoint"], Some("acl-strict"))], vec![endpoint_group()], vec![strict_acl()]);
     let mut f = filter(&cfg);
     let now = Instant::now();
     send(&mut f, now, Ingress, &FLOW_TEMPL, Accept);
     let mut blocking = strict_acl();
-    blocking
-        .ingress
-        .insert(0, entry(10, "tcp", "443", "10.0.2.10/32", RuleAction::Deny));
+    blocking.ingress.insert(0, entry(10, "tcp", "443", "10.0.2.10/32", RuleAction::Deny));
     f.set_rules(rules(&config(
         vec![eni(&["sg-endpoint"], Some("acl-strict"))],
         vec![endpoint_group()],
         vec![blocking],
     )));
-    let d = send(
-        &mut f,
-        now,
-        Ingress,
-        &with_flags(&FLOW_TEMPL, TCP_ACK),
-        Reject,
-    );
+    let d = send(&mut f, now, Ingress, &with_flags(&FLOW_TEMPL, TCP_ACK), Reject);
     assert_eq!(d.reason.label(), "nacl");
     // The reply direction is still allowed by the NACL and by state.
     send(&mut f, now, Egress, &reply(&FLOW_TEMPL, TCP_ACK), Accept);
@@ -835,21 +515,10 @@ fn egress_sg_is_judged_before_egress_nacl() {
     // The ENI starts a flow its SG forbids: the SG decides, the NACL is not reached.
     let cfg = config(
         vec![eni(&["sg-in"], Some("acl-new"))],
-        vec![group(
-            "sg-in",
-            vec![rule("tcp", "443", from("0.0.0.0/0"))],
-            vec![],
-        )],
-        vec![NetworkAcl {
-            id: "acl-new".into(),
-            ..NetworkAcl::default()
-        }],
+        vec![group("sg-in", vec![rule("tcp", "443", from("0.0.0.0/0"))], vec![])],
+        vec![NetworkAcl { id: "acl-new".into(), ..NetworkAcl::default() }],
     );
-    let out = PacketFacts {
-        src: ENI_IP,
-        dst: STRANGER,
-        ..FLOW_TEMPL
-    };
+    let out = PacketFacts { src: ENI_IP, dst: STRANGER, ..FLOW_TEMPL };
     let d = filter(&cfg).handle_packet(Instant::now(), 0, Egress, &out);
     assert_eq!(d.reason, Reason::SgNoMatch { dir: Egress });
 }
@@ -858,11 +527,7 @@ fn egress_sg_is_judged_before_egress_nacl() {
 
 fn inbound_only() -> RuleSetConfig {
     // 443 in from the VPC; no outbound rules at all.
-    let g = group(
-        "sg-in",
-        vec![rule("tcp", "443", from("10.0.0.0/16"))],
-        vec![],
-    );
+    let g = group("sg-in", vec![rule("tcp", "443", from("10.0.0.0/16"))], vec![]);
     config(vec![eni(&["sg-in"], None)], vec![g], vec![])
 }
 
@@ -871,48 +536,18 @@ fn return_traffic_passes_without_an_egress_rule() {
     let mut f = filter(&inbound_only());
     let now = Instant::now();
     send(&mut f, now, Ingress, &FLOW_TEMPL, Accept);
-    let d = send(
-        &mut f,
-        now,
-        Egress,
-        &reply(&FLOW_TEMPL, TCP_SYN | TCP_ACK),
-        Accept,
-    );
+    let d = send(&mut f, now, Egress, &reply(&FLOW_TEMPL, TCP_SYN | TCP_ACK), Accept);
     assert_eq!(d.reason, Reason::Tracked);
-    let d = send(
-        &mut f,
-        now,
-        Ingress,
-        &with_flags(&FLOW_TEMPL, TCP_ACK),
-        Accept,
-    );
+    let d = send(&mut f, now, Ingress, &with_flags(&FLOW_TEMPL, TCP_ACK), Accept);
     assert_eq!(d.reason, Reason::Tracked);
-    assert_eq!(
-        f.flow_state(0, Ingress, &FLOW_TEMPL),
-        Some(EntryState::TcpEstablished)
-    );
+    assert_eq!(f.flow_state(0, Ingress, &FLOW_TEMPL), Some(EntryState::TcpEstablished));
     assert_eq!(f.conntrack_len(), 1);
     // A flow the ENI starts itself has no rule: rejected.
-    let out = PacketFacts {
-        src: ENI_IP,
-        dst: CLIENT,
-        src_port: 41000,
-        dst_port: 443,
-        ..FLOW_TEMPL
-    };
+    let out = PacketFacts { src: ENI_IP, dst: CLIENT, src_port: 41000, dst_port: 443, ..FLOW_TEMPL };
     let d = send(&mut f, now, Egress, &out, Reject);
     assert_eq!(d.reason, Reason::SgNoMatch { dir: Egress });
     // Another client port is another flow, judged by the rules (and allowed).
-    let d = send(
-        &mut f,
-        now,
-        Ingress,
-        &PacketFacts {
-            src_port: 40001,
-            ..FLOW_TEMPL
-        },
-        Accept,
-    );
+    let d = send(&mut f, now, Ingress, &PacketFacts { src_port: 40001, ..FLOW_TEMPL }, Accept);
     assert_eq!(d.reason, sg_reason("sg-in", Ingress, 0));
 }
 
@@ -934,16 +569,7 @@ fn flow_started_outbound_admits_its_return_inbound() {
     let d = send(&mut f, now, Ingress, &reply(&q, 0), Accept);
     assert_eq!(d.reason, Reason::Tracked);
     // Same remote, other local port: not the tracked flow.
-    send(
-        &mut f,
-        now,
-        Ingress,
-        &PacketFacts {
-            dst_port: 5354,
-            ..reply(&q, 0)
-        },
-        Reject,
-    );
+    send(&mut f, now, Ingress, &PacketFacts { dst_port: 5354, ..reply(&q, 0) }, Reject);
 }
 
 #[test]
@@ -951,79 +577,29 @@ fn rule_removal_keeps_a_tracked_flow() {
     let mut f = filter(&inbound_only());
     let now = Instant::now();
     send(&mut f, now, Ingress, &FLOW_TEMPL, Accept);
-    send(
-        &mut f,
-        now,
-        Egress,
-        &reply(&FLOW_TEMPL, TCP_SYN | TCP_ACK),
-        Accept,
-    );
+    send(&mut f, now, Egress, &reply(&FLOW_TEMPL, TCP_SYN | TCP_ACK), Accept);
     // The 443 rule is removed.
     let none = group("sg-in", vec![], vec![]);
-    f.set_rules(rules(&config(
-        vec![eni(&["sg-in"], None)],
-        vec![none],
-        vec![],
-    )));
-    let d = send(
-        &mut f,
-        now + secs(1),
-        Ingress,
-        &with_flags(&FLOW_TEMPL, TCP_ACK),
-        Accept,
-    );
+    f.set_rules(rules(&config(vec![eni(&["sg-in"], None)], vec![none], vec![])));
+    let d = send(&mut f, now + secs(1), Ingress, &with_flags(&FLOW_TEMPL, TCP_ACK), Accept);
     assert_eq!(d.reason, Reason::Tracked);
-    send(
-        &mut f,
-        now + secs(1),
-        Egress,
-        &reply(&FLOW_TEMPL, TCP_ACK),
-        Accept,
-    );
+    send(&mut f, now + secs(1), Egress, &reply(&FLOW_TEMPL, TCP_ACK), Accept);
     // New flows follow the new rules.
-    send(
-        &mut f,
-        now + secs(1),
-        Ingress,
-        &PacketFacts {
-            src_port: 40001,
-            ..FLOW_TEMPL
-        },
-        Reject,
-    );
+    send(&mut f, now + secs(1), Ingress, &PacketFacts { src_port: 40001, ..FLOW_TEMPL }, Reject);
 }
 
 #[test]
 fn rst_alone_is_not_tracked_and_closed_flow_reuse_is_rejudged() {
     let mut f = filter(&inbound_only());
     let now = Instant::now();
-    send(
-        &mut f,
-        now,
-        Ingress,
-        &with_flags(&FLOW_TEMPL, TCP_RST),
-        Accept,
-    );
+    send(&mut f, now, Ingress, &with_flags(&FLOW_TEMPL, TCP_RST), Accept);
     assert_eq!(f.conntrack_len(), 0);
 
     send(&mut f, now, Ingress, &FLOW_TEMPL, Accept);
-    send(
-        &mut f,
-        now,
-        Egress,
-        &reply(&FLOW_TEMPL, TCP_RST | TCP_ACK),
-        Accept,
-    );
-    assert_eq!(
-        f.flow_state(0, Ingress, &FLOW_TEMPL),
-        Some(EntryState::TcpClosed)
-    );
+    send(&mut f, now, Egress, &reply(&FLOW_TEMPL, TCP_RST | TCP_ACK), Accept);
+    assert_eq!(f.flow_state(0, Ingress, &FLOW_TEMPL), Some(EntryState::TcpClosed));
     // The 443 rule goes away; a new SYN on the same 5-tuple is a new flow.
-    f.set_rules(rules(&config(
-        vec![eni(&["sg-in"], None)],
-        vec![group("sg-in", vec![], vec![])],
-        vec![],
-    )));
+    f.set_rules(rules(&config(vec![eni(&["sg-in"], None)], vec![group("sg-in", vec![], vec![])], vec![])));
     let d = send(&mut f, now + secs(1), Ingress, &FLOW_TEMPL, Reject);
     assert_eq!(d.reason, Reason::SgNoMatch { dir: Ingress });
 }
@@ -1035,105 +611,30 @@ fn tcp_state_machine_walks_handshake_close() {
     let st = |f: &Filter| f.flow_state(0, Ingress, &FLOW_TEMPL);
     send(&mut f, now, Ingress, &FLOW_TEMPL, Accept);
     assert_eq!(st(&f), Some(EntryState::TcpHandshake));
-    send(
-        &mut f,
-        now,
-        Egress,
-        &reply(&FLOW_TEMPL, TCP_SYN | TCP_ACK),
-        Accept,
-    );
+    send(&mut f, now, Egress, &reply(&FLOW_TEMPL, TCP_SYN | TCP_ACK), Accept);
     assert_eq!(st(&f), Some(EntryState::TcpHandshake));
-    send(
-        &mut f,
-        now,
-        Ingress,
-        &with_flags(&FLOW_TEMPL, TCP_ACK),
-        Accept,
-    );
+    send(&mut f, now, Ingress, &with_flags(&FLOW_TEMPL, TCP_ACK), Accept);
     assert_eq!(st(&f), Some(EntryState::TcpEstablished));
-    send(
-        &mut f,
-        now,
-        Egress,
-        &reply(&FLOW_TEMPL, TCP_FIN | TCP_ACK),
-        Accept,
-    );
+    send(&mut f, now, Egress, &reply(&FLOW_TEMPL, TCP_FIN | TCP_ACK), Accept);
     assert_eq!(st(&f), Some(EntryState::TcpClosing));
-    send(
-        &mut f,
-        now,
-        Ingress,
-        &with_flags(&FLOW_TEMPL, TCP_FIN | TCP_ACK),
-        Accept,
-    );
+    send(&mut f, now, Ingress, &with_flags(&FLOW_TEMPL, TCP_FIN | TCP_ACK), Accept);
     assert_eq!(st(&f), Some(EntryState::TcpClosed));
     send(&mut f, now, Egress, &reply(&FLOW_TEMPL, TCP_ACK), Accept);
 }
 
 #[test]
 fn full_table_refuses_new_flows_with_a_distinct_reason() {
-    let fc = FilterConfig {
-        max_entries: 2,
-        ..FilterConfig::default()
-    };
+    let fc = FilterConfig { max_entries: 2, ..FilterConfig::default() };
     let mut f = filter_with(&inbound_only(), fc);
     let now = Instant::now();
-    send(
-        &mut f,
-        now,
-        Ingress,
-        &PacketFacts {
-            src_port: 1,
-            ..FLOW_TEMPL
-        },
-        Accept,
-    );
-    send(
-        &mut f,
-        now,
-        Ingress,
-        &PacketFacts {
-            src_port: 2,
-            ..FLOW_TEMPL
-        },
-        Accept,
-    );
-    let d = send(
-        &mut f,
-        now,
-        Ingress,
-        &PacketFacts {
-            src_port: 3,
-            ..FLOW_TEMPL
-        },
-        Reject,
-    );
+    send(&mut f, now, Ingress, &PacketFacts { src_port: 1, ..FLOW_TEMPL }, Accept);
+    send(&mut f, now, Ingress, &PacketFacts { src_port: 2, ..FLOW_TEMPL }, Accept);
+    let d = send(&mut f, now, Ingress, &PacketFacts { src_port: 3, ..FLOW_TEMPL }, Reject);
     assert_eq!(d.reason, Reason::ConntrackFull);
     // Tracked flows still pass.
-    send(
-        &mut f,
-        now,
-        Egress,
-        &reply(
-            &PacketFacts {
-                src_port: 1,
-                ..FLOW_TEMPL
-            },
-            TCP_SYN | TCP_ACK,
-        ),
-        Accept,
-    );
+    send(&mut f, now, Egress, &reply(&PacketFacts { src_port: 1, ..FLOW_TEMPL }, TCP_SYN | TCP_ACK), Accept);
     // Once the half-open flows time out, a new one fits (collected on demand).
-    send(
-        &mut f,
-        now + secs(60),
-        Ingress,
-        &PacketFacts {
-            src_port: 3,
-            ..FLOW_TEMPL
-        },
-        Accept,
-    );
+    send(&mut f, now + secs(60), Ingress, &PacketFacts { src_port: 3, ..FLOW_TEMPL }, Accept);
     assert_eq!(f.conntrack_len(), 1);
 }
 
@@ -1143,24 +644,9 @@ fn full_table_refuses_new_flows_with_a_distinct_reason() {
 fn established(fc: FilterConfig, now: Instant) -> Filter {
     let mut f = filter_with(&inbound_only(), fc);
     send(&mut f, now, Ingress, &FLOW_TEMPL, Accept);
-    send(
-        &mut f,
-        now,
-        Egress,
-        &reply(&FLOW_TEMPL, TCP_SYN | TCP_ACK),
-        Accept,
-    );
-    send(
-        &mut f,
-        now,
-        Ingress,
-        &with_flags(&FLOW_TEMPL, TCP_ACK),
-        Accept,
-    );
-    assert_eq!(
-        f.flow_state(0, Ingress, &FLOW_TEMPL),
-        Some(EntryState::TcpEstablished)
-    );
+    send(&mut f, now, Egress, &reply(&FLOW_TEMPL, TCP_SYN | TCP_ACK), Accept);
+    send(&mut f, now, Ingress, &with_flags(&FLOW_TEMPL, TCP_ACK), Accept);
+    assert_eq!(f.flow_state(0, Ingress, &FLOW_TEMPL), Some(EntryState::TcpEstablished));
     f
 }
 
@@ -1183,10 +669,7 @@ fn tcp_established_idle_timeout_default_is_five_days() {
 fn tcp_established_timeout_is_configurable() {
     let now = Instant::now();
     let fc = FilterConfig {
-        timeouts: ConntrackTimeouts {
-            tcp_established: secs(60),
-            ..ConntrackTimeouts::default()
-        },
+        timeouts: ConntrackTimeouts { tcp_established: secs(60), ..ConntrackTimeouts::default() },
         ..FilterConfig::default()
     };
     let data = reply(&FLOW_TEMPL, TCP_ACK);
@@ -1201,33 +684,12 @@ fn short_timeouts_for_other_states() {
     let t = ConntrackTimeouts::default();
     let now = Instant::now();
     // (state reached, its timeout, packets to reach it: (dir, facts))
-    let udp = PacketFacts {
-        protocol: PROTO_UDP,
-        tcp_flags: 0,
-        dst_port: 443,
-        ..FLOW_TEMPL
-    };
-    let icmp = PacketFacts {
-        protocol: PROTO_ICMP,
-        tcp_flags: 0,
-        src_port: 0,
-        dst_port: 0,
-        ..FLOW_TEMPL
-    };
-    let gre = PacketFacts {
-        protocol: 47,
-        tcp_flags: 0,
-        src_port: 0,
-        dst_port: 0,
-        ..FLOW_TEMPL
-    };
+    let udp = PacketFacts { protocol: PROTO_UDP, tcp_flags: 0, dst_port: 443, ..FLOW_TEMPL };
+    let icmp = PacketFacts { protocol: PROTO_ICMP, tcp_flags: 0, src_port: 0, dst_port: 0, ..FLOW_TEMPL };
+    let gre = PacketFacts { protocol: 47, tcp_flags: 0, src_port: 0, dst_port: 0, ..FLOW_TEMPL };
     type Steps = Vec<(Direction, PacketFacts)>;
     let cases: Vec<(EntryState, Duration, Steps)> = vec![
-        (
-            EntryState::TcpHandshake,
-            t.tcp_handshake,
-            vec![(Ingress, FLOW_TEMPL)],
-        ),
+        (EntryState::TcpHandshake, t.tcp_handshake, vec![(Ingress, FLOW_TEMPL)]),
         (
             EntryState::TcpClosing,
             t.tcp_closing,
@@ -1237,33 +699,14 @@ fn short_timeouts_for_other_states() {
                 (Ingress, with_flags(&FLOW_TEMPL, TCP_FIN | TCP_ACK)),
             ],
         ),
-        (
-            EntryState::TcpClosed,
-            t.tcp_closed,
-            vec![
-                (Ingress, FLOW_TEMPL),
-                (Ingress, with_flags(&FLOW_TEMPL, TCP_RST)),
-            ],
-        ),
-        (
-            EntryState::UdpSingle,
-            t.udp,
-            vec![(Ingress, udp), (Egress, reply(&udp, 0))],
-        ),
-        (
-            EntryState::UdpStream,
-            t.udp_stream,
-            vec![(Ingress, udp), (Egress, reply(&udp, 0)), (Ingress, udp)],
-        ),
+        (EntryState::TcpClosed, t.tcp_closed, vec![(Ingress, FLOW_TEMPL), (Ingress, with_flags(&FLOW_TEMPL, TCP_RST))]),
+        (EntryState::UdpSingle, t.udp, vec![(Ingress, udp), (Egress, reply(&udp, 0))]),
+        (EntryState::UdpStream, t.udp_stream, vec![(Ingress, udp), (Egress, reply(&udp, 0)), (Ingress, udp)]),
         (EntryState::Icmp, t.icmp, vec![(Ingress, icmp)]),
         (EntryState::Other, t.other, vec![(Ingress, gre)]),
     ];
     // Everything in from the VPC, nothing out: the reply lives on state alone.
-    let g = group(
-        "sg-in",
-        vec![rule("all", "all", from("10.0.0.0/16"))],
-        vec![],
-    );
+    let g = group("sg-in", vec![rule("all", "all", from("10.0.0.0/16"))], vec![]);
     let cfg = config(vec![eni(&["sg-in"], None)], vec![g], vec![]);
     for (state, timeout, packets) in cases {
         assert!(timeout < t.tcp_established, "{state}");
@@ -1288,20 +731,13 @@ fn handle_timeout_expires_and_poll_timeout_tracks_the_earliest() {
     let now = Instant::now();
     assert_eq!(f.poll_timeout(), None);
     send(&mut f, now, Ingress, &FLOW_TEMPL, Accept); // handshake: 60 s
-    let other = PacketFacts {
-        src_port: 40001,
-        ..FLOW_TEMPL
-    };
+    let other = PacketFacts { src_port: 40001, ..FLOW_TEMPL };
     send(&mut f, now + secs(10), Ingress, &other, Accept); // due at 70 s
     assert_eq!(f.poll_timeout(), Some(now + secs(60)));
     // The first flow is refreshed at 30 s: its real deadline is 90 s.
     send(&mut f, now + secs(30), Ingress, &FLOW_TEMPL, Accept);
     f.handle_timeout(now + secs(60));
-    assert_eq!(
-        f.conntrack_len(),
-        2,
-        "refreshed flow must survive its stale deadline"
-    );
+    assert_eq!(f.conntrack_len(), 2, "refreshed flow must survive its stale deadline");
     assert_eq!(f.poll_timeout(), Some(now + secs(70)));
     f.handle_timeout(now + secs(70));
     assert_eq!(f.conntrack_len(), 1);
@@ -1315,20 +751,10 @@ fn handle_timeout_expires_and_poll_timeout_tracks_the_earliest() {
 fn shortening_state_change_reschedules_earlier() {
     let now = Instant::now();
     let mut f = established(FilterConfig::default(), now);
-    assert_eq!(
-        f.poll_timeout(),
-        Some(now + secs(60)),
-        "the handshake deadline is still queued"
-    );
+    assert_eq!(f.poll_timeout(), Some(now + secs(60)), "the handshake deadline is still queued");
     f.handle_timeout(now + secs(60));
     assert_eq!(f.poll_timeout(), Some(now + secs(432_000)));
-    send(
-        &mut f,
-        now + secs(100),
-        Ingress,
-        &with_flags(&FLOW_TEMPL, TCP_RST),
-        Accept,
-    );
+    send(&mut f, now + secs(100), Ingress, &with_flags(&FLOW_TEMPL, TCP_RST), Accept);
     assert_eq!(f.poll_timeout(), Some(now + secs(110)));
     f.handle_timeout(now + secs(110));
     assert_eq!(f.conntrack_len(), 0);
@@ -1337,119 +763,43 @@ fn shortening_state_change_reschedules_earlier() {
 #[test]
 fn timeout_validation() {
     let bad = [
-        ConntrackTimeouts {
-            tcp_established: secs(59),
-            ..Default::default()
-        },
-        ConntrackTimeouts {
-            tcp_established: secs(432_001),
-            ..Default::default()
-        },
-        ConntrackTimeouts {
-            udp: secs(29),
-            ..Default::default()
-        },
-        ConntrackTimeouts {
-            udp: secs(61),
-            ..Default::default()
-        },
-        ConntrackTimeouts {
-            udp_stream: secs(181),
-            ..Default::default()
-        },
-        ConntrackTimeouts {
-            tcp_closed: secs(0),
-            ..Default::default()
-        },
+        ConntrackTimeouts { tcp_established: secs(59), ..Default::default() },
+        ConntrackTimeouts { tcp_established: secs(432_001), ..Default::default() },
+        ConntrackTimeouts { udp: secs(29), ..Default::default() },
+        ConntrackTimeouts { udp: secs(61), ..Default::default() },
+        ConntrackTimeouts { udp_stream: secs(181), ..Default::default() },
+        ConntrackTimeouts { tcp_closed: secs(0), ..Default::default() },
     ];
     for t in bad {
-        let fc = FilterConfig {
-            timeouts: t,
-            ..FilterConfig::default()
-        };
-        assert!(
-            matches!(
-                Filter::new(rules(&inbound_only()), fc),
-                Err(FilterConfigError::Timeout { .. })
-            ),
-            "{t:?}"
-        );
+        let fc = FilterConfig { timeouts: t, ..FilterConfig::default() };
+        assert!(matches!(Filter::new(rules(&inbound_only()), fc), Err(FilterConfigError::Timeout { .. })), "{t:?}");
     }
-    let e = ConntrackTimeouts {
-        tcp_established: secs(59),
-        ..Default::default()
-    }
-    .validate()
-    .unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "conntrack timeout tcp_established = 59 s is outside 60..=432000 s"
-    );
-    let fc = FilterConfig {
-        max_entries: 0,
-        ..FilterConfig::default()
-    };
-    assert!(matches!(
-        Filter::new(rules(&inbound_only()), fc),
-        Err(FilterConfigError::ZeroMaxEntries)
-    ));
+    let e = ConntrackTimeouts { tcp_established: secs(59), ..Default::default() }.validate().unwrap_err();
+    assert_eq!(e.to_string(), "conntrack timeout tcp_established = 59 s is outside 60..=432000 s");
+    let fc = FilterConfig { max_entries: 0, ..FilterConfig::default() };
+    assert!(matches!(Filter::new(rules(&inbound_only()), fc), Err(FilterConfigError::ZeroMaxEntries)));
 }
 
 // ---- untracked ------------------------------------------------------------
 
 fn open_both_ways() -> SecurityGroup {
-    group(
-        "sg-open",
-        vec![rule("all", "all", from("0.0.0.0/0"))],
-        vec![rule("all", "all", from("0.0.0.0/0"))],
-    )
+    group("sg-open", vec![rule("all", "all", from("0.0.0.0/0"))], vec![rule("all", "all", from("0.0.0.0/0"))])
 }
 
 #[test]
 fn open_both_ways_flows_are_untracked_and_cut_by_rule_removal() {
-    let cfg = config(
-        vec![eni(&["sg-open"], None)],
-        vec![open_both_ways()],
-        vec![],
-    );
+    let cfg = config(vec![eni(&["sg-open"], None)], vec![open_both_ways()], vec![]);
     let mut f = filter(&cfg);
     let now = Instant::now();
     let d = send(&mut f, now, Ingress, &FLOW_TEMPL, Accept);
-    assert_eq!(
-        d.reason,
-        Reason::Untracked {
-            group: "sg-open".into(),
-            dir: Ingress,
-            index: 0
-        }
-    );
-    send(
-        &mut f,
-        now,
-        Egress,
-        &reply(&FLOW_TEMPL, TCP_SYN | TCP_ACK),
-        Accept,
-    );
+    assert_eq!(d.reason, Reason::Untracked { group: "sg-open".into(), dir: Ingress, index: 0 });
+    send(&mut f, now, Egress, &reply(&FLOW_TEMPL, TCP_SYN | TCP_ACK), Accept);
     assert_eq!(f.conntrack_len(), 0);
     // Inbound rule removed: the flow is cut at once, both ways (outbound
     // still open, but the client's packets no longer get in).
-    let closed_in = group(
-        "sg-open",
-        vec![],
-        vec![rule("all", "all", from("0.0.0.0/0"))],
-    );
-    f.set_rules(rules(&config(
-        vec![eni(&["sg-open"], None)],
-        vec![closed_in],
-        vec![],
-    )));
-    let d = send(
-        &mut f,
-        now,
-        Ingress,
-        &with_flags(&FLOW_TEMPL, TCP_ACK),
-        Reject,
-    );
+    let closed_in = group("sg-open", vec![], vec![rule("all", "all", from("0.0.0.0/0"))]);
+    f.set_rules(rules(&config(vec![eni(&["sg-open"], None)], vec![closed_in], vec![])));
+    let d = send(&mut f, now, Ingress, &with_flags(&FLOW_TEMPL, TCP_ACK), Reject);
     assert_eq!(d.reason, Reason::SgNoMatch { dir: Ingress });
 }
 
@@ -1473,14 +823,7 @@ fn aws_example_narrow_inbound_is_tracked_open_inbound_is_not() {
         (syn(admin, 22), "sg", 1),
         (syn(STRANGER, 80), "untracked", 0),
         (
-            PacketFacts {
-                src: STRANGER,
-                protocol: PROTO_ICMP,
-                src_port: 0,
-                dst_port: 0,
-                tcp_flags: 0,
-                ..FLOW_TEMPL
-            },
+            PacketFacts { src: STRANGER, protocol: PROTO_ICMP, src_port: 0, dst_port: 0, tcp_flags: 0, ..FLOW_TEMPL },
             "sg",
             1,
         ),
@@ -1488,25 +831,12 @@ fn aws_example_narrow_inbound_is_tracked_open_inbound_is_not() {
     for (p, label, tracked) in cases {
         let mut f = filter(&cfg);
         let d = send(&mut f, now, Ingress, &p, Accept);
-        assert_eq!(
-            (d.reason.label(), f.conntrack_len()),
-            (label, tracked),
-            "{p:?}"
-        );
+        assert_eq!((d.reason.label(), f.conntrack_len()), (label, tracked), "{p:?}");
     }
     // Without the open outbound rule, port 80 is tracked too.
-    let g = group(
-        "sg-web",
-        vec![rule("tcp", "80", from("0.0.0.0/0"))],
-        vec![rule("tcp", "443", from("0.0.0.0/0"))],
-    );
+    let g = group("sg-web", vec![rule("tcp", "80", from("0.0.0.0/0"))], vec![rule("tcp", "443", from("0.0.0.0/0"))]);
     let mut f = filter(&config(vec![eni(&["sg-web"], None)], vec![g], vec![]));
-    assert_eq!(
-        send(&mut f, now, Ingress, &syn(STRANGER, 80), Accept)
-            .reason
-            .label(),
-        "sg"
-    );
+    assert_eq!(send(&mut f, now, Ingress, &syn(STRANGER, 80), Accept).reason.label(), "sg");
 }
 
 #[test]
@@ -1514,39 +844,22 @@ fn reply_of_an_untracked_flow_stays_untracked_and_is_cut_with_its_rule() {
     // AWS: "An untracked flow of traffic is immediately interrupted if the
     // rule that enables the flow is removed or modified."
     let web = |ingress| {
-        let g = group(
-            "sg-web",
-            ingress,
-            vec![rule("all", "all", from("0.0.0.0/0"))],
-        );
+        let g = group("sg-web", ingress, vec![rule("all", "all", from("0.0.0.0/0"))]);
         config(vec![eni(&["sg-web"], None)], vec![g], vec![])
     };
     let mut f = filter(&web(vec![rule("tcp", "80", from("0.0.0.0/0"))]));
     let now = Instant::now();
     let req = syn(STRANGER, 80);
-    assert_eq!(
-        send(&mut f, now, Ingress, &req, Accept).reason.label(),
-        "untracked"
-    );
+    assert_eq!(send(&mut f, now, Ingress, &req, Accept).reason.label(), "untracked");
     let d = send(&mut f, now, Egress, &reply(&req, TCP_SYN | TCP_ACK), Accept);
-    assert_eq!(
-        d.reason.label(),
-        "untracked",
-        "the response must not start a tracked flow"
-    );
+    assert_eq!(d.reason.label(), "untracked", "the response must not start a tracked flow");
     assert_eq!(f.conntrack_len(), 0);
     f.set_rules(rules(&web(vec![])));
     send(&mut f, now, Ingress, &with_flags(&req, TCP_ACK), Reject);
     // A flow the ENI starts itself (to 443, from an ephemeral port no 0/0
     // inbound rule covers) is tracked as usual.
     let mut f = filter(&web(vec![rule("tcp", "80", from("0.0.0.0/0"))]));
-    let out = PacketFacts {
-        src: ENI_IP,
-        dst: STRANGER,
-        src_port: 50000,
-        dst_port: 443,
-        ..FLOW_TEMPL
-    };
+    let out = PacketFacts { src: ENI_IP, dst: STRANGER, src_port: 50000, dst_port: 443, ..FLOW_TEMPL };
     assert_eq!(send(&mut f, now, Egress, &out, Accept).reason.label(), "sg");
     assert_eq!(f.conntrack_len(), 1);
 }
@@ -1557,43 +870,20 @@ fn untracked_needs_the_open_rule_to_match_not_just_exist() {
     // from the VPC is allowed by the narrow rule only: tracked.
     let g = group(
         "sg-mix",
-        vec![
-            rule("tcp", "443", from("10.0.0.0/16")),
-            rule("tcp", "22", from("0.0.0.0/0")),
-        ],
+        vec![rule("tcp", "443", from("10.0.0.0/16")), rule("tcp", "22", from("0.0.0.0/0"))],
         vec![rule("all", "all", from("0.0.0.0/0"))],
     );
     let cfg = config(vec![eni(&["sg-mix"], None)], vec![g], vec![]);
     let now = Instant::now();
     let mut f = filter(&cfg);
-    assert_eq!(
-        send(&mut f, now, Ingress, &syn(CLIENT, 443), Accept)
-            .reason
-            .label(),
-        "sg"
-    );
-    assert_eq!(
-        send(&mut f, now, Ingress, &syn(CLIENT, 22), Accept)
-            .reason
-            .label(),
-        "untracked"
-    );
+    assert_eq!(send(&mut f, now, Ingress, &syn(CLIENT, 443), Accept).reason.label(), "sg");
+    assert_eq!(send(&mut f, now, Ingress, &syn(CLIENT, 22), Accept).reason.label(), "untracked");
 }
 
 #[test]
 fn always_track_tracks_open_flows() {
-    let cfg = config(
-        vec![eni(&["sg-open"], None)],
-        vec![open_both_ways()],
-        vec![],
-    );
-    let mut f = filter_with(
-        &cfg,
-        FilterConfig {
-            always_track: true,
-            ..FilterConfig::default()
-        },
-    );
+    let cfg = config(vec![eni(&["sg-open"], None)], vec![open_both_ways()], vec![]);
+    let mut f = filter_with(&cfg, FilterConfig { always_track: true, ..FilterConfig::default() });
     let now = Instant::now();
     let d = send(&mut f, now, Ingress, &FLOW_TEMPL, Accept);
     assert_eq!(d.reason, sg_reason("sg-open", Ingress, 0));
@@ -1603,20 +893,12 @@ fn always_track_tracks_open_flows() {
 // ---- quotas and validation ------------------------------------------------
 
 fn n_rules(n: usize) -> Vec<SgRule> {
-    (0..n)
-        .map(|i| rule("tcp", &(1000 + i).to_string(), from("10.0.0.0/16")))
-        .collect()
+    (0..n).map(|i| rule("tcp", &(1000 + i).to_string(), from("10.0.0.0/16"))).collect()
 }
 
 #[test]
 fn quota_and_reference_errors() {
-    let ok = || {
-        config(
-            vec![eni(&["sg-endpoint"], Some("acl-strict"))],
-            vec![endpoint_group()],
-            vec![strict_acl()],
-        )
-    };
+    let ok = || config(vec![eni(&["sg-endpoint"], Some("acl-strict"))], vec![endpoint_group()], vec![strict_acl()]);
     RuleSet::build(&ok()).unwrap();
     type Mutate = fn(&mut RuleSetConfig);
     let cases: Vec<(&str, Mutate, &str)> = vec![
@@ -1634,8 +916,7 @@ fn quota_and_reference_errors() {
             "6 groups on one ENI",
             |c| {
                 for i in 0..5 {
-                    c.security_groups
-                        .push(group(&format!("sg-{i}"), vec![], vec![]));
+                    c.security_groups.push(group(&format!("sg-{i}"), vec![], vec![]));
                     c.enis[0].security_groups.push(format!("sg-{i}"));
                 }
             },
@@ -1644,23 +925,14 @@ fn quota_and_reference_errors() {
         (
             "21 NACL entries",
             |c| {
-                c.network_acls[0].ingress = (1..=21)
-                    .map(|i| entry(i, "tcp", "443", "10.0.0.0/16", RuleAction::Allow))
-                    .collect()
+                c.network_acls[0].ingress =
+                    (1..=21).map(|i| entry(i, "tcp", "443", "10.0.0.0/16", RuleAction::Allow)).collect()
             },
             "network ACL acl-strict has 21 ingress entries; the quota is 20",
         ),
         (
             "duplicate rule number",
-            |c| {
-                c.network_acls[0].egress.push(entry(
-                    100,
-                    "udp",
-                    "53",
-                    "0.0.0.0/0",
-                    RuleAction::Deny,
-                ))
-            },
+            |c| c.network_acls[0].egress.push(entry(100, "udp", "53", "0.0.0.0/0", RuleAction::Deny)),
             "network ACL acl-strict: egress rule number 100 is used twice",
         ),
         (
@@ -1670,23 +942,12 @@ fn quota_and_reference_errors() {
         ),
         (
             "unknown group in rule",
-            |c| {
-                c.security_groups[0].ingress.push(rule(
-                    "tcp",
-                    "443",
-                    SgPeer::Group("sg-gone".into()),
-                ))
-            },
+            |c| c.security_groups[0].ingress.push(rule("tcp", "443", SgPeer::Group("sg-gone".into()))),
             "unknown security group sg-gone (referenced by sg-endpoint ingress rule #1)",
         ),
         (
             "unknown group in members",
-            |c| {
-                c.group_members.push(GroupMembers {
-                    group: "sg-ghost".into(),
-                    ips: vec![],
-                })
-            },
+            |c| c.group_members.push(GroupMembers { group: "sg-ghost".into(), ips: vec![] }),
             "unknown security group sg-ghost (referenced by group_members)",
         ),
         (
@@ -1696,13 +957,7 @@ fn quota_and_reference_errors() {
         ),
         (
             "unknown prefix list",
-            |c| {
-                c.security_groups[0].egress.push(rule(
-                    "tcp",
-                    "443",
-                    SgPeer::PrefixList("pl-x".into()),
-                ))
-            },
+            |c| c.security_groups[0].egress.push(rule("tcp", "443", SgPeer::PrefixList("pl-x".into()))),
             "unknown prefix list pl-x (referenced by sg-endpoint egress rule #1)",
         ),
         (
@@ -1710,39 +965,19 @@ fn quota_and_reference_errors() {
             |c| c.security_groups.push(endpoint_group()),
             "security group sg-endpoint is defined twice",
         ),
-        (
-            "duplicate NACL",
-            |c| c.network_acls.push(strict_acl()),
-            "network ACL acl-strict is defined twice",
-        ),
+        ("duplicate NACL", |c| c.network_acls.push(strict_acl()), "network ACL acl-strict is defined twice"),
         (
             "duplicate prefix list",
-            |c| {
-                c.prefix_lists = vec![
-                    PrefixList {
-                        id: "pl-a".into(),
-                        cidrs: vec![]
-                    };
-                    2
-                ]
-            },
+            |c| c.prefix_lists = vec![PrefixList { id: "pl-a".into(), cidrs: vec![] }; 2],
             "prefix list pl-a is defined twice",
         ),
-        (
-            "duplicate ENI",
-            |c| c.enis.push(c.enis[0].clone()),
-            "ENI index 0 is listed twice",
-        ),
+        ("duplicate ENI", |c| c.enis.push(c.enis[0].clone()), "ENI index 0 is listed twice"),
         (
             "group listed twice",
             |c| c.enis[0].security_groups.push("sg-endpoint".into()),
             "ENI 0 lists security group sg-endpoint twice",
         ),
-        (
-            "ENI outside subnet",
-            |c| c.enis[0].ip = CLIENT,
-            "ENI 0: address 10.0.2.10 is outside its subnet 10.0.1.0/24",
-        ),
+        ("ENI outside subnet", |c| c.enis[0].ip = CLIENT, "ENI 0: address 10.0.2.10 is outside its subnet 10.0.1.0/24"),
     ];
     for (name, mutate, want) in cases {
         let mut c = ok();
@@ -1754,32 +989,19 @@ fn quota_and_reference_errors() {
 
 #[test]
 fn quotas_are_adjustable_and_exact_limits_pass() {
-    let mut c = config(
-        vec![eni(&["sg-big"], None)],
-        vec![group("sg-big", n_rules(60), n_rules(60))],
-        vec![],
-    );
+    let mut c = config(vec![eni(&["sg-big"], None)], vec![group("sg-big", n_rules(60), n_rules(60))], vec![]);
     RuleSet::build(&c).unwrap();
     c.security_groups[0].ingress = n_rules(61);
     assert!(RuleSet::build(&c).is_err());
-    c.quotas = Quotas {
-        rules_per_group: 100,
-        ..Quotas::default()
-    };
+    c.quotas = Quotas { rules_per_group: 100, ..Quotas::default() };
     RuleSet::build(&c).unwrap();
     // NACL: 20 is fine, 40 with the raised quota.
     let acl = |n: u32| NetworkAcl {
         id: "acl-big".into(),
-        ingress: (1..=n)
-            .map(|i| entry(i, "tcp", "443", "10.0.0.0/16", RuleAction::Allow))
-            .collect(),
+        ingress: (1..=n).map(|i| entry(i, "tcp", "443", "10.0.0.0/16", RuleAction::Allow)).collect(),
         egress: vec![],
     };
-    let mut c = config(
-        vec![eni(&["sg-endpoint"], Some("acl-big"))],
-        vec![endpoint_group()],
-        vec![acl(20)],
-    );
+    let mut c = config(vec![eni(&["sg-endpoint"], Some("acl-big"))], vec![endpoint_group()], vec![acl(20)]);
     RuleSet::build(&c).unwrap();
     c.network_acls = vec![acl(40)];
     assert!(RuleSet::build(&c).is_err());
@@ -1790,35 +1012,21 @@ fn quotas_are_adjustable_and_exact_limits_pass() {
 #[test]
 fn rule_number_out_of_range_is_a_clear_error() {
     let e = RuleNumber::new(40000).unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "network ACL rule number 40000 out of range 1..=32766"
-    );
+    assert_eq!(e.to_string(), "network ACL rule number 40000 out of range 1..=32766");
     let as_set: RuleSetError = e.into();
-    assert_eq!(
-        as_set.to_string(),
-        "network ACL rule number 40000 out of range 1..=32766"
-    );
+    assert_eq!(as_set.to_string(), "network ACL rule number 40000 out of range 1..=32766");
 }
 
 #[test]
 fn evaluate_is_a_stateless_reachability_check() {
-    let rs = rules(&config(
-        vec![eni(&["sg-endpoint"], Some("acl-strict"))],
-        vec![endpoint_group()],
-        vec![strict_acl()],
-    ));
+    let rs =
+        rules(&config(vec![eni(&["sg-endpoint"], Some("acl-strict"))], vec![endpoint_group()], vec![strict_acl()]));
     assert_eq!(
         rs.evaluate(0, Ingress, &FLOW_TEMPL),
-        Decision {
-            action: Accept,
-            reason: sg_reason("sg-endpoint", Ingress, 0)
-        }
+        Decision { action: Accept, reason: sg_reason("sg-endpoint", Ingress, 0) }
     );
     // Without state a reply is a new egress flow: SG egress allows, NACL egress allows the ephemeral port.
-    assert!(rs
-        .evaluate(0, Egress, &reply(&FLOW_TEMPL, TCP_ACK))
-        .is_accept());
+    assert!(rs.evaluate(0, Egress, &reply(&FLOW_TEMPL, TCP_ACK)).is_accept());
     assert_eq!(rs.compiled_sg_len(0, Ingress), Some(1));
     assert!(!rs.contains_eni(1));
 }
@@ -1838,15 +1046,8 @@ mod property {
         Ipv4Addr::new(192, 0, 2, 7),
         Ipv4Addr::new(198, 51, 100, 1),
     ];
-    const CIDRS: [&str; 7] = [
-        "0.0.0.0/0",
-        "10.0.0.0/16",
-        "10.0.1.0/24",
-        "10.0.2.0/24",
-        "10.0.2.10/32",
-        "192.0.2.0/24",
-        "192.0.2.8/29",
-    ];
+    const CIDRS: [&str; 7] =
+        ["0.0.0.0/0", "10.0.0.0/16", "10.0.1.0/24", "10.0.2.0/24", "10.0.2.10/32", "192.0.2.0/24", "192.0.2.8/29"];
     const PORTS: [u16; 5] = [22, 80, 443, 1024, 40000];
     const RANGES: [&str; 6] = ["443", "80", "all", "1024-65535", "22-443", "40000"];
     const PROTOS: [&str; 4] = ["tcp", "udp", "icmp", "all"];
@@ -1866,11 +1067,7 @@ mod property {
     }
 
     fn nacl_entries() -> impl Strategy<Value = Vec<NaclEntry>> {
-        proptest::collection::vec(
-            (1..40u32, 0..4usize, 0..6usize, 0..7usize, any::<bool>()),
-            0..6,
-        )
-        .prop_map(|v| {
+        proptest::collection::vec((1..40u32, 0..4usize, 0..6usize, 0..7usize, any::<bool>()), 0..6).prop_map(|v| {
             let mut seen = std::collections::HashSet::new();
             v.into_iter()
                 .filter(|(n, ..)| seen.insert(*n))
@@ -1879,11 +1076,7 @@ mod property {
                     protocol: PROTOS[p].parse().unwrap(),
                     ports: RANGES[r].parse().unwrap(),
                     cidr: cidr(CIDRS[c]),
-                    action: if allow {
-                        RuleAction::Allow
-                    } else {
-                        RuleAction::Deny
-                    },
+                    action: if allow { RuleAction::Allow } else { RuleAction::Deny },
                 })
                 .collect()
         })
@@ -1920,36 +1113,11 @@ mod property {
     }
 
     fn arb_packet() -> impl Strategy<Value = (Direction, PacketFacts)> {
-        (
-            any::<bool>(),
-            0..6usize,
-            prop_oneof![Just(1u8), Just(6u8), Just(17u8), Just(47u8)],
-            0..5usize,
-            0..5usize,
-        )
+        (any::<bool>(), 0..6usize, prop_oneof![Just(1u8), Just(6u8), Just(17u8), Just(47u8)], 0..5usize, 0..5usize)
             .prop_map(|(ingress, a, protocol, sp, dp)| {
-                let (sport, dport) = if protocol == 6 || protocol == 17 {
-                    (PORTS[sp], PORTS[dp])
-                } else {
-                    (0, 0)
-                };
-                let (dir, src, dst) = if ingress {
-                    (Ingress, POOL[a], ENI_IP)
-                } else {
-                    (Egress, ENI_IP, POOL[a])
-                };
-                (
-                    dir,
-                    PacketFacts {
-                        src,
-                        dst,
-                        protocol,
-                        src_port: sport,
-                        dst_port: dport,
-                        tcp_flags: TCP_SYN,
-                        len: 60,
-                    },
-                )
+                let (sport, dport) = if protocol == 6 || protocol == 17 { (PORTS[sp], PORTS[dp]) } else { (0, 0) };
+                let (dir, src, dst) = if ingress { (Ingress, POOL[a], ENI_IP) } else { (Egress, ENI_IP, POOL[a]) };
+                (dir, PacketFacts { src, dst, protocol, src_port: sport, dst_port: dport, tcp_flags: TCP_SYN, len: 60 })
             })
     }
 
@@ -1958,35 +1126,21 @@ mod property {
         let e = &cfg.enis[0];
         let remote = if dir == Ingress { p.src } else { p.dst };
         let nacl = || -> Option<Reason> {
-            let acl = cfg
-                .network_acls
-                .iter()
-                .find(|a| Some(&a.id) == e.network_acl.as_ref())?;
+            let acl = cfg.network_acls.iter().find(|a| Some(&a.id) == e.network_acl.as_ref())?;
             if e.subnet.contains(remote) {
                 return None;
             }
-            let mut entries = if dir == Ingress {
-                acl.ingress.clone()
-            } else {
-                acl.egress.clone()
-            };
+            let mut entries = if dir == Ingress { acl.ingress.clone() } else { acl.egress.clone() };
             entries.sort_by_key(|x| x.rule);
             for x in &entries {
                 if x.matches(p.protocol, remote, p.dst_port) {
                     return match x.action {
                         RuleAction::Allow => None,
-                        RuleAction::Deny => Some(Reason::NaclRule {
-                            acl: acl.id.as_str().into(),
-                            rule: x.rule,
-                            dir,
-                        }),
+                        RuleAction::Deny => Some(Reason::NaclRule { acl: acl.id.as_str().into(), rule: x.rule, dir }),
                     };
                 }
             }
-            Some(Reason::NaclDefaultDeny {
-                acl: acl.id.as_str().into(),
-                dir,
-            })
+            Some(Reason::NaclDefaultDeny { acl: acl.id.as_str().into(), dir })
         };
         let default_group = group(
             "sg-default",
@@ -1994,19 +1148,11 @@ mod property {
             vec![rule("all", "all", from("0.0.0.0/0"))],
         );
         let lookup = |id: &str| {
-            cfg.security_groups
-                .iter()
-                .find(|g| g.id == id)
-                .cloned()
-                .unwrap_or_else(|| default_group.clone())
+            cfg.security_groups.iter().find(|g| g.id == id).cloned().unwrap_or_else(|| default_group.clone())
         };
         let members = |id: &str| -> Vec<Ipv4Addr> {
-            let mut m: Vec<Ipv4Addr> = cfg
-                .group_members
-                .iter()
-                .filter(|gm| gm.group == id)
-                .flat_map(|gm| gm.ips.clone())
-                .collect();
+            let mut m: Vec<Ipv4Addr> =
+                cfg.group_members.iter().filter(|gm| gm.group == id).flat_map(|gm| gm.ips.clone()).collect();
             let on_eni = if e.security_groups.is_empty() {
                 id == "sg-default"
             } else {
@@ -2032,19 +1178,12 @@ mod property {
                 && (!r.protocol.has_ports() || r.ports.contains(p.dst_port))
                 && peer_has(&r.peer)
         };
-        let names: Vec<String> = if e.security_groups.is_empty() {
-            vec!["sg-default".into()]
-        } else {
-            e.security_groups.clone()
-        };
+        let names: Vec<String> =
+            if e.security_groups.is_empty() { vec!["sg-default".into()] } else { e.security_groups.clone() };
         let sg = || -> Option<Reason> {
             for id in &names {
                 let g = lookup(id);
-                let list = if dir == Ingress {
-                    &g.ingress
-                } else {
-                    &g.egress
-                };
+                let list = if dir == Ingress { &g.ingress } else { &g.egress };
                 for (i, r) in list.iter().enumerate() {
                     if rule_allows(r) {
                         return Some(sg_reason(id, dir, i as u16));
@@ -2074,11 +1213,8 @@ mod property {
     /// open to 0/0 on every port. TCP and UDP only.
     fn reference_untracked(cfg: &RuleSetConfig, dir: Direction, p: &PacketFacts) -> bool {
         let e = &cfg.enis[0];
-        let names: Vec<String> = if e.security_groups.is_empty() {
-            vec!["sg-default".into()]
-        } else {
-            e.security_groups.clone()
-        };
+        let names: Vec<String> =
+            if e.security_groups.is_empty() { vec!["sg-default".into()] } else { e.security_groups.clone() };
         let covers_world = |peer: &SgPeer| match peer {
             SgPeer::Cidr(c) => c.prefix_len() == 0,
             SgPeer::PrefixList(id) => cfg
@@ -2099,27 +1235,15 @@ mod property {
                     (None, Ingress) => vec![], // the default group: inbound from itself only
                     (None, Egress) => vec![rule("all", "all", from("0.0.0.0/0"))],
                 };
-                out.extend(
-                    list.into_iter()
-                        .filter(|r| covers_world(&r.peer) && r.protocol.matches(p.protocol)),
-                );
+                out.extend(list.into_iter().filter(|r| covers_world(&r.peer) && r.protocol.matches(p.protocol)));
             }
             out
         };
-        let open_all = |d| {
-            world_rules(d)
-                .iter()
-                .any(|r| !r.protocol.has_ports() || r.ports == PortRange::ALL)
-        };
-        let allows = |d, port| {
-            world_rules(d)
-                .iter()
-                .any(|r| !r.protocol.has_ports() || r.ports.contains(port))
-        };
+        let open_all = |d| world_rules(d).iter().any(|r| !r.protocol.has_ports() || r.ports == PortRange::ALL);
+        let allows = |d, port| world_rules(d).iter().any(|r| !r.protocol.has_ports() || r.ports.contains(port));
         let rev = dir.reverse();
         (p.protocol == PROTO_TCP || p.protocol == PROTO_UDP)
-            && ((open_all(rev) && allows(dir, p.dst_port))
-                || (open_all(dir) && allows(rev, p.src_port)))
+            && ((open_all(rev) && allows(dir, p.dst_port)) || (open_all(dir) && allows(rev, p.src_port)))
     }
 
     proptest! {

@@ -35,7 +35,8 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}{}x{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
-/// A config for one endpoint with two subnets; `extra` is appended to the endpoint table.
+/// A config for one endpoint with two subnets whose group allows TCP 443 from the VPC;
+/// `extra` is appended to the endpoint table.
 pub fn config(ns: &str, upstream: &str, extra: &str) -> String {
     format!(
         r#"
@@ -58,7 +59,13 @@ az = "us-east-1b"
 service = "com.amazonaws.us-east-1.ec2"
 subnets = ["subnet-a", "subnet-b"]
 upstream = "{upstream}"
+security_groups = ["sg-endpoint"]
 {extra}
+
+# AWS: "For HTTPS the groups must allow inbound TCP 443 from the clients."
+[[security_group]]
+id = "sg-endpoint"
+ingress = [{{ protocol = "tcp", ports = "443", cidr = "10.0.0.0/16" }}]
 "#
     )
 }

@@ -1,0 +1,246 @@
+//! The ENI's guards at work: its security groups and its subnet's network
+//! ACL on every packet, both ways, and VPC Flow Logs of every decision.
+//!
+//! The rules themselves live in the sans-IO [`crate::filter`] (what AWS
+//! decides) and [`crate::flowlog`] (how AWS writes it down); this edge feeds
+//! them packets with the time, swaps in new rules when the config changes
+//! (tracked flows survive; untracked ones are judged by the new rules at once),
+//! and writes flow-log records to a file and/or stdout.
+//!
+//! The resolver addresses are not guarded: AWS's security groups and NACLs do
+//! not filter traffic to the Amazon-provided DNS server.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::watch;
+
+use crate::config::FlowLogs;
+use crate::filter::{Action, Direction, Filter, FilterConfig, PacketFacts, Reason, RuleSet};
+use crate::flowlog::{FlowLog, FlowLogConfig, InterfaceHandle};
+use crate::packet::{self, PacketMeta};
+
+/// Most distinct flows per flow-log window; more become a SKIPDATA record, as at AWS.
+const MAX_FLOWS_PER_WINDOW: usize = 65_536;
+
+/// Packets rejected, by layer and direction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GuardCounters {
+    /// Rejected by security groups, inbound.
+    pub sg_ingress: u64,
+    /// Rejected by security groups, outbound.
+    pub sg_egress: u64,
+    /// Rejected by the NACL, inbound.
+    pub nacl_ingress: u64,
+    /// Rejected by the NACL, outbound.
+    pub nacl_egress: u64,
+    /// Accepted, both ways.
+    pub accepted: u64,
+}
+
+struct FlowLogSink {
+    log: FlowLog,
+    handles: Vec<InterfaceHandle>,
+    file: Option<BufWriter<File>>,
+    stdout: bool,
+}
+
+/// Security groups, NACLs and flow logs for the ENIs of one VPC.
+pub struct EniGuard {
+    filter: Filter,
+    rules: watch::Receiver<Arc<RuleSet>>,
+    /// ENI addresses sorted, with their index, to find the ENI of an outgoing packet.
+    by_ip: Vec<(Ipv4Addr, usize)>,
+    flow_log: Option<FlowLogSink>,
+    epoch: (Instant, u64),
+    /// What was rejected.
+    pub counters: GuardCounters,
+}
+
+/// Why the guard could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum GuardError {
+    /// The filter refused its configuration.
+    #[error("connection tracking: {0}")]
+    Filter(#[from] crate::filter::FilterConfigError),
+    /// The flow log could not be set up.
+    #[error("flow logs: {0}")]
+    FlowLog(#[from] crate::flowlog::FlowLogError),
+    /// The flow-log file could not be opened.
+    #[error("flow log file {path}: {source}")]
+    File {
+        /// The file.
+        path: String,
+        /// The OS error.
+        source: io::Error,
+    },
+}
+
+impl EniGuard {
+    /// A guard for ENIs `eni_ids[i]` at `eni_ips[i]` (index `i` as in the rule set).
+    pub fn new(
+        rules: watch::Receiver<Arc<RuleSet>>,
+        config: FilterConfig,
+        eni_ids: &[String],
+        eni_ips: &[Ipv4Addr],
+        flow_logs: Option<&FlowLogs>,
+    ) -> Result<EniGuard, GuardError> {
+        let current = rules.borrow().clone();
+        let filter = Filter::new(current, config)?;
+        let mut by_ip: Vec<(Ipv4Addr, usize)> = eni_ips.iter().copied().zip(0..).collect();
+        by_ip.sort();
+        let flow_log = match flow_logs {
+            None => None,
+            Some(f) => {
+                let mut log = FlowLog::new(FlowLogConfig {
+                    account_id: f.account_id.clone(),
+                    interval_secs: f.interval,
+                    max_flows_per_window: MAX_FLOWS_PER_WINDOW,
+                })?;
+                let handles = eni_ids.iter().map(|id| log.interface(id)).collect();
+                let file = match &f.file {
+                    None => None,
+                    Some(path) => {
+                        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                            let _ = std::fs::create_dir_all(dir);
+                        }
+                        let file = File::options()
+                            .create(true)
+                            .append(true)
+                            .open(path)
+                            .map_err(|source| GuardError::File { path: path.display().to_string(), source })?;
+                        Some(BufWriter::new(file))
+                    }
+                };
+                Some(FlowLogSink { log, handles, file, stdout: f.stdout })
+            }
+        };
+        let unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        Ok(EniGuard {
+            filter,
+            rules,
+            by_ip,
+            flow_log,
+            epoch: (Instant::now(), unix),
+            counters: GuardCounters::default(),
+        })
+    }
+
+    fn unix_secs(&self, now: Instant) -> u64 {
+        self.epoch.1 + now.saturating_duration_since(self.epoch.0).as_secs()
+    }
+
+    /// Takes new rules if the config changed. Cheap when nothing changed.
+    pub fn refresh_rules(&mut self) {
+        if self.rules.has_changed().unwrap_or(false) {
+            let r = self.rules.borrow_and_update().clone();
+            self.filter.set_rules(r);
+        }
+    }
+
+    /// Judges a packet toward ENI `eni`; `true` lets it pass.
+    pub fn handle_ingress(&mut self, now: Instant, eni: usize, meta: &PacketMeta) -> bool {
+        self.judge(now, eni, Direction::Ingress, &facts(meta))
+    }
+
+    /// Judges a packet the stack is about to send; `true` lets it pass.
+    pub fn handle_egress(&mut self, now: Instant, pkt: &[u8]) -> bool {
+        let Ok(meta) = packet::parse(pkt, false) else { return true };
+        match self.by_ip.binary_search_by_key(&meta.src, |&(ip, _)| ip) {
+            Ok(i) => {
+                let eni = self.by_ip[i].1;
+                self.judge(now, eni, Direction::Egress, &facts(&meta))
+            }
+            // From a resolver address: not guarded.
+            Err(_) => true,
+        }
+    }
+
+    fn judge(&mut self, now: Instant, eni: usize, dir: Direction, f: &PacketFacts) -> bool {
+        let d = self.filter.handle_packet(now, eni, dir, f);
+        let unix = self.unix_secs(now);
+        if let Some(sink) = self.flow_log.as_mut() {
+            if let Some(&h) = sink.handles.get(eni) {
+                sink.log.record(unix, h, f, d.action);
+            }
+        }
+        match d.action {
+            Action::Accept => {
+                self.counters.accepted += 1;
+                tracing::trace!(eni, ?dir, reason = %d.reason, "ACCEPT {}:{} -> {}:{}", f.src, f.src_port, f.dst, f.dst_port);
+                true
+            }
+            Action::Reject => {
+                let c = &mut self.counters;
+                match (&d.reason, dir) {
+                    (Reason::NaclRule { .. } | Reason::NaclDefaultDeny { .. }, Direction::Ingress) => {
+                        c.nacl_ingress += 1
+                    }
+                    (Reason::NaclRule { .. } | Reason::NaclDefaultDeny { .. }, Direction::Egress) => c.nacl_egress += 1,
+                    (_, Direction::Ingress) => c.sg_ingress += 1,
+                    (_, Direction::Egress) => c.sg_egress += 1,
+                }
+                tracing::debug!(eni, ?dir, reason = %d.reason, "REJECT {}:{} -> {}:{}", f.src, f.src_port, f.dst, f.dst_port);
+                false
+            }
+        }
+    }
+
+    /// Expires tracked flows and writes the flow-log records of closed windows.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.filter.handle_timeout(now);
+        let unix = self.unix_secs(now);
+        let Some(sink) = self.flow_log.as_mut() else { return };
+        let mut wrote = false;
+        while let Some(rec) = sink.log.poll_record(unix) {
+            if let Some(f) = sink.file.as_mut() {
+                if let Err(e) = writeln!(f, "{rec}") {
+                    tracing::warn!("flow log file: {e}");
+                }
+            }
+            if sink.stdout {
+                println!("{rec}");
+            }
+            wrote = true;
+        }
+        if wrote {
+            if let Some(f) = sink.file.as_mut() {
+                let _ = f.flush();
+            }
+        }
+    }
+
+    /// When [`EniGuard::handle_timeout`] has work next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let flow = self
+            .flow_log
+            .as_ref()
+            .and_then(|s| s.log.poll_timeout())
+            .map(|unix| self.epoch.0 + std::time::Duration::from_secs(unix.saturating_sub(self.epoch.1)));
+        match (self.filter.poll_timeout(), flow) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Writes what the open window holds (at shutdown), as if it had closed.
+    pub fn flush(&mut self, now: Instant) {
+        let far = now + std::time::Duration::from_secs(3600);
+        self.handle_timeout(far);
+    }
+}
+
+fn facts(m: &PacketMeta) -> PacketFacts {
+    PacketFacts {
+        src: m.src,
+        dst: m.dst,
+        protocol: m.protocol,
+        src_port: m.src_port,
+        dst_port: m.dst_port,
+        tcp_flags: m.tcp_flags,
+        len: m.len,
+    }
+}
