@@ -791,7 +791,7 @@ fn validate_rules(
     let mut group_members: Vec<GroupMembers> = Vec::new();
     for inst in instances {
         for g in inst.security_groups {
-            if !known.contains(g.get_ref()) {
+            if !known.contains(g.get_ref()) && g.get_ref() != DEFAULT_GROUP_ID {
                 return src.invalid(
                     g.span(),
                     "instance.security_groups",
@@ -1037,6 +1037,37 @@ upstream = "127.0.0.1:8443"
         assert_eq!(c.dns.forward.unwrap()[1], "9.9.9.9:53".parse().unwrap());
         let e = err(&format!("{GOOD}\n[dns]\nforward = [\"nope\"]\n"));
         assert!(e.contains("dns.forward"), "{e}");
+    }
+
+    #[test]
+    fn security_rules_are_checked_with_lines_and_quotas() {
+        let with = |endpoint: &str, rules: &str| GOOD.replace("upstream =", &format!("{endpoint}\nupstream =")) + rules;
+        let sg = "\n[[security_group]]\nid = \"sg-a\"\ningress = [{ protocol = \"tcp\", ports = \"443\", cidr = \"10.0.0.0/16\" }]\n";
+        Config::from_toml("x", &with("security_groups = [\"sg-a\"]", sg)).unwrap();
+        let e = err(&with("security_groups = [\"sg-b\"]", sg));
+        assert!(e.contains("endpoint[0].security_groups: no [[security_group]] with id sg-b"), "{e}");
+        let e = err(&with("", &sg.replace("cidr = \"10.0.0.0/16\"", "group = \"sg-nope\"")));
+        assert!(e.contains("security_group[0].ingress[0]: no [[security_group]] with id sg-nope"), "{e}");
+        let e = err(&with("", &sg.replace("ports = \"443\"", "ports = \"70000\"")));
+        assert!(e.contains("port"), "{e}");
+        // AWS quotas: 60 inbound rules per group, 5 groups per ENI.
+        let rules: Vec<String> = (0..61)
+            .map(|i| format!("{{ protocol = \"tcp\", ports = \"{}\", cidr = \"10.0.0.0/16\" }}", 1000 + i))
+            .collect();
+        let big = format!("\n[[security_group]]\nid = \"sg-a\"\ningress = [{}]\n", rules.join(", "));
+        let e = err(&with("security_groups = [\"sg-a\"]", &big));
+        assert!(e.contains("the quota is 60"), "{e}");
+        let six: String = (0..6).map(|i| format!("\n[[security_group]]\nid = \"sg-{i}\"\n")).collect();
+        let names: Vec<String> = (0..6).map(|i| format!("\"sg-{i}\"")).collect();
+        let e = err(&with(&format!("security_groups = [{}]", names.join(", ")), &six));
+        assert!(e.contains("the quota is 5"), "{e}");
+        let nacl = "\n[[network_acl]]\nid = \"acl-x\"\ningress = [{ rule = 40000, protocol = \"all\", cidr = \"0.0.0.0/0\", action = \"allow\" }]\n";
+        let e = err(&(GOOD.replace("az = \"us-east-1a\"", "az = \"us-east-1a\"\nnetwork_acl = \"acl-x\"") + nacl));
+        assert!(e.contains("network_acl[0].ingress[0].rule"), "{e}");
+        let e = err(&GOOD.replace("az = \"us-east-1a\"", "az = \"us-east-1a\"\nnetwork_acl = \"acl-y\""));
+        assert!(e.contains("subnet[0].network_acl: no [[network_acl]] with id acl-y"), "{e}");
+        let e = err(&GOOD.replace("region = \"us-east-1\"", "region = \"us-east-1\"\ntcp_established_timeout = 30"));
+        assert!(e.contains("60 to 432000"), "{e}");
     }
 
     #[test]

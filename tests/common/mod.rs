@@ -169,7 +169,12 @@ impl Lab {
         let lines = self.stdout();
         let counters = lines.iter().find(|l| l.starts_with("privlink: stopped; counters:")).expect("counters line");
         let dns = lines.iter().find(|l| l.starts_with("privlink: dns:")).map(String::as_str).unwrap_or_default();
-        let counters = format!("{counters} {}", dns.trim_start_matches("privlink: dns:"));
+        let guard = lines.iter().find(|l| l.starts_with("privlink: guard:")).map(String::as_str).unwrap_or_default();
+        let counters = format!(
+            "{counters} {} {}",
+            dns.trim_start_matches("privlink: dns:"),
+            guard.replace("privlink: guard: accepted=", "guard_accepted=")
+        );
         assert_eq!(
             !privlink::netns::exists(&self.ns),
             made_netns,
