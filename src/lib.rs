@@ -1,6 +1,6 @@
 //! privlink: a working copy of an AWS interface VPC endpoint (PrivateLink ENI) on Linux.
 //!
-//! Sans-IO core: [`config`], [`model`], [`catalog`], [`packet`], [`pipeline`], [`dns`].
+//! Sans-IO core: [`config`], [`model`], [`catalog`], [`packet`], [`pipeline`], [`dns`], [`policy`], [`shaper`].
 //! Edges: [`netns`], [`tun`], [`stack`], [`relay`], [`store`], [`daemon`], [`demo`], [`probe`].
 
 pub mod catalog;

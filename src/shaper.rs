@@ -426,6 +426,13 @@ pub struct FlowShare {
     generation: u32,
 }
 
+impl FlowShare {
+    /// A dense slot number (reused after `unregister`), for the caller's `Vec` lookups.
+    pub fn index(self) -> usize {
+        self.index as usize
+    }
+}
+
 /// Rate and burst of one direction of an ENI.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShaperConfig {
