@@ -94,6 +94,7 @@ ips = {{ "subnet-a" = "10.0.1.49" }}
 ports = [{IPERF_PORT}]
 upstream = "127.0.0.1:{IPERF_PORT}"
 security_groups = ["sg-bench"]
+allow_non_tls = true
 
 [[endpoint]]
 id = "vpce-0bench00000000002"
@@ -102,6 +103,7 @@ subnets = ["subnet-a"]
 ips = {{ "subnet-a" = "10.0.1.50" }}
 ports = [7]
 security_groups = ["sg-bench"]
+allow_non_tls = true
 upstream = "127.0.0.1:{echo_port}"
 
 # The full pipeline: a security group, a custom NACL on the subnet, flow logs.

@@ -23,6 +23,8 @@ use crate::filter::{
     RuleNumber, RuleSet, RuleSetConfig, SecurityGroup, SgPeer, SgRule, DEFAULT_GROUP_ID,
 };
 use crate::model::Cidr;
+use crate::policy::PolicyDocument;
+use crate::shaper::{ByteSize, Rate};
 
 /// The largest MTU a TUN carries (the kernel's limit for an IPv4 TUN payload as pasta uses).
 pub const MAX_MTU: u32 = 65520;
@@ -101,6 +103,17 @@ pub struct FlowLogs {
     pub account_id: String,
 }
 
+/// An endpoint's bandwidth per ENI: AWS gives 10 Gbit/s per AZ, scaling up under load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bandwidth {
+    /// The rate (and the starting rate when autoscaling).
+    pub rate: Rate,
+    /// Bytes a connection may send at once above the rate.
+    pub burst: ByteSize,
+    /// With autoscaling: the most the rate may step up to.
+    pub max: Option<Rate>,
+}
+
 /// `[dns]`: what the VPC resolver does with names outside the private zones.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dns {
@@ -173,6 +186,14 @@ pub struct EndpointSpec {
     pub ports: Vec<u16>,
     /// Security groups on the ENIs; empty: the VPC's default group.
     pub security_groups: Vec<String>,
+    /// Shaping per ENI (per AZ), both directions; `None`: unshaped.
+    pub bandwidth: Option<Bandwidth>,
+    /// Server names accepted besides the endpoint's own.
+    pub allowed_sni: Vec<String>,
+    /// Carry streams that do not start with a TLS ClientHello.
+    pub allow_non_tls: bool,
+    /// The endpoint policy (the full-access default when none was given).
+    pub policy: PolicyDocument,
     /// Upstream connect timeout.
     pub connect_timeout: Duration,
     /// Concurrent connections carried before new SYNs are dropped.
@@ -313,6 +334,14 @@ struct RawEndpoint {
     upstream: Option<Spanned<String>>,
     ports: Option<Spanned<Vec<u16>>>,
     security_groups: Option<Spanned<Vec<Spanned<String>>>>,
+    bandwidth: Option<Spanned<String>>,
+    burst: Option<Spanned<String>>,
+    max_bandwidth: Option<Spanned<String>>,
+    #[serde(default)]
+    allowed_sni: Vec<Spanned<String>>,
+    #[serde(default)]
+    allow_non_tls: bool,
+    policy: Option<Spanned<String>>,
     connect_timeout: Option<Spanned<String>>,
     max_connections: Option<Spanned<usize>>,
 }
@@ -676,6 +705,40 @@ fn validate_endpoint(
         }
         security_groups.push(g.get_ref().clone());
     }
+    let rate = |v: &Option<Spanned<String>>, k: &str| -> Result<Option<Rate>, ConfigError> {
+        match v {
+            None => Ok(None),
+            Some(t) => t.get_ref().parse::<Rate>().map(Some).or_else(|e| src.invalid(t.span(), key(k), e)),
+        }
+    };
+    let bandwidth = match (rate(&raw.bandwidth, "bandwidth")?, &raw.burst, rate(&raw.max_bandwidth, "max_bandwidth")?) {
+        (None, None, None) => None,
+        (None, _, _) => return src.invalid(0..0, key("bandwidth"), "burst and max_bandwidth need a bandwidth"),
+        (Some(rate), burst, max) => {
+            // Default burst: 10 ms at the rate, at least 64 KiB, so bursts of a
+            // window do not stall while the average stays exact.
+            let burst = match burst {
+                None => ByteSize::new(
+                    std::num::NonZeroU64::new((rate.bytes_per_sec() / 100).max(64 << 10)).expect("non-zero"),
+                ),
+                Some(b) => match b.get_ref().parse::<ByteSize>() {
+                    Ok(v) => v,
+                    Err(e) => return src.invalid(b.span(), key("burst"), e),
+                },
+            };
+            if max.is_some_and(|m| m.bits_per_sec() < rate.bits_per_sec()) {
+                return src.invalid(0..0, key("max_bandwidth"), "must be at least the bandwidth");
+            }
+            Some(Bandwidth { rate, burst, max })
+        }
+    };
+    let policy = match &raw.policy {
+        None => PolicyDocument::full_access(),
+        Some(p) => match PolicyDocument::parse(p.get_ref()) {
+            Ok(doc) => doc,
+            Err(e) => return src.invalid(p.span(), key("policy"), e),
+        },
+    };
     let max_connections = match raw.max_connections {
         None => 10_000,
         Some(m) if (1..=1_000_000).contains(m.get_ref()) => *m.get_ref(),
@@ -696,6 +759,10 @@ fn validate_endpoint(
         upstream: raw.upstream.map(Spanned::into_inner),
         ports,
         security_groups,
+        bandwidth,
+        allowed_sni: raw.allowed_sni.into_iter().map(Spanned::into_inner).collect(),
+        allow_non_tls: raw.allow_non_tls,
+        policy,
         connect_timeout,
         max_connections,
     })

@@ -43,6 +43,9 @@ pub enum DaemonError {
     /// The guard (conntrack, flow logs) could not start.
     #[error(transparent)]
     Guard(#[from] GuardError),
+    /// An SNI name in the config is not a valid pattern.
+    #[error("allowed_sni: {0}")]
+    Sni(#[from] crate::policy::SniPatternError),
     /// The private DNS zone could not be built.
     #[error("private DNS zone: {0}")]
     Dns(#[from] DnsError),
@@ -113,7 +116,7 @@ pub async fn up(
     let guard = EniGuard::new(rules_rx, filter, &eni_ids, &eni_ips, config.flow_logs.as_ref())?;
     let reload_task = reload.map(|rx| tokio::spawn(apply_reloads(rx, plan.clone(), state, zone_tx, rules_tx)));
 
-    let stack = Stack::new(&plan, tun, udp, dns_tcp_addr, guard);
+    let stack = Stack::new(&plan, tun, udp, dns_tcp_addr, guard)?;
     on_ready(&plan);
     let report = stack.run(shutdown).await;
     dns_tcp_task.abort();

@@ -210,6 +210,14 @@ pub struct Endpoint {
     pub ports: Vec<u16>,
     /// Security groups on its ENIs (empty: the VPC default group).
     pub security_groups: Vec<String>,
+    /// Shaping per ENI, if any.
+    pub bandwidth: Option<crate::config::Bandwidth>,
+    /// Server names accepted besides the endpoint's own.
+    pub allowed_sni: Vec<String>,
+    /// Carry streams that do not start with a TLS ClientHello.
+    pub allow_non_tls: bool,
+    /// The endpoint policy.
+    pub policy: crate::policy::PolicyDocument,
     /// Upstream connect timeout.
     pub connect_timeout: Duration,
     /// Concurrent connection cap.
@@ -265,6 +273,26 @@ impl Endpoint {
             names.extend(info.default_dns_names.iter().cloned());
         }
         names
+    }
+}
+
+impl Endpoint {
+    /// The server names its streams may ask for: the service's default names,
+    /// its endpoint-specific names (with S3's prefixes) and `allowed_sni`.
+    pub fn sni_policy(&self) -> Result<crate::policy::SniPolicy, crate::policy::SniPatternError> {
+        let mut specific = self.dns_names();
+        specific.retain(|n| !self.service_info.default_dns_names.contains(n));
+        if self.service_info.vpce_dns_part == "s3" {
+            let extra: Vec<String> =
+                specific.iter().flat_map(|n| crate::policy::SniPolicy::s3_endpoint_names(n)).collect();
+            specific.extend(extra);
+        }
+        crate::policy::SniPolicy::new(
+            &self.service_info.default_dns_names,
+            &specific,
+            &self.allowed_sni,
+            self.allow_non_tls,
+        )
     }
 }
 
@@ -358,6 +386,10 @@ impl Plan {
                 upstream,
                 ports: spec.ports.clone(),
                 security_groups: spec.security_groups.clone(),
+                bandwidth: spec.bandwidth,
+                allowed_sni: spec.allowed_sni.clone(),
+                allow_non_tls: spec.allow_non_tls,
+                policy: spec.policy.clone(),
                 connect_timeout: spec.connect_timeout,
                 max_connections: spec.max_connections,
             });

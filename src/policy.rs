@@ -263,6 +263,11 @@ impl SniPolicy {
         ["bucket.", "*.bucket.", "accesspoint.", "control."].iter().map(|p| format!("{p}{regional}")).collect()
     }
 
+    /// Whether every first flight passes (no check needed at all).
+    pub fn allows_everything(&self) -> bool {
+        !self.filter && self.allow_no_sni && self.allow_non_tls
+    }
+
     /// Whether `name` is accepted (case-insensitive, trailing dot ignored).
     pub fn allows_name(&self, name: &str) -> bool {
         if !self.filter {

@@ -30,7 +30,7 @@ use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Wake, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use smoltcp::socket::tcp::{self, State};
 use tokio::net::TcpStream;
@@ -38,6 +38,8 @@ use tokio::sync::Notify;
 
 use crate::model::Upstream;
 use crate::packet::FlowKey;
+use crate::policy::{client_hello_sni, SniDeny, SniOutcome, SniPolicy, SniVerdict};
+use crate::shaper::{Direction as ShapeDir, EniShaper, FlowShare, Grant};
 
 /// Index of a connection in the stack's table.
 pub type ConnId = usize;
@@ -97,6 +99,29 @@ pub enum Progress {
     Finished,
 }
 
+/// How long a client may take to send its whole ClientHello.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most of a first flight the SNI check reads (a ClientHello is rarely above 2 KiB).
+const HELLO_MAX: usize = 16 << 10;
+
+/// The stream layer's part in one service pass: the ENI's shaper and this
+/// connection's share of it, and the clock.
+pub struct Shaping<'a> {
+    /// The ENI's shaper.
+    pub shaper: &'a mut EniShaper,
+    /// This connection's share.
+    pub flow: FlowShare,
+}
+
+/// Why a connection was reset by the stream layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamDenial {
+    /// The SNI policy refused the first flight.
+    Sni(SniDeny),
+    /// No complete ClientHello within [`HELLO_TIMEOUT`].
+    HelloTimeout,
+}
+
 /// One relayed connection.
 pub struct Conn {
     /// The smoltcp socket on the ENI.
@@ -105,9 +130,17 @@ pub struct Conn {
     pub flow: FlowKey,
     /// Endpoint index.
     pub endpoint: usize,
+    /// ENI index.
+    pub eni: usize,
+    /// The connection's share of its ENI's shaper, when the endpoint is shaped.
+    pub share: Option<FlowShare>,
     upstream: TcpStream,
     waker: Arc<ConnWaker>,
     waker_handle: Waker,
+    /// The SNI check still to pass before any byte goes upstream, and its deadline.
+    sni: Option<(Arc<SniPolicy>, Instant)>,
+    /// Set when the stream layer reset the connection.
+    pub denied: Option<StreamDenial>,
     established: bool,
     /// The upstream sent EOF and the socket was closed (FIN queued).
     upstream_eof: bool,
@@ -121,24 +154,42 @@ pub struct Conn {
 }
 
 impl Conn {
-    /// A connection for socket `handle`, relaying to `upstream`.
+    /// A connection for socket `handle`, relaying to `upstream`; `sni` is the
+    /// policy its first flight must pass (checked on a copy; the bytes go
+    /// upstream untouched), `None` to carry anything.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         id: ConnId,
         handle: smoltcp::iface::SocketHandle,
         flow: FlowKey,
         endpoint: usize,
+        eni: usize,
         upstream: TcpStream,
         ready: Arc<ReadySet>,
+        sni: Option<Arc<SniPolicy>>,
+        now: Instant,
     ) -> Conn {
         let waker = Arc::new(ConnWaker { id, queued: AtomicBool::new(false), ready });
         let waker_handle = Waker::from(waker.clone());
+        if sni.is_some() {
+            // Come back at the deadline, in case the client never finishes its hello.
+            let w = waker_handle.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(HELLO_TIMEOUT).await;
+                w.wake();
+            });
+        }
         Conn {
             handle,
             flow,
             endpoint,
+            eni,
+            share: None,
             upstream,
             waker,
             waker_handle,
+            sni: sni.map(|p| (p, now + HELLO_TIMEOUT)),
+            denied: None,
             established: false,
             upstream_eof: false,
             client_eof: false,
@@ -148,8 +199,16 @@ impl Conn {
         }
     }
 
-    /// Moves what can move, in both directions, without blocking.
-    pub fn service(&mut self, sock: &mut tcp::Socket<'_>) -> Progress {
+    /// The waker that queues this connection for service.
+    pub fn waker(&self) -> &Waker {
+        &self.waker_handle
+    }
+
+    /// Moves what can move, in both directions, without blocking. `shaping`
+    /// is the ENI's shaper when the endpoint is shaped; a grant for later
+    /// leaves the bytes in the rings (TCP's window does the slowing) and the
+    /// shaper's timer brings the connection back.
+    pub fn service(&mut self, sock: &mut tcp::Socket<'_>, mut shaping: Option<Shaping<'_>>, now: Instant) -> Progress {
         // Clear first: a wake-up from here on queues the connection again.
         self.waker.queued.store(false, Ordering::Release);
         let state = sock.state();
@@ -163,15 +222,26 @@ impl Conn {
         if state == State::Closed && !self.fin_seen && !self.reset {
             // Closed without a FIN from the client: it reset the connection (or
             // smoltcp timed it out). Reset the upstream too.
-            let _ = socket2::SockRef::from(&self.upstream).set_linger(Some(Duration::ZERO));
-            self.reset = true;
+            self.reset_upstream();
         }
         if self.reset {
             return Progress::Finished;
         }
+        if self.sni.is_some() && !self.check_first_flight(sock, now) {
+            // Nothing goes upstream before the first flight passes; the service
+            // may still speak (or fail) first, and the client must hear it.
+            let moved = !self.reset && self.upstream_to_client(sock, shaping.as_mut(), now);
+            if self.reset {
+                return Progress::Finished;
+            }
+            sock.register_recv_waker(&self.waker_handle);
+            sock.register_send_waker(&self.waker_handle);
+            return if moved { Progress::Moved } else { Progress::Idle };
+        }
         // Even in TimeWait or Closed the rx ring may still hold the client's last
         // bytes: they go upstream before the connection counts as finished.
-        let moved = self.client_to_upstream(sock) | self.upstream_to_client(sock);
+        let moved =
+            self.client_to_upstream(sock, shaping.as_mut(), now) | self.upstream_to_client(sock, shaping.as_mut(), now);
         if self.reset || (matches!(sock.state(), State::Closed | State::TimeWait) && self.client_eof) {
             return Progress::Finished;
         }
@@ -184,28 +254,87 @@ impl Conn {
         }
     }
 
-    fn client_to_upstream(&mut self, sock: &mut tcp::Socket<'_>) -> bool {
+    /// Reads the first flight on a copy and asks the SNI policy. `true`: carry on.
+    fn check_first_flight(&mut self, sock: &mut tcp::Socket<'_>, now: Instant) -> bool {
+        let Some((policy, deadline)) = &self.sni else { return true };
+        let queued = sock.recv_queue().min(HELLO_MAX);
+        let outcome = if queued == 0 {
+            SniOutcome::NeedMore
+        } else {
+            let mut first = vec![0u8; queued];
+            let n = sock.peek_slice(&mut first).unwrap_or(0);
+            client_hello_sni(&first[..n])
+        };
+        match policy.check(&outcome) {
+            SniVerdict::Allow => {
+                tracing::debug!(flow = %self.flow, ?outcome, "first flight allowed");
+                self.sni = None;
+                true
+            }
+            SniVerdict::Wait if now < *deadline && !self.fin_seen => false,
+            SniVerdict::Wait => self.deny(sock, StreamDenial::HelloTimeout),
+            SniVerdict::Deny(why) => self.deny(sock, StreamDenial::Sni(why)),
+        }
+    }
+
+    fn deny(&mut self, sock: &mut tcp::Socket<'_>, why: StreamDenial) -> bool {
+        tracing::info!(flow = %self.flow, "REJECT: {why:?}; resetting the stream");
+        sock.abort();
+        self.reset_upstream();
+        self.denied = Some(why);
+        false
+    }
+
+    fn reset_upstream(&mut self) {
+        let _ = socket2::SockRef::from(&self.upstream).set_linger(Some(Duration::ZERO));
+        self.reset = true;
+    }
+
+    fn client_to_upstream(
+        &mut self,
+        sock: &mut tcp::Socket<'_>,
+        mut shaping: Option<&mut Shaping<'_>>,
+        now: Instant,
+    ) -> bool {
         let mut moved = false;
         let mut cx = Context::from_waker(&self.waker_handle);
         while !self.client_eof {
             if sock.can_recv() {
                 let up = &self.upstream;
-                match sock.recv(|ring| match up.try_write(ring) {
-                    Ok(n) => (n, Ok(n)),
-                    Err(e) => (0, Err(e)),
+                let mut later = false;
+                let sh = shaping.as_deref_mut();
+                match sock.recv(|ring| {
+                    let allowed = grant(sh, now, ShapeDir::ToService, ring.len(), &mut later);
+                    if allowed == 0 {
+                        return (0, Ok((0, 0)));
+                    }
+                    match up.try_write(&ring[..allowed]) {
+                        Ok(n) => (n, Ok((n, allowed))),
+                        Err(e) => (0, Err((e, allowed))),
+                    }
                 }) {
                     Ok(Ok(n)) => {
-                        self.bytes.0 += n as u64;
-                        moved = true
-                    }
-                    Ok(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => {
-                        if self.upstream.poll_write_ready(&mut cx).is_pending() {
+                        if let Some(s) = shaping.as_deref_mut() {
+                            s.shaper.refund(s.flow, ShapeDir::ToService, n.1 - n.0);
+                        }
+                        if later {
                             break;
                         }
+                        self.bytes.0 += n.0 as u64;
+                        moved = true
                     }
-                    Ok(Err(e)) => {
-                        self.upstream_failed(sock, &e);
-                        return true;
+                    Ok(Err((e, allowed))) => {
+                        if let Some(s) = shaping.as_deref_mut() {
+                            s.shaper.refund(s.flow, ShapeDir::ToService, allowed);
+                        }
+                        if e.kind() == io::ErrorKind::WouldBlock {
+                            if self.upstream.poll_write_ready(&mut cx).is_pending() {
+                                break;
+                            }
+                        } else {
+                            self.upstream_failed(sock, &e);
+                            return true;
+                        }
                     }
                     Err(_) => break,
                 }
@@ -222,32 +351,61 @@ impl Conn {
         moved
     }
 
-    fn upstream_to_client(&mut self, sock: &mut tcp::Socket<'_>) -> bool {
+    fn upstream_to_client(
+        &mut self,
+        sock: &mut tcp::Socket<'_>,
+        mut shaping: Option<&mut Shaping<'_>>,
+        now: Instant,
+    ) -> bool {
         let mut moved = false;
         let mut cx = Context::from_waker(&self.waker_handle);
         while !self.upstream_eof && sock.can_send() {
+            // Ask the shaper only when the upstream has bytes: a grant never
+            // used would mark this connection as wanting more than it does.
+            if shaping.is_some() && self.upstream.poll_read_ready(&mut cx).is_pending() {
+                break;
+            }
             let up = &self.upstream;
-            match sock.send(|ring| match up.try_read(ring) {
-                Ok(n) => (n, Ok(n)),
-                Err(e) => (0, Err(e)),
+            let mut later = false;
+            let sh = shaping.as_deref_mut();
+            match sock.send(|ring| {
+                let allowed = grant(sh, now, ShapeDir::ToClient, ring.len(), &mut later);
+                if allowed == 0 {
+                    return (0, Ok((usize::MAX, 0)));
+                }
+                match up.try_read(&mut ring[..allowed]) {
+                    Ok(n) => (n, Ok((n, allowed))),
+                    Err(e) => (0, Err((e, allowed))),
+                }
             }) {
-                Ok(Ok(0)) => {
-                    sock.close();
-                    self.upstream_eof = true;
+                Ok(Ok((usize::MAX, _))) => break,
+                Ok(Ok((n, allowed))) => {
+                    if let Some(s) = shaping.as_deref_mut() {
+                        s.shaper.refund(s.flow, ShapeDir::ToClient, allowed - n);
+                    }
+                    if n == 0 {
+                        sock.close();
+                        self.upstream_eof = true;
+                    } else {
+                        self.bytes.1 += n as u64;
+                    }
                     moved = true;
-                }
-                Ok(Ok(n)) => {
-                    self.bytes.1 += n as u64;
-                    moved = true
-                }
-                Ok(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if self.upstream.poll_read_ready(&mut cx).is_pending() {
+                    if later {
                         break;
                     }
                 }
-                Ok(Err(e)) => {
-                    self.upstream_failed(sock, &e);
-                    return true;
+                Ok(Err((e, allowed))) => {
+                    if let Some(s) = shaping.as_deref_mut() {
+                        s.shaper.refund(s.flow, ShapeDir::ToClient, allowed);
+                    }
+                    if e.kind() == io::ErrorKind::WouldBlock {
+                        if self.upstream.poll_read_ready(&mut cx).is_pending() {
+                            break;
+                        }
+                    } else {
+                        self.upstream_failed(sock, &e);
+                        return true;
+                    }
                 }
                 Err(_) => break,
             }
@@ -259,6 +417,19 @@ impl Conn {
         tracing::debug!(flow = %self.flow, "upstream failed: {e}; resetting the client");
         sock.abort();
         self.reset = true;
+    }
+}
+
+/// Bytes the shaper lets move now (all of `want` when unshaped); sets `later`
+/// when it said to come back.
+fn grant(shaping: Option<&mut Shaping<'_>>, now: Instant, dir: ShapeDir, want: usize, later: &mut bool) -> usize {
+    let Some(s) = shaping else { return want };
+    match s.shaper.poll_grant(now, s.flow, dir, want) {
+        Grant::Now(n) => n,
+        Grant::Later(_) => {
+            *later = true;
+            0
+        }
     }
 }
 

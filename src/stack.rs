@@ -54,8 +54,10 @@ use crate::guard::{EniGuard, GuardCounters};
 use crate::model::{Plan, Upstream};
 use crate::packet::{self, DropReason, FlowKey, PacketMeta};
 use crate::pipeline::{Counters, EniRoute, Pipeline, Verdict};
-use crate::relay::{self, Conn, ConnId, Progress, ReadySet};
+use crate::policy::{ConnContext, PolicyDecision, PolicyDocument, SniPolicy};
+use crate::relay::{self, Conn, ConnId, Progress, ReadySet, Shaping};
 use crate::resolver::{ForwardCounters, Resolver};
+use crate::shaper::{AutoscaleConfig, Autoscaler, Direction as ShapeDir, EniShaper, ShaperConfig};
 use crate::tun::{self, Tun};
 
 /// Bytes in each of a connection's two smoltcp rings. 1 MiB lets the window
@@ -77,12 +79,28 @@ struct EndpointRuntime {
     max_connections: usize,
     /// Connections open or connecting.
     active: usize,
+    /// The endpoint's id, for its policy's `aws:SourceVpce`.
+    id: String,
+    /// The policy new connections must pass (`None`: the resolver's TCP side).
+    policy: Option<PolicyDocument>,
+    /// The SNI policy first flights must pass (`None`: carry anything).
+    sni: Option<Arc<SniPolicy>>,
+}
+
+/// One ENI's shaper and the connections holding a share of it.
+struct EniShaping {
+    shaper: EniShaper,
+    /// By `FlowShare::index()`.
+    conns: Vec<Option<ConnId>>,
+    /// With `max_bandwidth`: the autoscalers of both directions and the next sample time.
+    scale: Option<([Autoscaler; 2], std::time::Instant)>,
 }
 
 /// A SYN held while its upstream connects.
 struct HeldSyn {
     meta: PacketMeta,
     endpoint: usize,
+    eni: usize,
     bytes: Vec<u8>,
 }
 
@@ -101,6 +119,10 @@ pub struct ConnStats {
     pub refused: u64,
     /// Connections finished and removed.
     pub closed: u64,
+    /// SYNs refused (RST) because the endpoint policy denies the client.
+    pub policy_denied: u64,
+    /// Streams reset because their first flight failed the SNI policy (or never completed).
+    pub sni_denied: u64,
 }
 
 /// Final report of a stack run.
@@ -123,6 +145,9 @@ pub struct Stack {
     tun: Tun,
     resolver: Resolver,
     guard: EniGuard,
+    /// By ENI index; `None` where the endpoint is not shaped.
+    shapers: Vec<Option<EniShaping>>,
+    vpc_id: String,
     /// ENIs `0..guarded` are guarded; the resolver routes after them are not.
     guarded: usize,
     iface: Interface,
@@ -160,7 +185,13 @@ enum Wake {
 impl Stack {
     /// A stack for `plan`'s ENIs on `tun`. UDP DNS goes to `resolver`; TCP port
     /// 53 on the resolver addresses is relayed to `dns_tcp`.
-    pub fn new(plan: &Plan, tun: Tun, resolver: Resolver, dns_tcp: SocketAddr, guard: EniGuard) -> Stack {
+    pub fn new(
+        plan: &Plan,
+        tun: Tun,
+        resolver: Resolver,
+        dns_tcp: SocketAddr,
+        guard: EniGuard,
+    ) -> Result<Stack, crate::policy::SniPatternError> {
         let mut enis: Vec<EniRoute> = plan
             .endpoints
             .iter()
@@ -195,11 +226,32 @@ impl Stack {
         let mut endpoints: Vec<EndpointRuntime> = plan
             .endpoints
             .iter()
-            .map(|e| EndpointRuntime {
-                upstream: e.upstream.clone(),
-                connect_timeout: e.connect_timeout,
-                max_connections: e.max_connections,
-                active: 0,
+            .map(|e| {
+                Ok(EndpointRuntime {
+                    upstream: e.upstream.clone(),
+                    connect_timeout: e.connect_timeout,
+                    max_connections: e.max_connections,
+                    active: 0,
+                    id: e.id.clone(),
+                    policy: Some(e.policy.clone()),
+                    sni: Some(Arc::new(e.sni_policy()?)).filter(|p| !p.allows_everything()),
+                })
+            })
+            .collect::<Result<_, crate::policy::SniPatternError>>()?;
+        let now = std::time::Instant::now();
+        let shapers = plan
+            .endpoints
+            .iter()
+            .flat_map(|e| e.enis.iter().map(move |_| e.bandwidth))
+            .map(|bw| {
+                bw.map(|b| EniShaping {
+                    shaper: EniShaper::new(ShaperConfig::symmetric(b.rate, b.burst)),
+                    conns: Vec::new(),
+                    scale: b.max.map(|max| {
+                        let cfg = AutoscaleConfig::new(b.rate, max);
+                        ([Autoscaler::new(cfg), Autoscaler::new(cfg)], now + Duration::from_secs(1))
+                    }),
+                })
             })
             .collect();
         endpoints.push(EndpointRuntime {
@@ -207,12 +259,17 @@ impl Stack {
             connect_timeout: Duration::from_secs(2),
             max_connections: MAX_HALF_OPEN,
             active: 0,
+            id: String::new(),
+            policy: None,
+            sni: None,
         });
         let (connect_tx, connect_rx) = mpsc::channel(MAX_HALF_OPEN);
-        Stack {
+        Ok(Stack {
             tun,
             resolver,
             guard,
+            shapers,
+            vpc_id: plan.vpc.id.clone(),
             guarded,
             iface,
             sockets: SocketSet::new(Vec::new()),
@@ -233,7 +290,7 @@ impl Stack {
             mtu,
             stats: ConnStats::default(),
             epoch,
-        }
+        })
     }
 
     fn now(&self) -> SmolInstant {
@@ -257,6 +314,12 @@ impl Stack {
             let wall = std::time::Instant::now();
             let mut delay =
                 self.iface.poll_delay(self.now(), &self.sockets).map(|d| Duration::from_micros(d.total_micros()));
+            if let Some(at) = self.handle_shaper_timeouts(wall) {
+                if at <= wall {
+                    continue;
+                }
+                delay = Some(delay.map_or(at - wall, |d| d.min(at - wall)));
+            }
             if let Some(at) = self.guard.poll_timeout() {
                 if at <= wall {
                     self.guard.handle_timeout(wall);
@@ -343,6 +406,16 @@ impl Stack {
                 self.pipeline.counters.drop(DropReason::ConnectionLimit);
                 continue;
             }
+            if let Some(policy) = &ep.policy {
+                let ctx = ConnContext { source_ip: syn.meta.src, vpc_id: &self.vpc_id, vpce_id: &ep.id };
+                let decision = policy.evaluate(&ctx);
+                if decision != PolicyDecision::Allow {
+                    tracing::info!(%flow, "endpoint policy: {decision:?}; refusing the client");
+                    self.stats.policy_denied += 1;
+                    self.refuse(&syn.meta);
+                    continue;
+                }
+            }
             ep.active += 1;
             let (upstream, timeout, tx) = (ep.upstream.clone(), ep.connect_timeout, self.connect_tx.clone());
             tracing::debug!(%flow, %upstream, "SYN: connecting upstream first");
@@ -365,12 +438,8 @@ impl Stack {
                 tracing::info!(flow = %c.flow, "upstream {}: {e}; refusing the client", self.endpoints[syn.endpoint].upstream);
                 self.endpoints[syn.endpoint].active -= 1;
                 self.stats.refused += 1;
-                let mut rst = [0u8; 64];
-                let n = packet::emit_rst(&syn.meta, &mut rst);
-                if !self.guard.handle_egress(std::time::Instant::now(), &rst[..n]) {
-                    return Ok(());
-                }
-                return tun::write_packet(self.tun.raw_fd(), &rst[..n]);
+                self.refuse(&syn.meta);
+                return Ok(());
             }
         };
         let mut sock = tcp::Socket::new(
@@ -387,7 +456,26 @@ impl Stack {
             self.conns.push(None);
             self.conns.len() - 1
         });
-        let conn = Conn::new(id, handle, c.flow, syn.endpoint, stream, self.ready.clone());
+        let sni = self.endpoints[syn.endpoint].sni.clone();
+        let mut conn = Conn::new(
+            id,
+            handle,
+            c.flow,
+            syn.endpoint,
+            syn.eni,
+            stream,
+            self.ready.clone(),
+            sni,
+            std::time::Instant::now(),
+        );
+        if let Some(Some(sh)) = self.shapers.get_mut(syn.eni) {
+            let share = sh.shaper.register();
+            if sh.conns.len() <= share.index() {
+                sh.conns.resize(share.index() + 1, None);
+            }
+            sh.conns[share.index()] = Some(id);
+            conn.share = Some(share);
+        }
         self.conns[id] = Some(conn);
         self.by_flow.insert(c.flow, id);
         self.poll(Some(&syn.bytes))?;
@@ -421,7 +509,15 @@ impl Stack {
             return false;
         };
         let sock = self.sockets.get_mut::<tcp::Socket>(conn.handle);
-        match conn.service(sock) {
+        let shaping = match (self.shapers.get_mut(conn.eni), conn.share) {
+            (Some(Some(sh)), Some(flow)) => Some(Shaping { shaper: &mut sh.shaper, flow }),
+            _ => None,
+        };
+        let progress = conn.service(sock, shaping, std::time::Instant::now());
+        if conn.denied.take().is_some() {
+            self.stats.sni_denied += 1;
+        }
+        match progress {
             Progress::Idle => false,
             Progress::Moved => true,
             Progress::Finished => {
@@ -431,6 +527,51 @@ impl Stack {
                 true
             }
         }
+    }
+
+    /// Sends the client of a held SYN an RST (through the egress guards).
+    fn refuse(&mut self, syn: &PacketMeta) {
+        let mut rst = [0u8; 64];
+        let n = packet::emit_rst(syn, &mut rst);
+        if self.guard.handle_egress(std::time::Instant::now(), &rst[..n]) {
+            if let Err(e) = tun::write_packet(self.tun.raw_fd(), &rst[..n]) {
+                tracing::debug!("TUN write (RST): {e}");
+            }
+        }
+    }
+
+    /// Shaper timers: wakes connections whose retry time came, steps autoscaling.
+    /// Returns the next time there is work.
+    fn handle_shaper_timeouts(&mut self, now: std::time::Instant) -> Option<std::time::Instant> {
+        let mut next: Option<std::time::Instant> = None;
+        let mut due = std::mem::take(&mut self.ready_ids);
+        for sh in self.shapers.iter_mut().flatten() {
+            let conns = &sh.conns;
+            sh.shaper.handle_timeout(now, |f| {
+                if let Some(Some(id)) = conns.get(f.index()) {
+                    due.push(*id);
+                }
+            });
+            if let Some((scalers, at)) = sh.scale.as_mut() {
+                if *at <= now {
+                    for (i, dir) in [ShapeDir::ToService, ShapeDir::ToClient].into_iter().enumerate() {
+                        let saturated = sh.shaper.take_saturated(dir);
+                        sh.shaper.set_rate(dir, scalers[i].handle_sample(now, saturated));
+                    }
+                    *at = now + Duration::from_secs(1);
+                }
+                next = Some(next.map_or(*at, |n| n.min(*at)));
+            }
+            if let Some(t) = sh.shaper.poll_timeout() {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        }
+        for &id in &due {
+            self.service(id);
+        }
+        due.clear();
+        self.ready_ids = due;
+        next
     }
 
     /// Removes finished connections whose socket has nothing left to send.
@@ -459,6 +600,10 @@ impl Stack {
             self.sockets.remove(conn.handle);
             self.by_flow.remove(&conn.flow);
             self.endpoints[conn.endpoint].active -= 1;
+            if let (Some(Some(sh)), Some(share)) = (self.shapers.get_mut(conn.eni), conn.share) {
+                sh.shaper.unregister(share);
+                sh.conns[share.index()] = None;
+            }
             self.free_ids.push(id);
             self.stats.closed += 1;
             tracing::debug!(flow = %conn.flow, up = conn.bytes.0, down = conn.bytes.1, "connection closed");
@@ -520,7 +665,7 @@ impl TunDevice<'_> {
                     if meta.is_syn() && !self.by_flow.contains_key(&flow) {
                         // A new flow, or a retransmitted SYN while its upstream connects.
                         if !self.held.contains_key(&flow) && !self.new_syns.iter().any(|s| s.meta.flow() == flow) {
-                            self.new_syns.push(HeldSyn { meta, endpoint, bytes: pkt.to_vec() });
+                            self.new_syns.push(HeldSyn { meta, endpoint, eni, bytes: pkt.to_vec() });
                         }
                         continue;
                     }

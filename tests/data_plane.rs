@@ -12,6 +12,9 @@ use std::net::{Ipv4Addr, Shutdown, SocketAddrV4, TcpListener, TcpStream};
 use std::time::Duration;
 
 use common::{config, counter, netns_available, unique, Lab, TempDir};
+
+/// These tests carry plain bytes, not TLS: the endpoint must allow that.
+const PLAIN: &str = "allow_non_tls = true";
 use privlink::probe;
 use sha2::{Digest, Sha256};
 
@@ -74,7 +77,7 @@ fn sixteen_mib_each_way_with_half_close() {
         got
     });
     let ns = unique("plkt");
-    let lab = Lab::start(&ns, &config(&ns, &upstream.to_string(), ""));
+    let lab = Lab::start(&ns, &config(&ns, &upstream.to_string(), PLAIN));
     let c = probe::tcp_connect(&ns, eni(&lab, 0), Duration::from_secs(5)).unwrap();
     let mut w = c.try_clone().unwrap();
     let writer = std::thread::spawn(move || {
@@ -120,7 +123,7 @@ fn two_hundred_concurrent_connections() {
     let upstream = listener.local_addr().unwrap();
     let server = echo_server(listener, N);
     let ns = unique("plkt");
-    let lab = Lab::start(&ns, &config(&ns, &upstream.to_string(), ""));
+    let lab = Lab::start(&ns, &config(&ns, &upstream.to_string(), PLAIN));
     let addrs = [eni(&lab, 0), eni(&lab, 1)];
     // All N are open at once before any of them talks.
     let conns: Vec<TcpStream> = probe::socket_in(&ns, move || {
@@ -152,7 +155,7 @@ fn upstream_down_means_connection_refused() {
     // A port that was just free: nothing listens there.
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let ns = unique("plkt");
-    let lab = Lab::start(&ns, &config(&ns, &format!("127.0.0.1:{port}"), ""));
+    let lab = Lab::start(&ns, &config(&ns, &format!("127.0.0.1:{port}"), PLAIN));
     // The client gives up after 1 s: a refusal must arrive before that, as an RST.
     let err = probe::tcp_connect(&ns, eni(&lab, 0), Duration::from_secs(1)).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ConnectionRefused, "{err}");
@@ -167,7 +170,7 @@ fn resets_travel_both_ways() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let upstream = listener.local_addr().unwrap();
     let ns = unique("plkt");
-    let lab = Lab::start(&ns, &config(&ns, &upstream.to_string(), ""));
+    let lab = Lab::start(&ns, &config(&ns, &upstream.to_string(), PLAIN));
 
     // Service resets: the client sees ECONNRESET.
     let mut c = probe::tcp_connect(&ns, eni(&lab, 0), Duration::from_secs(5)).unwrap();
@@ -197,7 +200,7 @@ fn udp_icmp_and_ipv6_get_nothing_and_are_counted() {
         return;
     }
     let ns = unique("plkt");
-    let lab = Lab::start(&ns, &config(&ns, "127.0.0.1:9", ""));
+    let lab = Lab::start(&ns, &config(&ns, "127.0.0.1:9", PLAIN));
     let eni_ip: Ipv4Addr = lab.eni_ips()[0].parse().unwrap();
     for _ in 0..5 {
         assert_eq!(
@@ -226,7 +229,7 @@ fn restart_keeps_the_allocated_ips_and_ids() {
         return;
     }
     let ns = unique("plkt");
-    let cfg = config(&ns, "127.0.0.1:9", "");
+    let cfg = config(&ns, "127.0.0.1:9", PLAIN);
     let dir = TempDir::new(&ns);
     let lab = Lab::start_in(&ns, dir.0.clone(), &cfg);
     let ids: Vec<String> =

@@ -55,7 +55,11 @@ fn lab_is_idempotent_routes_to_the_eni_and_cleans_up() {
     let vpc = &names[0];
     let lab = Lab::start(
         vpc,
-        &config(vpc, &upstream, "ips = { \"subnet-a\" = \"10.0.1.49\", \"subnet-b\" = \"10.0.2.49\" }"),
+        &config(
+            vpc,
+            &upstream,
+            "ips = { \"subnet-a\" = \"10.0.1.49\", \"subnet-b\" = \"10.0.2.49\" }\nallow_non_tls = true",
+        ),
     );
     let mut c =
         probe::tcp_connect(&names[2], SocketAddrV4::new([10, 0, 1, 49].into(), 443), Duration::from_secs(5)).unwrap();

@@ -97,6 +97,7 @@ subnets = ["subnet-a", "subnet-b"]
 ips = {{ "subnet-a" = "{}", "subnet-b" = "{}" }}
 ports = [443, 8443]
 upstream = "{upstream}"
+allow_non_tls = true
 {endpoint_extra}
 
 [flow_logs]
@@ -392,6 +393,7 @@ service = "com.amazonaws.us-east-1.ec2"
 subnets = ["subnet-a"]
 ips = {{ "subnet-a" = "{eni0}" }}
 upstream = "{upstream}"
+allow_non_tls = true
 security_groups = ["sg-tracked"]
 
 [[endpoint]]
@@ -400,6 +402,7 @@ service = "com.amazonaws.us-east-1.sts"
 subnets = ["subnet-b"]
 ips = {{ "subnet-b" = "{eni1}" }}
 upstream = "{upstream}"
+allow_non_tls = true
 security_groups = ["sg-untracked"]
 
 [[security_group]]
