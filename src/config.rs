@@ -192,6 +192,8 @@ pub struct EndpointSpec {
     pub allowed_sni: Vec<String>,
     /// Carry streams that do not start with a TLS ClientHello.
     pub allow_non_tls: bool,
+    /// How long a client may take to send its whole ClientHello.
+    pub hello_timeout: Duration,
     /// The endpoint policy (the full-access default when none was given).
     pub policy: PolicyDocument,
     /// Upstream connect timeout.
@@ -342,6 +344,7 @@ struct RawEndpoint {
     #[serde(default)]
     allow_non_tls: bool,
     policy: Option<Spanned<String>>,
+    hello_timeout: Option<Spanned<String>>,
     connect_timeout: Option<Spanned<String>>,
     max_connections: Option<Spanned<usize>>,
 }
@@ -732,6 +735,13 @@ fn validate_endpoint(
             Some(Bandwidth { rate, burst, max })
         }
     };
+    let hello_timeout = match raw.hello_timeout {
+        None => crate::relay::HELLO_TIMEOUT,
+        Some(t) => match parse_duration(t.get_ref()) {
+            Some(d) if d > Duration::ZERO && d <= Duration::from_secs(300) => d,
+            _ => return src.invalid(t.span(), key("hello_timeout"), "a duration like \"10s\", at most 300s"),
+        },
+    };
     let policy = match &raw.policy {
         None => PolicyDocument::full_access(),
         Some(p) => match PolicyDocument::parse(p.get_ref()) {
@@ -762,6 +772,7 @@ fn validate_endpoint(
         bandwidth,
         allowed_sni: raw.allowed_sni.into_iter().map(Spanned::into_inner).collect(),
         allow_non_tls: raw.allow_non_tls,
+        hello_timeout,
         policy,
         connect_timeout,
         max_connections,

@@ -216,6 +216,8 @@ pub struct Endpoint {
     pub allowed_sni: Vec<String>,
     /// Carry streams that do not start with a TLS ClientHello.
     pub allow_non_tls: bool,
+    /// How long a client may take to send its whole ClientHello.
+    pub hello_timeout: Duration,
     /// The endpoint policy.
     pub policy: crate::policy::PolicyDocument,
     /// Upstream connect timeout.
@@ -389,6 +391,7 @@ impl Plan {
                 bandwidth: spec.bandwidth,
                 allowed_sni: spec.allowed_sni.clone(),
                 allow_non_tls: spec.allow_non_tls,
+                hello_timeout: spec.hello_timeout,
                 policy: spec.policy.clone(),
                 connect_timeout: spec.connect_timeout,
                 max_connections: spec.max_connections,

@@ -99,7 +99,7 @@ pub enum Progress {
     Finished,
 }
 
-/// How long a client may take to send its whole ClientHello.
+/// How long a client may take to send its whole ClientHello, by default.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// The most of a first flight the SNI check reads (a ClientHello is rarely above 2 KiB).
 const HELLO_MAX: usize = 16 << 10;
@@ -118,7 +118,7 @@ pub struct Shaping<'a> {
 pub enum StreamDenial {
     /// The SNI policy refused the first flight.
     Sni(SniDeny),
-    /// No complete ClientHello within [`HELLO_TIMEOUT`].
+    /// No complete ClientHello within the endpoint's `hello_timeout`.
     HelloTimeout,
 }
 
@@ -166,16 +166,16 @@ impl Conn {
         eni: usize,
         upstream: TcpStream,
         ready: Arc<ReadySet>,
-        sni: Option<Arc<SniPolicy>>,
+        sni: Option<(Arc<SniPolicy>, Duration)>,
         now: Instant,
     ) -> Conn {
         let waker = Arc::new(ConnWaker { id, queued: AtomicBool::new(false), ready });
         let waker_handle = Waker::from(waker.clone());
-        if sni.is_some() {
+        if let Some((_, timeout)) = sni {
             // Come back at the deadline, in case the client never finishes its hello.
             let w = waker_handle.clone();
             tokio::spawn(async move {
-                tokio::time::sleep(HELLO_TIMEOUT).await;
+                tokio::time::sleep(timeout).await;
                 w.wake();
             });
         }
@@ -188,7 +188,7 @@ impl Conn {
             upstream,
             waker,
             waker_handle,
-            sni: sni.map(|p| (p, now + HELLO_TIMEOUT)),
+            sni: sni.map(|(p, timeout)| (p, now + timeout)),
             denied: None,
             established: false,
             upstream_eof: false,

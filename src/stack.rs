@@ -83,8 +83,8 @@ struct EndpointRuntime {
     id: String,
     /// The policy new connections must pass (`None`: the resolver's TCP side).
     policy: Option<PolicyDocument>,
-    /// The SNI policy first flights must pass (`None`: carry anything).
-    sni: Option<Arc<SniPolicy>>,
+    /// The SNI policy first flights must pass, and their time limit (`None`: carry anything).
+    sni: Option<(Arc<SniPolicy>, Duration)>,
 }
 
 /// One ENI's shaper and the connections holding a share of it.
@@ -234,7 +234,9 @@ impl Stack {
                     active: 0,
                     id: e.id.clone(),
                     policy: Some(e.policy.clone()),
-                    sni: Some(Arc::new(e.sni_policy()?)).filter(|p| !p.allows_everything()),
+                    sni: Some(Arc::new(e.sni_policy()?))
+                        .filter(|p| !p.allows_everything())
+                        .map(|p| (p, e.hello_timeout)),
                 })
             })
             .collect::<Result<_, crate::policy::SniPatternError>>()?;
@@ -305,20 +307,21 @@ impl Stack {
             self.guard.refresh_rules();
             let drained = self.poll(None)?;
             self.start_connects();
-            let moved = self.service_ready();
+            let mut moved = self.service_ready();
+            let wall = std::time::Instant::now();
+            let (shaped, shaper_at) = self.handle_shaper_timeouts(wall);
+            moved |= shaped;
             self.reap_closing();
             tokio::task::consume_budget().await;
             if moved || !drained {
                 continue;
             }
-            let wall = std::time::Instant::now();
             let mut delay =
                 self.iface.poll_delay(self.now(), &self.sockets).map(|d| Duration::from_micros(d.total_micros()));
-            if let Some(at) = self.handle_shaper_timeouts(wall) {
-                if at <= wall {
-                    continue;
-                }
-                delay = Some(delay.map_or(at - wall, |d| d.min(at - wall)));
+            if let Some(at) = shaper_at {
+                delay = Some(
+                    delay.map_or(at.saturating_duration_since(wall), |d| d.min(at.saturating_duration_since(wall))),
+                );
             }
             if let Some(at) = self.guard.poll_timeout() {
                 if at <= wall {
@@ -540,9 +543,9 @@ impl Stack {
         }
     }
 
-    /// Shaper timers: wakes connections whose retry time came, steps autoscaling.
-    /// Returns the next time there is work.
-    fn handle_shaper_timeouts(&mut self, now: std::time::Instant) -> Option<std::time::Instant> {
+    /// Shaper timers: services connections whose retry time came, steps
+    /// autoscaling. Returns whether anything moved, and the next time there is work.
+    fn handle_shaper_timeouts(&mut self, now: std::time::Instant) -> (bool, Option<std::time::Instant>) {
         let mut next: Option<std::time::Instant> = None;
         let mut due = std::mem::take(&mut self.ready_ids);
         for sh in self.shapers.iter_mut().flatten() {
@@ -566,12 +569,13 @@ impl Stack {
                 next = Some(next.map_or(t, |n| n.min(t)));
             }
         }
+        let mut moved = false;
         for &id in &due {
-            self.service(id);
+            moved |= self.service(id);
         }
         due.clear();
         self.ready_ids = due;
-        next
+        (moved, next)
     }
 
     /// Removes finished connections whose socket has nothing left to send.

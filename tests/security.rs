@@ -6,12 +6,10 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
+use std::net::{SocketAddrV4, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use common::{netns_available, unique, Lab};
-use privlink::{netns, probe};
-use socket2::{Domain, Socket, Type};
 
 /// Source addresses a test client can use, all inside the VPC namespace.
 const ROUTER: &str = "10.0.0.1"; // the VPC router: the TUN's own address
@@ -112,18 +110,15 @@ interval = 1
 
 fn add_sources(ns: &str) {
     for src in [IN_A, IN_B, IN_VPC, OUTSIDE] {
-        netns::ip(&["-n", ns, "addr", "add", &format!("{src}/32"), "dev", "lo"]).unwrap();
+        common::add_address(ns, src);
     }
 }
 
 /// Connects from `src` inside `ns`; `None` on silence (no SYN-ACK within the wait).
 fn connect_from(ns: &str, src: &str, eni: usize, port: u16) -> Option<TcpStream> {
-    let src: Ipv4Addr = src.parse().unwrap();
     let dst = SocketAddrV4::new(ENI[eni].parse().unwrap(), port);
-    let sock = probe::socket_in(ns, || Socket::new(Domain::IPV4, Type::STREAM, None)).unwrap();
-    sock.bind(&SocketAddrV4::new(src, 0).into()).unwrap();
-    match sock.connect_timeout(&dst.into(), Duration::from_millis(900)) {
-        Ok(()) => Some(sock.into()),
+    match common::connect_from(ns, src, dst, Duration::from_millis(900)) {
+        Ok(s) => Some(s),
         Err(e) if e.kind() == std::io::ErrorKind::TimedOut || e.kind() == std::io::ErrorKind::WouldBlock => None,
         Err(e) => panic!("connect {src} -> {dst}: {e} (AWS never resets)"),
     }

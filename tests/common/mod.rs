@@ -230,3 +230,23 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// Gives namespace `ns` the extra local address `ip` (on `lo`), so a client can use it as its source.
+pub fn add_address(ns: &str, ip: &str) {
+    privlink::netns::ip(&["-n", ns, "addr", "add", &format!("{ip}/32"), "dev", "lo"]).unwrap();
+}
+
+/// Connects from source address `src` inside `ns` to `dst`.
+pub fn connect_from(
+    ns: &str,
+    src: &str,
+    dst: std::net::SocketAddrV4,
+    timeout: Duration,
+) -> std::io::Result<std::net::TcpStream> {
+    use socket2::{Domain, Socket, Type};
+    let src: std::net::Ipv4Addr = src.parse().unwrap();
+    let sock = privlink::probe::socket_in(ns, || Socket::new(Domain::IPV4, Type::STREAM, None))?;
+    sock.bind(&std::net::SocketAddrV4::new(src, 0).into())?;
+    sock.connect_timeout(&dst.into(), timeout)?;
+    Ok(sock.into())
+}
