@@ -16,6 +16,9 @@ use std::time::{Duration, Instant};
 
 use privlink::netns;
 
+#[path = "results.rs"]
+mod results;
+
 const IPERF_PORT: u16 = 5201;
 
 fn env_num(name: &str, default: u64) -> u64 {
@@ -408,7 +411,6 @@ fn main() {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
-    let _ = writeln!(md, "# privlink end-to-end benchmark\n");
     let _ = writeln!(md, "Written by `cargo bench --bench e2e` on {date}. Machine: {} cores, {cpu}, Linux {}; {iperf_v}; privlink {} (release build).", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), kernel.trim(), env!("CARGO_PKG_VERSION"));
     let _ = writeln!(md, "Median of {runs} runs of {secs} s (min–max in brackets), receiver side. Every ratio is privlink over the kernel veth path at MTU 1500, measured in the same run.\n");
     let _ = writeln!(md, "| figure | privlink | kernel veth, MTU 1500 | ratio |\n|---|---|---|---|");
@@ -422,13 +424,6 @@ fn main() {
     for r in cpu_rows {
         let _ = writeln!(md, "{r}");
     }
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/RESULTS.md");
-    let keep = std::fs::read_to_string(&path)
-        .ok()
-        .and_then(|old| old.split_once("\n## ").map(|(_, rest)| format!("\n## {rest}")));
-    if let Some(k) = keep {
-        md.push_str(&k);
-    }
-    std::fs::write(&path, &md).unwrap();
+    results::write_section("## End to end: the ENI against the kernel path", &md);
     println!("{md}");
 }
