@@ -85,6 +85,11 @@ pub async fn up(
     let rules = plan.rule_set()?;
     store.save(&state)?;
 
+    for e in &plan.endpoints {
+        for w in e.policy.warnings() {
+            tracing::warn!("endpoint {} policy: {w}", e.id);
+        }
+    }
     let vpc = &plan.vpc;
     let ns = Netns::ensure(&vpc.netns)?;
     let tun = Tun::create(ns.name(), &vpc.tun, vpc.mtu)?;

@@ -60,6 +60,7 @@
 //!   qualifiers, and the 20,480-character size quota.
 //! - SNI in ECH (Encrypted Client Hello): only the outer name is seen.
 
+use std::fmt;
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -383,6 +384,24 @@ pub struct PolicyWarning {
     pub element: String,
     /// `true`: evaluated, but with different semantics from AWS; `false`: cannot be evaluated.
     pub enforced: bool,
+}
+
+impl fmt::Display for PolicyWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.enforced {
+            write!(
+                f,
+                "statement {}: {} is evaluated on the client's private address (AWS differs)",
+                self.statement, self.element
+            )
+        } else {
+            write!(
+                f,
+                "statement {}: {} cannot be evaluated without terminating TLS (fails closed)",
+                self.statement, self.element
+            )
+        }
+    }
 }
 
 /// A condition key the data plane can see.
