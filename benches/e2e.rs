@@ -69,12 +69,54 @@ struct PrivlinkLab {
     ns: String,
 }
 
+/// What the lab turns on.
+#[derive(Clone, Copy)]
+enum Pipeline<'a> {
+    /// Security group, a custom NACL, flow logs; `Some(rate)` adds shaping on the iperf endpoint.
+    Full(Option<&'a str>),
+    /// One security group rule, the default NACL, no flow logs, unshaped.
+    Minimal,
+}
+
+/// Local ports of the loopback servers the lab's endpoints relay to.
+#[derive(Clone, Copy)]
+struct Servers {
+    echo: u16,
+    idle: u16,
+}
+
 impl PrivlinkLab {
-    fn start(tag: &str, mtu: u32, echo_port: u16) -> PrivlinkLab {
+    fn start(tag: &str, mtu: u32, servers: Servers, pipeline: Pipeline<'_>) -> PrivlinkLab {
+        let echo_port = servers.echo;
+        let idle_port = servers.idle;
+        let (acl_line, shaped, extra) = match pipeline {
+            Pipeline::Full(rate) => (
+                "network_acl = \"acl-bench\"",
+                rate.map(|r| format!("bandwidth = \"{r}\"")).unwrap_or_default(),
+                true,
+            ),
+            Pipeline::Minimal => ("", String::new(), false),
+        };
         let ns = format!("plkb{tag}v");
         let dir = std::env::temp_dir().join(format!("privlink-bench-{tag}"));
         std::fs::create_dir_all(&dir).unwrap();
         let flow = dir.join("flow.log").display().to_string();
+        let full = if extra {
+            format!(
+                r#"
+[[network_acl]]
+id = "acl-bench"
+ingress = [{{ rule = 100, protocol = "tcp", ports = "all", cidr = "10.0.0.0/16", action = "allow" }}]
+egress = [{{ rule = 100, protocol = "tcp", ports = "1024-65535", cidr = "10.0.0.0/16", action = "allow" }}]
+
+[flow_logs]
+file = "{flow}"
+interval = 60
+"#
+            )
+        } else {
+            String::new()
+        };
         let cfg = format!(
             r#"
 [vpc]
@@ -87,7 +129,7 @@ mtu = {mtu}
 id = "subnet-a"
 cidr = "10.0.1.0/24"
 az = "us-east-1a"
-network_acl = "acl-bench"
+{acl_line}
 
 [[endpoint]]
 id = "vpce-0bench00000000001"
@@ -98,6 +140,7 @@ ports = [{IPERF_PORT}]
 upstream = "127.0.0.1:{IPERF_PORT}"
 security_groups = ["sg-bench"]
 allow_non_tls = true
+{shaped}
 
 [[endpoint]]
 id = "vpce-0bench00000000002"
@@ -109,20 +152,21 @@ security_groups = ["sg-bench"]
 allow_non_tls = true
 upstream = "127.0.0.1:{echo_port}"
 
-# The full pipeline: a security group, a custom NACL on the subnet, flow logs.
+[[endpoint]]
+id = "vpce-0bench00000000003"
+service = "com.amazonaws.us-east-1.ssm"
+subnets = ["subnet-a"]
+ips = {{ "subnet-a" = "10.0.1.51" }}
+ports = [9]
+security_groups = ["sg-bench"]
+allow_non_tls = true
+max_connections = 20000
+upstream = "127.0.0.1:{idle_port}"
+
 [[security_group]]
 id = "sg-bench"
 ingress = [{{ protocol = "tcp", ports = "all", cidr = "10.0.0.0/16" }}]
-
-[[network_acl]]
-id = "acl-bench"
-ingress = [{{ rule = 100, protocol = "tcp", ports = "all", cidr = "10.0.0.0/16", action = "allow" }}]
-egress = [{{ rule = 100, protocol = "tcp", ports = "1024-65535", cidr = "10.0.0.0/16", action = "allow" }}]
-
-[flow_logs]
-file = "{flow}"
-interval = 60
-"#
+{full}"#
         );
         let path = dir.join("bench.toml");
         std::fs::write(&path, cfg).unwrap();
@@ -158,13 +202,7 @@ interval = 60
     }
 
     fn rss_mib(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.0.id())).unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<f64>().ok())
-            .unwrap_or(0.0)
-            / 1024.0
+        rss_of(self.child.0.id())
     }
 }
 
@@ -291,6 +329,44 @@ fn latency(ns: &str, addr: SocketAddrV4, count: usize) -> (f64, f64, f64) {
     .unwrap()
 }
 
+/// A loopback server that accepts connections and holds them, idle.
+fn idle_server() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in l.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    port
+}
+
+/// Opens `n` connections to `addr` from `ns`; with them all open, reads
+/// `rss()`. Returns how many opened, how long that took, and the RSS.
+fn open_idle(ns: &str, addr: SocketAddrV4, n: usize, rss: impl FnOnce() -> f64 + Send + 'static) -> (usize, Duration, f64) {
+    netns::run_in(ns, move || {
+        let start = Instant::now();
+        let conns: Vec<TcpStream> =
+            (0..n).filter_map(|_| TcpStream::connect_timeout(&addr.into(), Duration::from_secs(3)).ok()).collect();
+        let took = start.elapsed();
+        std::thread::sleep(Duration::from_millis(500));
+        let mib = rss();
+        (conns.len(), took, mib)
+    })
+    .unwrap()
+}
+
+fn rss_of(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
 /// Median and spread of repeated runs.
 struct Stat {
     median: f64,
@@ -321,6 +397,10 @@ fn main() {
         eprintln!("e2e bench: needs root and iperf3 (apt-get install iperf3); skipped");
         return;
     }
+    // 10,000 connections need 20,000 descriptors in privlink and 10,000 here.
+    let lim = libc::rlimit { rlim_cur: 65536, rlim_max: 65536 };
+    // SAFETY: setrlimit with a valid struct; failure only limits the idle-connections figure.
+    unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
     let tag = format!("{}", std::process::id() % 100000);
     let echo = TcpListener::bind("127.0.0.1:0").unwrap();
     let echo_port = echo.local_addr().unwrap().port();
@@ -339,12 +419,14 @@ fn main() {
     let k_lat = latency(&kns.0[0], SocketAddrV4::new(kaddr, 7), 2000);
     drop(kserver);
 
+    let servers = Servers { echo: echo_port, idle: idle_server() };
+    let mut full_8500 = (0.0, 0.0);
     let mut rows = Vec::new();
     let mut cpu_rows = Vec::new();
     let mut extra = String::new();
     for mtu in [1500u32, 8500, 65520] {
         eprintln!("privlink MTU {mtu}...");
-        let lab = PrivlinkLab::start(&format!("{tag}m{mtu}"), mtu, echo_port);
+        let lab = PrivlinkLab::start(&format!("{tag}m{mtu}"), mtu, servers, Pipeline::Full(None));
         let eni = Ipv4Addr::new(10, 0, 1, 49);
         let c0 = lab.cpu_secs();
         let t0 = Instant::now();
@@ -368,6 +450,7 @@ fn main() {
         ));
         cpu_rows.push(format!("| {mtu} | {cpu_up:.2} | {cpu_down:.2} |"));
         if mtu == 8500 {
+            full_8500 = (up.median, down.median);
             let p8 = repeat(runs, || iperf(&lab.ns, eni, secs, false, 8));
             rows.push((
                 "8 parallel streams, client → service, MTU 8500".into(),
@@ -392,6 +475,55 @@ fn main() {
             let _ = writeln!(extra, "\nprivlink RSS after the MTU 8500 runs: {:.1} MiB", lab.rss_mib());
         }
     }
+
+    // What the pipeline costs: the same transfer with SG + NACL + flow logs
+    // (+ a shaper set above what the path can do) and with a minimal pipeline.
+    eprintln!("pipeline cost and shaping...");
+    let eni = Ipv4Addr::new(10, 0, 1, 49);
+    let mut cost = String::new();
+    {
+        let lab = PrivlinkLab::start(&format!("{tag}min"), 8500, servers, Pipeline::Minimal);
+        let up = repeat(runs, || iperf(&lab.ns, eni, secs, false, 1));
+        let down = repeat(runs, || iperf(&lab.ns, eni, secs, true, 1));
+        let _ = writeln!(cost, "| minimal: one SG rule, default NACL, no flow logs, unshaped | {} | {} | 1.00 / 1.00 |", fmt_stat(&up, "Gbit/s"), fmt_stat(&down, "Gbit/s"));
+        let _ = writeln!(
+            cost,
+            "| full: SG + custom NACL + flow logs | {:.2} Gbit/s | {:.2} Gbit/s | {:.2} / {:.2} |",
+            full_8500.0,
+            full_8500.1,
+            full_8500.0 / up.median,
+            full_8500.1 / down.median
+        );
+        drop(lab);
+        let lab = PrivlinkLab::start(&format!("{tag}big"), 8500, servers, Pipeline::Full(Some("100Gbit")));
+        let sup = repeat(runs, || iperf(&lab.ns, eni, secs, false, 1));
+        let sdown = repeat(runs, || iperf(&lab.ns, eni, secs, true, 1));
+        let _ = writeln!(
+            cost,
+            "| full + shaper at 100 Gbit/s (above the path) | {} | {} | {:.2} / {:.2} |",
+            fmt_stat(&sup, "Gbit/s"),
+            fmt_stat(&sdown, "Gbit/s"),
+            sup.median / up.median,
+            sdown.median / down.median
+        );
+    }
+    let mut shaping = String::new();
+    for rate in ["10Mbit", "100Mbit", "1Gbit"] {
+        let lab = PrivlinkLab::start(&format!("{tag}s{}", rate.len()), 8500, servers, Pipeline::Full(Some(rate)));
+        let want: f64 = rate.trim_end_matches("bit").replace('M', "e6").replace('G', "e9").parse().unwrap();
+        let down = iperf(&lab.ns, eni, 10, true, 1) * 1e9;
+        let up = iperf(&lab.ns, eni, 10, false, 1) * 1e9;
+        let _ = writeln!(shaping, "| {rate} | {:.1} Mbit/s ({:+.1} %) | {:.1} Mbit/s ({:+.1} %) |", down / 1e6, (down / want - 1.0) * 100.0, up / 1e6, (up / want - 1.0) * 100.0);
+    }
+    eprintln!("10,000 idle connections...");
+    let idle = {
+        let lab = PrivlinkLab::start(&format!("{tag}idle"), 8500, servers, Pipeline::Full(None));
+        let before = lab.rss_mib();
+        let pid = lab.child.0.id();
+        let (opened, took, after) =
+            open_idle(&lab.ns, SocketAddrV4::new(Ipv4Addr::new(10, 0, 1, 51), 9), 10_000, move || rss_of(pid));
+        format!("10,000 idle connections: {opened} open in {:.1} s; privlink RSS {before:.1} MiB before, {after:.1} MiB with them open.", took.as_secs_f64())
+    };
 
     let mut md = String::new();
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
@@ -420,6 +552,11 @@ fn main() {
     let _ =
         writeln!(md, "\n| latency p50 / p99 / p99.9 | privlink | kernel veth | privlink − kernel |\n|---|---|---|---|");
     md.push_str(&extra);
+    let _ = writeln!(md, "\nWhat the pipeline costs, single stream at MTU 8500 (ratio: against the minimal pipeline):\n\n| pipeline | client → service | service → client | ratio |\n|---|---|---|---|");
+    md.push_str(&cost);
+    let _ = writeln!(md, "\nShaping accuracy, one iperf3 stream for 10 s through an ENI shaped at the rate (receiver side):\n\n| bandwidth | service → client | client → service |\n|---|---|---|");
+    md.push_str(&shaping);
+    let _ = writeln!(md, "\n{idle}");
     let _ = writeln!(md, "\nprivlink CPU (cores busy) during the single-stream runs:\n\n| MTU | client → service | service → client |\n|---|---|---|");
     for r in cpu_rows {
         let _ = writeln!(md, "{r}");
