@@ -90,11 +90,9 @@ impl PrivlinkLab {
         let echo_port = servers.echo;
         let idle_port = servers.idle;
         let (acl_line, shaped, extra) = match pipeline {
-            Pipeline::Full(rate) => (
-                "network_acl = \"acl-bench\"",
-                rate.map(|r| format!("bandwidth = \"{r}\"")).unwrap_or_default(),
-                true,
-            ),
+            Pipeline::Full(rate) => {
+                ("network_acl = \"acl-bench\"", rate.map(|r| format!("bandwidth = \"{r}\"")).unwrap_or_default(), true)
+            }
             Pipeline::Minimal => ("", String::new(), false),
         };
         let ns = format!("plkb{tag}v");
@@ -344,7 +342,12 @@ fn idle_server() -> u16 {
 
 /// Opens `n` connections to `addr` from `ns`; with them all open, reads
 /// `rss()`. Returns how many opened, how long that took, and the RSS.
-fn open_idle(ns: &str, addr: SocketAddrV4, n: usize, rss: impl FnOnce() -> f64 + Send + 'static) -> (usize, Duration, f64) {
+fn open_idle(
+    ns: &str,
+    addr: SocketAddrV4,
+    n: usize,
+    rss: impl FnOnce() -> f64 + Send + 'static,
+) -> (usize, Duration, f64) {
     netns::run_in(ns, move || {
         let start = Instant::now();
         let conns: Vec<TcpStream> =
@@ -485,7 +488,12 @@ fn main() {
         let lab = PrivlinkLab::start(&format!("{tag}min"), 8500, servers, Pipeline::Minimal);
         let up = repeat(runs, || iperf(&lab.ns, eni, secs, false, 1));
         let down = repeat(runs, || iperf(&lab.ns, eni, secs, true, 1));
-        let _ = writeln!(cost, "| minimal: one SG rule, default NACL, no flow logs, unshaped | {} | {} | 1.00 / 1.00 |", fmt_stat(&up, "Gbit/s"), fmt_stat(&down, "Gbit/s"));
+        let _ = writeln!(
+            cost,
+            "| minimal: one SG rule, default NACL, no flow logs, unshaped | {} | {} | 1.00 / 1.00 |",
+            fmt_stat(&up, "Gbit/s"),
+            fmt_stat(&down, "Gbit/s")
+        );
         let _ = writeln!(
             cost,
             "| full: SG + custom NACL + flow logs | {:.2} Gbit/s | {:.2} Gbit/s | {:.2} / {:.2} |",
@@ -513,7 +521,14 @@ fn main() {
         let want: f64 = rate.trim_end_matches("bit").replace('M', "e6").replace('G', "e9").parse().unwrap();
         let down = iperf(&lab.ns, eni, 10, true, 1) * 1e9;
         let up = iperf(&lab.ns, eni, 10, false, 1) * 1e9;
-        let _ = writeln!(shaping, "| {rate} | {:.1} Mbit/s ({:+.1} %) | {:.1} Mbit/s ({:+.1} %) |", down / 1e6, (down / want - 1.0) * 100.0, up / 1e6, (up / want - 1.0) * 100.0);
+        let _ = writeln!(
+            shaping,
+            "| {rate} | {:.1} Mbit/s ({:+.1} %) | {:.1} Mbit/s ({:+.1} %) |",
+            down / 1e6,
+            (down / want - 1.0) * 100.0,
+            up / 1e6,
+            (up / want - 1.0) * 100.0
+        );
     }
     eprintln!("10,000 idle connections...");
     let idle = {

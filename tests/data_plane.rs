@@ -259,7 +259,7 @@ fn bad_config_is_refused_before_anything_is_touched() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("bad.toml:14: subnet[1].cidr: 10.9.2.0/24 is not inside the VPC 10.0.0.0/16"), "{err}");
+    assert!(err.contains("bad.toml:15: subnet[1].cidr: 10.9.2.0/24 is not inside the VPC 10.0.0.0/16"), "{err}");
     assert!(!privlink::netns::exists(&ns), "a bad config created the namespace");
     assert!(!dir.0.join("state").exists(), "a bad config wrote state");
 }

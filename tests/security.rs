@@ -70,24 +70,7 @@ fn lab_config(
     flow_log: &str,
 ) -> String {
     format!(
-        r#"
-[vpc]
-cidr = "10.0.0.0/16"
-region = "us-east-1"
-netns = "{ns}"
-
-[[subnet]]
-id = "subnet-a"
-cidr = "10.0.1.0/24"
-az = "us-east-1a"
-{subnet_a}
-
-[[subnet]]
-id = "subnet-b"
-cidr = "10.0.2.0/24"
-az = "us-east-1b"
-{subnet_b}
-
+        r#"{}
 [[endpoint]]
 id = "vpce-0sec0000000000001"
 service = "com.amazonaws.us-east-1.ec2"
@@ -104,7 +87,9 @@ interval = 1
 
 {rules}
 "#,
-        ENI[0], ENI[1]
+        common::vpc(ns, subnet_a, subnet_b),
+        ENI[0],
+        ENI[1]
     )
 }
 
@@ -366,22 +351,7 @@ fn eventually(what: &str, mut f: impl FnMut() -> bool) {
 /// subnet b) in a group open to all traffic both ways, whose inbound rule is `untracked_in`.
 fn live_config(ns: &str, upstream: &str, flow: &str, tracked_in: &str, untracked_in: &str) -> String {
     format!(
-        r#"
-[vpc]
-cidr = "10.0.0.0/16"
-region = "us-east-1"
-netns = "{ns}"
-
-[[subnet]]
-id = "subnet-a"
-cidr = "10.0.1.0/24"
-az = "us-east-1a"
-
-[[subnet]]
-id = "subnet-b"
-cidr = "10.0.2.0/24"
-az = "us-east-1b"
-
+        r#"{vpc}
 [[endpoint]]
 id = "vpce-0sec0000000000001"
 service = "com.amazonaws.us-east-1.ec2"
@@ -414,6 +384,7 @@ egress = [{{ protocol = "all", cidr = "0.0.0.0/0" }}]
 file = "{flow}"
 interval = 1
 "#,
+        vpc = common::vpc(ns, "", ""),
         eni0 = ENI[0],
         eni1 = ENI[1]
     )

@@ -90,20 +90,9 @@ use std::time::Instant;
 
 use conntrack::{Conntrack, FlowKey, Touch};
 
-/// IP protocol number of TCP.
-pub const PROTO_TCP: u8 = 6;
-/// IP protocol number of UDP.
-pub const PROTO_UDP: u8 = 17;
-/// IP protocol number of ICMP.
-pub const PROTO_ICMP: u8 = 1;
-/// TCP FIN flag bit in the raw flags byte.
-pub const TCP_FIN: u8 = 0x01;
-/// TCP SYN flag bit in the raw flags byte.
-pub const TCP_SYN: u8 = 0x02;
-/// TCP RST flag bit in the raw flags byte.
-pub const TCP_RST: u8 = 0x04;
-/// TCP ACK flag bit in the raw flags byte.
-pub const TCP_ACK: u8 = 0x10;
+// One set of protocol numbers and flag bits for the crate: the packet parser's.
+pub use crate::packet::proto::{ICMP as PROTO_ICMP, TCP as PROTO_TCP, UDP as PROTO_UDP};
+pub use crate::packet::tcp_flags::{ACK as TCP_ACK, FIN as TCP_FIN, RST as TCP_RST, SYN as TCP_SYN};
 
 /// What the filter needs from a packet; the caller parses once and passes this.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -35,9 +35,9 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}{}x{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
-/// A config for one endpoint with two subnets whose group allows TCP 443 from the VPC;
-/// `extra` is appended to the endpoint table.
-pub fn config(ns: &str, upstream: &str, extra: &str) -> String {
+/// The VPC (10.0.0.0/16 in namespace `ns`) and its two subnets, a in us-east-1a
+/// and b in us-east-1b; `subnet_a`/`subnet_b` are extra lines for each (a NACL).
+pub fn vpc(ns: &str, subnet_a: &str, subnet_b: &str) -> String {
     format!(
         r#"
 [vpc]
@@ -49,12 +49,22 @@ netns = "{ns}"
 id = "subnet-a"
 cidr = "10.0.1.0/24"
 az = "us-east-1a"
+{subnet_a}
 
 [[subnet]]
 id = "subnet-b"
 cidr = "10.0.2.0/24"
 az = "us-east-1b"
+{subnet_b}
+"#
+    )
+}
 
+/// A config for one endpoint with two subnets whose group allows TCP 443 from the VPC;
+/// `extra` is appended to the endpoint table.
+pub fn config(ns: &str, upstream: &str, extra: &str) -> String {
+    format!(
+        r#"{}
 [[endpoint]]
 service = "com.amazonaws.us-east-1.ec2"
 subnets = ["subnet-a", "subnet-b"]
@@ -66,7 +76,8 @@ security_groups = ["sg-endpoint"]
 [[security_group]]
 id = "sg-endpoint"
 ingress = [{{ protocol = "tcp", ports = "443", cidr = "10.0.0.0/16" }}]
-"#
+"#,
+        vpc(ns, "", "")
     )
 }
 
