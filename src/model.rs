@@ -475,6 +475,60 @@ impl fmt::Display for Plan {
             for name in e.dns_names() {
                 writeln!(f, "  dns {name}")?;
             }
+            let groups = if e.security_groups.is_empty() {
+                "sg-default (the VPC's default group)".to_string()
+            } else {
+                e.security_groups.join(", ")
+            };
+            writeln!(f, "  security groups {groups}")?;
+            if let Some(b) = &e.bandwidth {
+                let max = b.max.map(|m| format!(", autoscaling to {m}")).unwrap_or_default();
+                writeln!(f, "  bandwidth {} per ENI, burst {}{max}", b.rate, b.burst)?;
+            }
+            if !e.allowed_sni.is_empty() || e.allow_non_tls {
+                writeln!(
+                    f,
+                    "  allowed SNI {:?}  non-TLS {}",
+                    e.allowed_sni,
+                    if e.allow_non_tls { "carried" } else { "reset" }
+                )?;
+            }
+        }
+        for g in &self.rules.security_groups {
+            writeln!(f, "security group {}", g.id)?;
+            for (dir, rules) in [("ingress", &g.ingress), ("egress", &g.egress)] {
+                for r in rules {
+                    let peer = match &r.peer {
+                        crate::filter::SgPeer::Cidr(c) => c.to_string(),
+                        crate::filter::SgPeer::Group(g) => g.clone(),
+                        crate::filter::SgPeer::PrefixList(p) => p.clone(),
+                    };
+                    writeln!(
+                        f,
+                        "  {dir} allow {} {} {} {peer}",
+                        r.protocol,
+                        r.ports,
+                        if dir == "ingress" { "from" } else { "to" }
+                    )?;
+                }
+            }
+        }
+        for acl in &self.rules.network_acls {
+            let subnets: Vec<&str> = self
+                .subnets
+                .iter()
+                .filter(|s| s.network_acl.as_deref() == Some(acl.id.as_str()))
+                .map(|s| s.id.as_str())
+                .collect();
+            writeln!(f, "network ACL {} on {}", acl.id, subnets.join(", "))?;
+            for (dir, entries) in [("ingress", &acl.ingress), ("egress", &acl.egress)] {
+                let mut sorted: Vec<_> = entries.iter().collect();
+                sorted.sort_by_key(|e| e.rule);
+                for e in sorted {
+                    writeln!(f, "  {dir} {} {} {} {} {}", e.rule, e.action, e.protocol, e.ports, e.cidr)?;
+                }
+                writeln!(f, "  {dir} * deny all")?;
+            }
         }
         Ok(())
     }

@@ -282,6 +282,8 @@ fn check_prints_the_plan_without_touching_anything() {
     assert!(text.contains("10.0.1.4 in subnet-a (us-east-1a)"), "{text}");
     assert!(text.contains("10.0.2.77 in subnet-b (us-east-1b)"), "{text}");
     assert!(text.contains("upstream 127.0.0.1:9"), "{text}");
+    assert!(text.contains("security group sg-endpoint\n  ingress allow tcp 443 from 10.0.0.0/16"), "{text}");
+    assert!(text.contains("dns ec2.us-east-1.amazonaws.com"), "{text}");
     assert!(!privlink::netns::exists(&ns));
     assert!(!dir.0.join("state").exists(), "check wrote state");
 }
