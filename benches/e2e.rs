@@ -540,6 +540,37 @@ fn main() {
         format!("10,000 idle connections: {opened} open in {:.1} s; privlink RSS {before:.1} MiB before, {after:.1} MiB with them open.", took.as_secs_f64())
     };
 
+    // The best userspace peer measured here: slirp4netns, where Debian has it.
+    let peer = if Command::new("slirp4netns").arg("--version").output().is_ok() {
+        eprintln!("slirp4netns...");
+        let ns = Namespaces(vec![format!("plkb{tag}slirp")]);
+        netns::ip(&["netns", "add", &ns.0[0]]).unwrap();
+        let slirp = Reaped(
+            Command::new("slirp4netns")
+                .args(["--configure", "--mtu=65520", "--netns-type=path"])
+                .arg(netns::path(&ns.0[0]))
+                .arg("tap0")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("slirp4netns"),
+        );
+        std::thread::sleep(Duration::from_millis(700));
+        let gw = Ipv4Addr::new(10, 0, 2, 2); // slirp's address for the host's loopback
+        let up = repeat(runs, || iperf(&ns.0[0], gw, secs, false, 1));
+        let down = repeat(runs, || iperf(&ns.0[0], gw, secs, true, 1));
+        drop(slirp);
+        format!(
+            "| slirp4netns 1.2, MTU 65520 (host loopback iperf3 server) | {} | {} | {:.2} / {:.2} |\n",
+            fmt_stat(&up, "Gbit/s"),
+            fmt_stat(&down, "Gbit/s"),
+            up.median / k_up.median,
+            down.median / k_down.median
+        )
+    } else {
+        "| slirp4netns | not installed (apt-get install slirp4netns) | | |\n".to_string()
+    };
+
     let mut md = String::new();
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
@@ -567,6 +598,9 @@ fn main() {
     let _ =
         writeln!(md, "\n| latency p50 / p99 / p99.9 | privlink | kernel veth | privlink − kernel |\n|---|---|---|---|");
     md.push_str(&extra);
+    let _ = writeln!(md, "\nPeers in the same run (ratio against the kernel veth path, up / down):\n\n| peer | client → service | service → client | ratio |\n|---|---|---|---|");
+    md.push_str(&peer);
+    let _ = writeln!(md, "| tun2proxy + SOCKS5 | not measured here (needs `cargo install tun2proxy` and a SOCKS server); ANCHORS.md: 0.48 up / 1.4 down Gbit/s at MTU 1500 | | |");
     let _ = writeln!(md, "\nWhat the pipeline costs, single stream at MTU 8500 (ratio: against the minimal pipeline):\n\n| pipeline | client → service | service → client | ratio |\n|---|---|---|---|");
     md.push_str(&cost);
     let _ = writeln!(md, "\nShaping accuracy, one iperf3 stream for 10 s through an ENI shaped at the rate (receiver side):\n\n| bandwidth | service → client | client → service |\n|---|---|---|");
