@@ -68,6 +68,8 @@ pub const MAX_HALF_OPEN: usize = 1024;
 const READ_BUDGET: usize = 256;
 /// The largest packet a TUN hands up (IPv4 total length is 16 bits).
 const MAX_PACKET: usize = 65536;
+/// A TUN frame: the vnet header, then a packet.
+const MAX_FRAME: usize = tun::VNET_HDR_LEN + MAX_PACKET;
 
 /// Per-endpoint settings the stack needs at run time.
 #[derive(Debug, Clone)]
@@ -175,8 +177,8 @@ impl Stack {
         }
         let mtu = plan.vpc.mtu as usize;
         let pipeline = Pipeline::new(enis, plan.vpc.resolvers(), plan.vpc.mtu);
-        let rx_buf = vec![0u8; MAX_PACKET].into_boxed_slice();
-        let tx_buf = vec![0u8; MAX_PACKET].into_boxed_slice();
+        let rx_buf = vec![0u8; MAX_FRAME].into_boxed_slice();
+        let tx_buf = vec![0u8; MAX_FRAME].into_boxed_slice();
         let epoch = std::time::Instant::now();
 
         let mut config = IfaceConfig::new(HardwareAddress::Ip);
@@ -495,12 +497,13 @@ struct TunDevice<'a> {
 }
 
 impl TunDevice<'_> {
-    /// Reads until a packet for smoltcp turns up; returns its length.
+    /// Reads until a packet for smoltcp turns up; returns its length. The
+    /// packet sits in `rx` after the vnet header.
     fn next_for_stack(&mut self) -> Option<usize> {
         while self.budget > 0 {
             self.budget -= 1;
-            let n = match tun::read_packet(self.fd, self.rx) {
-                Ok(Some(n)) => n,
+            let (hdr, n) = match tun::read_packet(self.fd, self.rx) {
+                Ok(Some(r)) => r,
                 Ok(None) => {
                     self.drained = true;
                     return None;
@@ -510,8 +513,10 @@ impl TunDevice<'_> {
                     return None;
                 }
             };
-            let pkt = &self.rx[..n];
-            match self.pipeline.handle_packet(pkt, true) {
+            let pkt = &self.rx[tun::VNET_HDR_LEN..][..n];
+            // A kernel superpacket (offload) is checked against the MTU by its segment size.
+            let gso_size = if hdr.is_gso() { hdr.gso_size.max(1) } else { 0 };
+            match self.pipeline.handle_segmented(pkt, !hdr.checksum_trusted(), gso_size) {
                 Verdict::ToStack { meta, endpoint, eni } => {
                     if eni < self.guarded && !self.guard.handle_ingress(self.clock, eni, &meta) {
                         continue;
@@ -553,14 +558,16 @@ struct TxToken<'a> {
 
 impl smoltcp::phy::TxToken for TxToken<'_> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let pkt = &mut self.buf[..len];
+        let frame = &mut self.buf[..tun::VNET_HDR_LEN + len];
+        let (hdr, pkt) = frame.split_at_mut(tun::VNET_HDR_LEN);
         let r = f(pkt);
         let pass = match self.guard {
             Some((guard, now)) => guard.handle_egress(now, pkt),
             None => false,
         };
         if pass {
-            if let Err(e) = tun::write_packet(self.fd, pkt) {
+            tun::VnetHdr::default().write(hdr.try_into().expect("10 bytes"));
+            if let Err(e) = tun::write_frame(self.fd, frame) {
                 tracing::debug!("TUN write: {e}");
             }
         }
@@ -583,7 +590,10 @@ impl Device for TunDevice<'_> {
             return Some((RxToken(p), TxToken { fd: self.fd, buf: self.tx, guard: Some((self.guard, self.clock)) }));
         }
         let n = self.next_for_stack()?;
-        Some((RxToken(&self.rx[..n]), TxToken { fd: self.fd, buf: self.tx, guard: Some((self.guard, self.clock)) }))
+        Some((
+            RxToken(&self.rx[tun::VNET_HDR_LEN..][..n]),
+            TxToken { fd: self.fd, buf: self.tx, guard: Some((self.guard, self.clock)) },
+        ))
     }
 
     fn transmit(&mut self, _now: SmolInstant) -> Option<TxToken<'_>> {
