@@ -497,6 +497,10 @@ struct TunDevice<'a> {
 }
 
 impl TunDevice<'_> {
+    fn tx_token(&mut self) -> TxToken<'_> {
+        TxToken { fd: self.fd, buf: self.tx, gso_size: 0, guard: Some((self.guard, self.clock)) }
+    }
+
     /// Reads until a packet for smoltcp turns up; returns its length. The
     /// packet sits in `rx` after the vnet header.
     fn next_for_stack(&mut self) -> Option<usize> {
@@ -552,6 +556,8 @@ impl smoltcp::phy::RxToken for RxToken<'_> {
 struct TxToken<'a> {
     fd: RawFd,
     buf: &'a mut [u8],
+    /// Payload bytes per segment when smoltcp hands over a superpacket (TSO); 0 if not one.
+    gso_size: u16,
     /// `None` only for the capabilities-only device, which never transmits.
     guard: Option<(&'a mut EniGuard, std::time::Instant)>,
 }
@@ -566,12 +572,29 @@ impl smoltcp::phy::TxToken for TxToken<'_> {
             None => false,
         };
         if pass {
-            tun::VnetHdr::default().write(hdr.try_into().expect("10 bytes"));
+            // smoltcp leaves TCP checksums to the device: the kernel finishes
+            // them, and cuts a superpacket into `gso_size` segments.
+            let vnet = match packet::tcp_partial_checksum(pkt) {
+                Some((csum_start, hdr_len)) => tun::VnetHdr {
+                    flags: tun::VNET_F_NEEDS_CSUM,
+                    gso_type: if self.gso_size > 0 { tun::VNET_GSO_TCPV4 } else { tun::VNET_GSO_NONE },
+                    hdr_len: hdr_len as u16,
+                    gso_size: self.gso_size,
+                    csum_start: csum_start as u16,
+                    csum_offset: TCP_CHECKSUM_OFFSET,
+                },
+                None => tun::VnetHdr::default(),
+            };
+            vnet.write(hdr.try_into().expect("10 bytes"));
             if let Err(e) = tun::write_frame(self.fd, frame) {
                 tracing::debug!("TUN write: {e}");
             }
         }
         r
+    }
+
+    fn set_meta(&mut self, meta: smoltcp::phy::PacketMeta) {
+        self.gso_size = meta.segmentation_offload_size.map_or(0, |s| s.get());
     }
 }
 
@@ -587,17 +610,15 @@ impl Device for TunDevice<'_> {
 
     fn receive(&mut self, _now: SmolInstant) -> Option<(RxToken<'_>, TxToken<'_>)> {
         if let Some(p) = self.inject.take() {
-            return Some((RxToken(p), TxToken { fd: self.fd, buf: self.tx, guard: Some((self.guard, self.clock)) }));
+            return Some((RxToken(p), self.tx_token()));
         }
         let n = self.next_for_stack()?;
-        Some((
-            RxToken(&self.rx[tun::VNET_HDR_LEN..][..n]),
-            TxToken { fd: self.fd, buf: self.tx, guard: Some((self.guard, self.clock)) },
-        ))
+        let tx = TxToken { fd: self.fd, buf: self.tx, gso_size: 0, guard: Some((self.guard, self.clock)) };
+        Some((RxToken(&self.rx[tun::VNET_HDR_LEN..][..n]), tx))
     }
 
     fn transmit(&mut self, _now: SmolInstant) -> Option<TxToken<'_>> {
-        Some(TxToken { fd: self.fd, buf: self.tx, guard: Some((self.guard, self.clock)) })
+        Some(self.tx_token())
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
@@ -605,15 +626,27 @@ impl Device for TunDevice<'_> {
     }
 }
 
+/// Where the checksum sits in a TCP header.
+const TCP_CHECKSUM_OFFSET: u16 = 16;
+/// The largest TCP superpacket smoltcp may hand the device: the IPv4 total
+/// length is 16 bits, and the kernel segments up to 64 KiB.
+const MAX_TSO: usize = 65535;
+
+/// The MTU is the ENI's: smoltcp advertises its MSS from it, and the device
+/// cuts superpackets to it. Received superpackets (the kernel's, see
+/// [`tun::VnetHdr`]) are larger; smoltcp does not check received sizes.
 fn capabilities(mtu: usize) -> DeviceCapabilities {
     let mut caps = DeviceCapabilities::default();
     caps.medium = Medium::Ip;
     caps.max_transmission_unit = mtu;
-    // The pipeline verified incoming checksums; smoltcp only computes outgoing ones.
+    // The pipeline verified incoming checksums (or the kernel vouched for
+    // them); smoltcp computes IPv4 header checksums and leaves TCP's to the
+    // device (the kernel completes them from the partial sum we write).
     let mut sums = ChecksumCapabilities::default();
     sums.ipv4 = Checksum::Tx;
-    sums.tcp = Checksum::Tx;
+    sums.tcp = Checksum::None;
     caps.checksum = sums;
+    caps.segmentation.tcpv4 = std::num::NonZeroUsize::new(MAX_TSO);
     caps
 }
 
