@@ -18,9 +18,11 @@
 //! * **egress**: we write superpackets the same way and the kernel cuts them
 //!   into MSS-sized segments and completes their checksums.
 //!
-//! Measured (one run, MTU 8500, same machine): see the README's performance
-//! section; this is why the crate opens the TUN itself instead of using
-//! tun-tap, which hard-codes `IFF_TUN | IFF_NO_PI` and has no offload.
+//! This is why the crate opens the TUN itself instead of using tun-tap, which
+//! hard-codes `IFF_TUN | IFF_NO_PI` and has no offload. Measured on a 2-core
+//! VM, single iperf3 stream, up / down Gbit/s: MTU 1500 from 3.4 / 1.1 to
+//! 8.1 / 1.1 with ingress offload alone, to 12.2 / 15.7 with egress TSO too;
+//! MTU 8500 from 6.5 / 3.7 to about 14 / 16.
 
 use std::fs::{File, OpenOptions};
 use std::io;
