@@ -574,17 +574,7 @@ impl smoltcp::phy::TxToken for TxToken<'_> {
         if pass {
             // smoltcp leaves TCP checksums to the device: the kernel finishes
             // them, and cuts a superpacket into `gso_size` segments.
-            let vnet = match packet::tcp_partial_checksum(pkt) {
-                Some((csum_start, hdr_len)) => tun::VnetHdr {
-                    flags: tun::VNET_F_NEEDS_CSUM,
-                    gso_type: if self.gso_size > 0 { tun::VNET_GSO_TCPV4 } else { tun::VNET_GSO_NONE },
-                    hdr_len: hdr_len as u16,
-                    gso_size: self.gso_size,
-                    csum_start: csum_start as u16,
-                    csum_offset: TCP_CHECKSUM_OFFSET,
-                },
-                None => tun::VnetHdr::default(),
-            };
+            let vnet = tun::VnetHdr::for_egress(pkt, self.gso_size);
             vnet.write(hdr.try_into().expect("10 bytes"));
             if let Err(e) = tun::write_frame(self.fd, frame) {
                 tracing::debug!("TUN write: {e}");
@@ -626,8 +616,6 @@ impl Device for TunDevice<'_> {
     }
 }
 
-/// Where the checksum sits in a TCP header.
-const TCP_CHECKSUM_OFFSET: u16 = 16;
 /// The largest TCP superpacket smoltcp may hand the device: the IPv4 total
 /// length is 16 bits, and the kernel segments up to 64 KiB.
 const MAX_TSO: usize = 65535;

@@ -32,6 +32,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use tokio::io::unix::AsyncFd;
 
 use crate::netns::{self, NetnsError};
+use crate::packet;
 
 /// Bytes of the `virtio_net_hdr` before every packet on the fd.
 pub const VNET_HDR_LEN: usize = 10;
@@ -44,6 +45,8 @@ pub const VNET_F_DATA_VALID: u8 = 2;
 pub const VNET_GSO_NONE: u8 = 0;
 /// `virtio_net_hdr.gso_type`: an IPv4 TCP superpacket.
 pub const VNET_GSO_TCPV4: u8 = 1;
+/// Where the checksum sits in a TCP header.
+const TCP_CHECKSUM_OFFSET: u16 = 16;
 
 /// The legacy `virtio_net_hdr` (10 bytes). Without `TUNSETVNETLE`/`BE` its
 /// fields are in the host's byte order.
@@ -76,6 +79,24 @@ impl VnetHdr {
         b[1] = self.gso_type;
         for (i, v) in [(2, self.hdr_len), (4, self.gso_size), (6, self.csum_start), (8, self.csum_offset)] {
             b[i..i + 2].copy_from_slice(&v.to_ne_bytes());
+        }
+    }
+
+    /// The header for a packet smoltcp emitted: for TCP, the kernel finishes
+    /// the checksum (the pseudo-header sum is written into `pkt`) and, when
+    /// `gso_size` is not 0, cuts the superpacket into segments of that many
+    /// payload bytes. Anything else goes out as it is.
+    pub fn for_egress(pkt: &mut [u8], gso_size: u16) -> VnetHdr {
+        match packet::tcp_partial_checksum(pkt) {
+            Some((csum_start, hdr_len)) => VnetHdr {
+                flags: VNET_F_NEEDS_CSUM,
+                gso_type: if gso_size > 0 { VNET_GSO_TCPV4 } else { VNET_GSO_NONE },
+                hdr_len: hdr_len as u16,
+                gso_size,
+                csum_start: csum_start as u16,
+                csum_offset: TCP_CHECKSUM_OFFSET,
+            },
+            None => VnetHdr::default(),
         }
     }
 
@@ -269,5 +290,28 @@ mod tests {
         assert_eq!(VnetHdr::read(&b), h);
         assert!(h.is_gso() && h.checksum_trusted());
         assert!(!VnetHdr::default().is_gso() && !VnetHdr::default().checksum_trusted());
+    }
+
+    #[test]
+    fn egress_headers_hand_tcp_checksums_and_segmentation_to_the_kernel() {
+        use crate::packet::tests::{tcp, udp, CLIENT, ENI};
+        let mut big = tcp(ENI, CLIENT, 443, 40000, false, &[7u8; 30000]);
+        let h = VnetHdr::for_egress(&mut big, 8460);
+        let want = VnetHdr {
+            flags: VNET_F_NEEDS_CSUM,
+            gso_type: VNET_GSO_TCPV4,
+            hdr_len: 40,
+            gso_size: 8460,
+            csum_start: 20,
+            csum_offset: 16,
+        };
+        assert_eq!(h, want);
+        let mut ack = tcp(ENI, CLIENT, 443, 40000, false, &[]);
+        let h = VnetHdr::for_egress(&mut ack, 0);
+        assert_eq!(h, VnetHdr { gso_type: VNET_GSO_NONE, gso_size: 0, ..want });
+        let mut dns = udp(ENI, CLIENT, 53, 5000, b"x");
+        let before = dns.clone();
+        assert_eq!(VnetHdr::for_egress(&mut dns, 0), VnetHdr::default());
+        assert_eq!(dns, before, "non-TCP packets are left alone");
     }
 }
