@@ -60,7 +60,15 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     raise_fd_limit();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    // `up` runs the stack, its relays and upstream connects on one thread.
+    // Measured at MTU 8500, alternating runs: about 16 / 21 Gbit/s up / down
+    // against 12-16 / 17-19 on a multi-thread runtime, with less CPU per byte
+    // (fewer cross-thread wake-ups).
+    let mut builder = match cli.command {
+        Command::Up { .. } => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let rt = builder.enable_all().build().expect("tokio runtime");
     match cli.command {
         Command::Check { config, state_dir } => {
             let config = match Config::load(&config) {

@@ -268,6 +268,32 @@ pub fn fold(mut acc: u64) -> u16 {
     acc as u16
 }
 
+/// Prepares an IPv4 TCP packet for checksum offload: writes the pseudo-header
+/// sum (folded, not complemented) into the TCP checksum field, which is what
+/// a device finishing the checksum expects there (it sums from the TCP header
+/// to the end and stores the complement). Returns where the TCP header starts
+/// and the length of the IP and TCP headers together; `None` (packet left
+/// alone) if it is not a well-formed IPv4 TCP packet.
+pub fn tcp_partial_checksum(pkt: &mut [u8]) -> Option<(usize, usize)> {
+    if pkt.len() < 20 || pkt[0] >> 4 != 4 || pkt[9] != proto::TCP {
+        return None;
+    }
+    let hlen = usize::from(pkt[0] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([pkt[2], pkt[3]]));
+    if hlen < 20 || total > pkt.len() || total < hlen + 20 {
+        return None;
+    }
+    let thlen = usize::from(pkt[hlen + 12] >> 4) * 4;
+    if thlen < 20 || hlen + thlen > total {
+        return None;
+    }
+    let src = Ipv4Addr::new(pkt[12], pkt[13], pkt[14], pkt[15]);
+    let dst = Ipv4Addr::new(pkt[16], pkt[17], pkt[18], pkt[19]);
+    let partial = fold(pseudo_header_sum(src, dst, proto::TCP, total - hlen));
+    pkt[hlen + 16..hlen + 18].copy_from_slice(&partial.to_be_bytes());
+    Some((hlen, hlen + thlen))
+}
+
 /// Writes a UDP datagram from `src` to `dst` carrying `payload` into `out`;
 /// returns its length, or `None` if `out` is too small.
 pub fn emit_udp(src: SocketAddrV4, dst: SocketAddrV4, payload: &[u8], out: &mut [u8]) -> Option<usize> {
@@ -326,6 +352,25 @@ pub(crate) mod tests {
         let mut v = Vec::new();
         PacketBuilder::ipv6([0xfd; 16], [0xfe; 16], 64).tcp(5000, 443, 1, 100).syn().write(&mut v, &[]).unwrap();
         v
+    }
+
+    #[test]
+    fn partial_checksum_completes_to_the_full_one() {
+        for len in [0usize, 1, 7, 1460, 8000] {
+            let payload: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+            let full = tcp(CLIENT, ENI, 40000, 443, false, &payload);
+            let mut p = full.clone();
+            p[36] = 0xde;
+            p[37] = 0xad;
+            assert_eq!(tcp_partial_checksum(&mut p), Some((20, 40)));
+            // What the device does: sum from csum_start, store the complement.
+            let done = !fold(sum(&p[20..], 0));
+            p[36..38].copy_from_slice(&done.to_be_bytes());
+            assert_eq!(p, full, "payload {len}");
+        }
+        assert_eq!(tcp_partial_checksum(&mut udp(CLIENT, ENI, 1, 2, b"x")), None);
+        assert_eq!(tcp_partial_checksum(&mut ipv6_tcp()), None);
+        assert_eq!(tcp_partial_checksum(&mut [0x45, 0, 0]), None);
     }
 
     #[test]

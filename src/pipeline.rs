@@ -108,7 +108,15 @@ impl Pipeline {
 
     /// Classifies one packet read from the TUN. `verify_checksums`: see [`packet::parse`].
     pub fn handle_packet(&mut self, buf: &[u8], verify_checksums: bool) -> Verdict {
-        let v = self.classify(buf, verify_checksums);
+        self.handle_segmented(buf, verify_checksums, 0)
+    }
+
+    /// Like [`Pipeline::handle_packet`], for a TCP superpacket the kernel built
+    /// from segments of `gso_size` payload bytes each (TUN offload; 0: not a
+    /// superpacket). The MTU applies to those segments, the packets a wire
+    /// would have carried, not to the superpacket.
+    pub fn handle_segmented(&mut self, buf: &[u8], verify_checksums: bool, gso_size: u16) -> Verdict {
+        let v = self.classify(buf, verify_checksums, gso_size);
         match v {
             Verdict::ToStack { .. } => self.counters.to_stack += 1,
             Verdict::ToDns(_) => self.counters.to_dns += 1,
@@ -117,14 +125,17 @@ impl Pipeline {
         v
     }
 
-    fn classify(&self, buf: &[u8], verify_checksums: bool) -> Verdict {
-        if buf.len() > self.mtu {
+    fn classify(&self, buf: &[u8], verify_checksums: bool, gso_size: u16) -> Verdict {
+        if gso_size == 0 && buf.len() > self.mtu {
             return Verdict::Drop(DropReason::TooBig);
         }
         let meta = match packet::parse(buf, verify_checksums) {
             Ok(m) => m,
             Err(r) => return Verdict::Drop(r),
         };
+        if gso_size != 0 && usize::from(meta.payload_start) + usize::from(gso_size) > self.mtu {
+            return Verdict::Drop(DropReason::TooBig);
+        }
         if meta.protocol == proto::UDP && meta.dst_port == 53 && self.resolvers.contains(&meta.dst) {
             return Verdict::ToDns(meta);
         }
@@ -191,6 +202,15 @@ mod tests {
             };
             assert_eq!(got, want, "{name}");
         }
+    }
+
+    #[test]
+    fn superpackets_are_sized_by_their_segments() {
+        let mut p = pipeline();
+        let sp = tcp(CLIENT, ENI, 40000, 443, false, &[0u8; 30000]);
+        assert!(matches!(p.handle_segmented(&sp, true, 8460), Verdict::ToStack { .. }));
+        assert_eq!(p.handle_segmented(&sp, true, 8461), Verdict::Drop(DropReason::TooBig));
+        assert_eq!(p.handle_packet(&sp, true), Verdict::Drop(DropReason::TooBig));
     }
 
     #[test]

@@ -70,6 +70,8 @@ pub const MAX_HALF_OPEN: usize = 1024;
 const READ_BUDGET: usize = 256;
 /// The largest packet a TUN hands up (IPv4 total length is 16 bits).
 const MAX_PACKET: usize = 65536;
+/// A TUN frame: the vnet header, then a packet.
+const MAX_FRAME: usize = tun::VNET_HDR_LEN + MAX_PACKET;
 
 /// Per-endpoint settings the stack needs at run time.
 #[derive(Debug, Clone)]
@@ -206,8 +208,8 @@ impl Stack {
         }
         let mtu = plan.vpc.mtu as usize;
         let pipeline = Pipeline::new(enis, plan.vpc.resolvers(), plan.vpc.mtu);
-        let rx_buf = vec![0u8; MAX_PACKET].into_boxed_slice();
-        let tx_buf = vec![0u8; MAX_PACKET].into_boxed_slice();
+        let rx_buf = vec![0u8; MAX_FRAME].into_boxed_slice();
+        let tx_buf = vec![0u8; MAX_FRAME].into_boxed_slice();
         let epoch = std::time::Instant::now();
 
         let mut config = IfaceConfig::new(HardwareAddress::Ip);
@@ -644,12 +646,17 @@ struct TunDevice<'a> {
 }
 
 impl TunDevice<'_> {
-    /// Reads until a packet for smoltcp turns up; returns its length.
+    fn tx_token(&mut self) -> TxToken<'_> {
+        TxToken { fd: self.fd, buf: self.tx, gso_size: 0, guard: Some((self.guard, self.clock)) }
+    }
+
+    /// Reads until a packet for smoltcp turns up; returns its length. The
+    /// packet sits in `rx` after the vnet header.
     fn next_for_stack(&mut self) -> Option<usize> {
         while self.budget > 0 {
             self.budget -= 1;
-            let n = match tun::read_packet(self.fd, self.rx) {
-                Ok(Some(n)) => n,
+            let (hdr, n) = match tun::read_packet(self.fd, self.rx) {
+                Ok(Some(r)) => r,
                 Ok(None) => {
                     self.drained = true;
                     return None;
@@ -659,8 +666,10 @@ impl TunDevice<'_> {
                     return None;
                 }
             };
-            let pkt = &self.rx[..n];
-            match self.pipeline.handle_packet(pkt, true) {
+            let pkt = &self.rx[tun::VNET_HDR_LEN..][..n];
+            // A kernel superpacket (offload) is checked against the MTU by its segment size.
+            let gso_size = if hdr.is_gso() { hdr.gso_size.max(1) } else { 0 };
+            match self.pipeline.handle_segmented(pkt, !hdr.checksum_trusted(), gso_size) {
                 Verdict::ToStack { meta, endpoint, eni } => {
                     if eni < self.guarded && !self.guard.handle_ingress(self.clock, eni, &meta) {
                         continue;
@@ -696,24 +705,35 @@ impl smoltcp::phy::RxToken for RxToken<'_> {
 struct TxToken<'a> {
     fd: RawFd,
     buf: &'a mut [u8],
+    /// Payload bytes per segment when smoltcp hands over a superpacket (TSO); 0 if not one.
+    gso_size: u16,
     /// `None` only for the capabilities-only device, which never transmits.
     guard: Option<(&'a mut EniGuard, std::time::Instant)>,
 }
 
 impl smoltcp::phy::TxToken for TxToken<'_> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let pkt = &mut self.buf[..len];
+        let frame = &mut self.buf[..tun::VNET_HDR_LEN + len];
+        let (hdr, pkt) = frame.split_at_mut(tun::VNET_HDR_LEN);
         let r = f(pkt);
         let pass = match self.guard {
             Some((guard, now)) => guard.handle_egress(now, pkt),
             None => false,
         };
         if pass {
-            if let Err(e) = tun::write_packet(self.fd, pkt) {
+            // smoltcp leaves TCP checksums to the device: the kernel finishes
+            // them, and cuts a superpacket into `gso_size` segments.
+            let vnet = tun::VnetHdr::for_egress(pkt, self.gso_size);
+            vnet.write(hdr.try_into().expect("10 bytes"));
+            if let Err(e) = tun::write_frame(self.fd, frame) {
                 tracing::debug!("TUN write: {e}");
             }
         }
         r
+    }
+
+    fn set_meta(&mut self, meta: smoltcp::phy::PacketMeta) {
+        self.gso_size = meta.segmentation_offload_size.map_or(0, |s| s.get());
     }
 }
 
@@ -729,14 +749,15 @@ impl Device for TunDevice<'_> {
 
     fn receive(&mut self, _now: SmolInstant) -> Option<(RxToken<'_>, TxToken<'_>)> {
         if let Some(p) = self.inject.take() {
-            return Some((RxToken(p), TxToken { fd: self.fd, buf: self.tx, guard: Some((self.guard, self.clock)) }));
+            return Some((RxToken(p), self.tx_token()));
         }
         let n = self.next_for_stack()?;
-        Some((RxToken(&self.rx[..n]), TxToken { fd: self.fd, buf: self.tx, guard: Some((self.guard, self.clock)) }))
+        let tx = TxToken { fd: self.fd, buf: self.tx, gso_size: 0, guard: Some((self.guard, self.clock)) };
+        Some((RxToken(&self.rx[tun::VNET_HDR_LEN..][..n]), tx))
     }
 
     fn transmit(&mut self, _now: SmolInstant) -> Option<TxToken<'_>> {
-        Some(TxToken { fd: self.fd, buf: self.tx, guard: Some((self.guard, self.clock)) })
+        Some(self.tx_token())
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
@@ -744,15 +765,25 @@ impl Device for TunDevice<'_> {
     }
 }
 
+/// The largest TCP superpacket smoltcp may hand the device: the IPv4 total
+/// length is 16 bits, and the kernel segments up to 64 KiB.
+const MAX_TSO: usize = 65535;
+
+/// The MTU is the ENI's: smoltcp advertises its MSS from it, and the device
+/// cuts superpackets to it. Received superpackets (the kernel's, see
+/// [`tun::VnetHdr`]) are larger; smoltcp does not check received sizes.
 fn capabilities(mtu: usize) -> DeviceCapabilities {
     let mut caps = DeviceCapabilities::default();
     caps.medium = Medium::Ip;
     caps.max_transmission_unit = mtu;
-    // The pipeline verified incoming checksums; smoltcp only computes outgoing ones.
+    // The pipeline verified incoming checksums (or the kernel vouched for
+    // them); smoltcp computes IPv4 header checksums and leaves TCP's to the
+    // device (the kernel completes them from the partial sum we write).
     let mut sums = ChecksumCapabilities::default();
     sums.ipv4 = Checksum::Tx;
-    sums.tcp = Checksum::Tx;
+    sums.tcp = Checksum::None;
     caps.checksum = sums;
+    caps.segmentation.tcpv4 = std::num::NonZeroUsize::new(MAX_TSO);
     caps
 }
 

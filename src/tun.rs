@@ -1,17 +1,115 @@
 //! The ENI: a TUN device created inside the VPC namespace, read and written from the host's.
 //!
-//! tun-tap opens `/dev/net/tun` with `IFF_TUN | IFF_NO_PI` on a thread that
-//! has entered the namespace, so the netdev lives there; the fd keeps working
-//! from any namespace. The device is not persistent: when the fd closes (exit,
-//! even `kill -9`) the kernel removes it and its routes.
+//! We open `/dev/net/tun` ourselves with `IFF_TUN | IFF_NO_PI | IFF_VNET_HDR`
+//! on a thread that has entered the namespace, so the netdev lives there; the
+//! fd keeps working from any namespace. The device is not persistent: when the
+//! fd closes (exit, even `kill -9`) the kernel removes it and its routes.
+//!
+//! # Offload
+//!
+//! Every packet crossing the fd, both ways, sits behind a 10-byte
+//! [`VnetHdr`] (the legacy `virtio_net_hdr`). `TUNSETOFFLOAD` with
+//! `TUN_F_CSUM | TUN_F_TSO4` tells the namespace's kernel that the device
+//! finishes TCP checksums and segments TCP itself, so:
+//!
+//! * **ingress**: the kernel hands up TCP superpackets of up to 64 KiB
+//!   (`gso_type` TCPV4, `gso_size` the MSS it would have cut them to) with a
+//!   partial checksum (`NEEDS_CSUM`): one read instead of up to 45 at MTU 1500;
+//! * **egress**: we write superpackets the same way and the kernel cuts them
+//!   into MSS-sized segments and completes their checksums.
+//!
+//! This is why the crate opens the TUN itself instead of using tun-tap, which
+//! hard-codes `IFF_TUN | IFF_NO_PI` and has no offload. Measured on a 2-core
+//! VM, single iperf3 stream, up / down Gbit/s: MTU 1500 from 3.4 / 1.1 to
+//! 8.1 / 1.1 with ingress offload alone, to 12.2 / 15.7 with egress TSO too;
+//! MTU 8500 from 6.5 / 3.7 to about 14 / 16.
 
+use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
 
 use tokio::io::unix::AsyncFd;
-use tun_tap::{Iface, Mode};
 
 use crate::netns::{self, NetnsError};
+use crate::packet;
+
+/// Bytes of the `virtio_net_hdr` before every packet on the fd.
+pub const VNET_HDR_LEN: usize = 10;
+
+/// `virtio_net_hdr.flags`: the L4 checksum is partial; the device completes it.
+pub const VNET_F_NEEDS_CSUM: u8 = 1;
+/// `virtio_net_hdr.flags`: the checksum was verified already.
+pub const VNET_F_DATA_VALID: u8 = 2;
+/// `virtio_net_hdr.gso_type`: not a superpacket.
+pub const VNET_GSO_NONE: u8 = 0;
+/// `virtio_net_hdr.gso_type`: an IPv4 TCP superpacket.
+pub const VNET_GSO_TCPV4: u8 = 1;
+/// Where the checksum sits in a TCP header.
+const TCP_CHECKSUM_OFFSET: u16 = 16;
+
+/// The legacy `virtio_net_hdr` (10 bytes). Without `TUNSETVNETLE`/`BE` its
+/// fields are in the host's byte order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VnetHdr {
+    /// `VNET_F_*` bits.
+    pub flags: u8,
+    /// `VNET_GSO_*` (the ECN bit 0x80 included).
+    pub gso_type: u8,
+    /// Length of the headers to replicate in each segment.
+    pub hdr_len: u16,
+    /// Payload bytes per segment.
+    pub gso_size: u16,
+    /// Where the checksummed region starts (the L4 header).
+    pub csum_start: u16,
+    /// Where the checksum sits, from `csum_start`.
+    pub csum_offset: u16,
+}
+
+impl VnetHdr {
+    /// Decodes the first [`VNET_HDR_LEN`] bytes of `b`.
+    pub fn read(b: &[u8; VNET_HDR_LEN]) -> VnetHdr {
+        let u = |i: usize| u16::from_ne_bytes([b[i], b[i + 1]]);
+        VnetHdr { flags: b[0], gso_type: b[1], hdr_len: u(2), gso_size: u(4), csum_start: u(6), csum_offset: u(8) }
+    }
+
+    /// Encodes into `b`.
+    pub fn write(&self, b: &mut [u8; VNET_HDR_LEN]) {
+        b[0] = self.flags;
+        b[1] = self.gso_type;
+        for (i, v) in [(2, self.hdr_len), (4, self.gso_size), (6, self.csum_start), (8, self.csum_offset)] {
+            b[i..i + 2].copy_from_slice(&v.to_ne_bytes());
+        }
+    }
+
+    /// The header for a packet smoltcp emitted: for TCP, the kernel finishes
+    /// the checksum (the pseudo-header sum is written into `pkt`) and, when
+    /// `gso_size` is not 0, cuts the superpacket into segments of that many
+    /// payload bytes. Anything else goes out as it is.
+    pub fn for_egress(pkt: &mut [u8], gso_size: u16) -> VnetHdr {
+        match packet::tcp_partial_checksum(pkt) {
+            Some((csum_start, hdr_len)) => VnetHdr {
+                flags: VNET_F_NEEDS_CSUM,
+                gso_type: if gso_size > 0 { VNET_GSO_TCPV4 } else { VNET_GSO_NONE },
+                hdr_len: hdr_len as u16,
+                gso_size,
+                csum_start: csum_start as u16,
+                csum_offset: TCP_CHECKSUM_OFFSET,
+            },
+            None => VnetHdr::default(),
+        }
+    }
+
+    /// A superpacket the kernel built from MSS-sized segments.
+    pub fn is_gso(&self) -> bool {
+        self.gso_type & 0x7f != VNET_GSO_NONE
+    }
+
+    /// The kernel vouches for (or will finish) the packet's checksums.
+    pub fn checksum_trusted(&self) -> bool {
+        self.flags & (VNET_F_NEEDS_CSUM | VNET_F_DATA_VALID) != 0
+    }
+}
 
 /// Errors creating the ENI, each naming the step.
 #[derive(Debug, thiserror::Error)]
@@ -19,7 +117,7 @@ pub enum TunError {
     /// Entering the namespace failed.
     #[error(transparent)]
     Netns(#[from] NetnsError),
-    /// `/dev/net/tun` or `TUNSETIFF` failed.
+    /// `/dev/net/tun`, `TUNSETIFF` or `TUNSETOFFLOAD` failed.
     #[error("cannot create TUN device {name} in namespace {netns}: {source}")]
     Open {
         /// Device name.
@@ -29,7 +127,7 @@ pub enum TunError {
         /// The OS error.
         source: io::Error,
     },
-    /// Making the fd non-blocking or registering it with tokio failed.
+    /// Registering the fd with tokio failed.
     #[error("TUN device {name}: {source}")]
     Register {
         /// Device name.
@@ -41,7 +139,7 @@ pub enum TunError {
 
 /// The TUN device, non-blocking and registered with tokio.
 pub struct Tun {
-    fd: AsyncFd<Iface>,
+    fd: AsyncFd<File>,
     name: String,
 }
 
@@ -49,14 +147,15 @@ impl Tun {
     /// Creates TUN `name` inside namespace `netns` with `mtu`, link up, no addresses.
     pub fn create(netns: &str, name: &str, mtu: u32) -> Result<Tun, TunError> {
         let dev = name.to_string();
-        let iface = netns::run_in(netns, move || Iface::without_packet_info(&dev, Mode::Tun))?
-            .map_err(|source| TunError::Open { name: name.into(), netns: netns.into(), source })?;
-        let reg = |source| TunError::Register { name: name.into(), source };
-        set_nonblocking(iface.as_raw_fd()).map_err(reg)?;
-        // SAFETY: the fd belongs to `iface`, which the AsyncFd owns, so it stays
+        let file = netns::run_in(netns, move || open(&dev))?.map_err(|source| TunError::Open {
+            name: name.into(),
+            netns: netns.into(),
+            source,
+        })?;
+        // SAFETY: the fd belongs to `file`, which the AsyncFd owns, so it stays
         // open for as long as it is registered.
-        let fd = unsafe { AsyncFd::register_with_interest(iface, tokio::io::Interest::READABLE) }
-            .map_err(|e| reg(e.into_parts().1))?;
+        let fd = unsafe { AsyncFd::register_with_interest(file, tokio::io::Interest::READABLE) }
+            .map_err(|e| TunError::Register { name: name.into(), source: e.into_parts().1 })?;
         netns::ip(&["-n", netns, "link", "set", "dev", name, "mtu", &mtu.to_string(), "up"])?;
         Ok(Tun { fd, name: name.to_string() })
     }
@@ -73,41 +172,80 @@ impl Tun {
 
     /// Waits until the device may have a packet to read. The caller clears
     /// readiness *before* draining the fd to `EAGAIN`, so no edge is lost.
-    pub async fn readable(&self) -> io::Result<tokio::io::unix::AsyncFdReadyGuard<'_, Iface>> {
+    pub async fn readable(&self) -> io::Result<tokio::io::unix::AsyncFdReadyGuard<'_, File>> {
         self.fd.readable().await
     }
 }
 
-fn set_nonblocking(fd: RawFd) -> io::Result<()> {
-    // SAFETY: fcntl on a valid fd we own.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+/// Opens `/dev/net/tun` non-blocking as TUN `name` with vnet headers and TCP offload.
+fn open(name: &str) -> io::Result<File> {
+    if name.is_empty() || name.len() >= libc::IFNAMSIZ || name.contains('\0') {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "bad interface name"));
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open("/dev/net/tun")?;
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(name.bytes()) {
+        *d = s as libc::c_char;
+    }
+    req.ifr_ifru.ifru_flags = (libc::IFF_TUN | libc::IFF_NO_PI | libc::IFF_VNET_HDR) as libc::c_short;
+    // SAFETY: TUNSETIFF reads and writes one ifreq, which lives for the call.
+    if unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF, &mut req) } < 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(())
+    let hdr_len = VNET_HDR_LEN as libc::c_int;
+    // SAFETY: TUNSETVNETHDRSZ reads one int, which lives for the call.
+    if unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETVNETHDRSZ, &hdr_len) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let offload = (libc::TUN_F_CSUM | libc::TUN_F_TSO4) as libc::c_ulong;
+    // SAFETY: TUNSETOFFLOAD takes its flags by value.
+    if unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETOFFLOAD, offload) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(file)
 }
 
-/// Reads one packet into `buf` without blocking: `Ok(None)` on `EAGAIN`.
-pub fn read_packet(fd: RawFd, buf: &mut [u8]) -> io::Result<Option<usize>> {
-    // SAFETY: buf is valid for buf.len() bytes.
-    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-    if n >= 0 {
-        return Ok(Some(n as usize));
-    }
-    let e = io::Error::last_os_error();
-    match e.kind() {
-        io::ErrorKind::WouldBlock => Ok(None),
-        io::ErrorKind::Interrupted => read_packet(fd, buf),
-        _ => Err(e),
-    }
-}
-
-/// Writes one packet. A TUN write does not block in practice (the kernel
-/// queues it on the netdev backlog, dropping when that is full, as a wire would).
-pub fn write_packet(fd: RawFd, pkt: &[u8]) -> io::Result<()> {
+/// Reads one frame (a [`VnetHdr`] then the packet) into `buf` without
+/// blocking: `Ok(None)` on `EAGAIN`, else the header and the packet's length;
+/// the packet is `buf[VNET_HDR_LEN..][..len]`.
+pub fn read_packet(fd: RawFd, buf: &mut [u8]) -> io::Result<Option<(VnetHdr, usize)>> {
     loop {
-        // SAFETY: pkt is valid for pkt.len() bytes.
-        let n = unsafe { libc::write(fd, pkt.as_ptr().cast(), pkt.len()) };
+        // SAFETY: buf is valid for buf.len() bytes.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n >= 0 {
+            let n = n as usize;
+            if n < VNET_HDR_LEN {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "TUN frame shorter than its vnet header"));
+            }
+            let hdr = VnetHdr::read(buf[..VNET_HDR_LEN].try_into().expect("10 bytes"));
+            return Ok(Some((hdr, n - VNET_HDR_LEN)));
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::WouldBlock => return Ok(None),
+            io::ErrorKind::Interrupted => {}
+            _ => return Err(e),
+        }
+    }
+}
+
+/// Writes one packet whose checksums are complete, behind an all-zero vnet
+/// header. A TUN write does not block in practice (the kernel queues it on
+/// the netdev backlog, dropping when that is full, as a wire would).
+pub fn write_packet(fd: RawFd, pkt: &[u8]) -> io::Result<()> {
+    static ZERO: [u8; VNET_HDR_LEN] = [0; VNET_HDR_LEN];
+    let iov = [
+        libc::iovec { iov_base: ZERO.as_ptr() as *mut libc::c_void, iov_len: VNET_HDR_LEN },
+        libc::iovec { iov_base: pkt.as_ptr() as *mut libc::c_void, iov_len: pkt.len() },
+    ];
+    loop {
+        // SAFETY: both iovecs point at live buffers of the given lengths; the kernel only reads them.
+        let n = unsafe { libc::writev(fd, iov.as_ptr(), iov.len() as libc::c_int) };
         if n >= 0 {
             return Ok(());
         }
@@ -115,5 +253,65 @@ pub fn write_packet(fd: RawFd, pkt: &[u8]) -> io::Result<()> {
         if e.kind() != io::ErrorKind::Interrupted {
             return Err(e);
         }
+    }
+}
+
+/// Writes one frame that already starts with its [`VnetHdr`].
+pub fn write_frame(fd: RawFd, frame: &[u8]) -> io::Result<()> {
+    loop {
+        // SAFETY: frame is valid for frame.len() bytes.
+        let n = unsafe { libc::write(fd, frame.as_ptr().cast(), frame.len()) };
+        if n >= 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vnet_header_round_trips() {
+        let h = VnetHdr {
+            flags: VNET_F_NEEDS_CSUM,
+            gso_type: VNET_GSO_TCPV4,
+            hdr_len: 52,
+            gso_size: 8448,
+            csum_start: 20,
+            csum_offset: 16,
+        };
+        let mut b = [0u8; VNET_HDR_LEN];
+        h.write(&mut b);
+        assert_eq!(VnetHdr::read(&b), h);
+        assert!(h.is_gso() && h.checksum_trusted());
+        assert!(!VnetHdr::default().is_gso() && !VnetHdr::default().checksum_trusted());
+    }
+
+    #[test]
+    fn egress_headers_hand_tcp_checksums_and_segmentation_to_the_kernel() {
+        use crate::packet::tests::{tcp, udp, CLIENT, ENI};
+        let mut big = tcp(ENI, CLIENT, 443, 40000, false, &[7u8; 30000]);
+        let h = VnetHdr::for_egress(&mut big, 8460);
+        let want = VnetHdr {
+            flags: VNET_F_NEEDS_CSUM,
+            gso_type: VNET_GSO_TCPV4,
+            hdr_len: 40,
+            gso_size: 8460,
+            csum_start: 20,
+            csum_offset: 16,
+        };
+        assert_eq!(h, want);
+        let mut ack = tcp(ENI, CLIENT, 443, 40000, false, &[]);
+        let h = VnetHdr::for_egress(&mut ack, 0);
+        assert_eq!(h, VnetHdr { gso_type: VNET_GSO_NONE, gso_size: 0, ..want });
+        let mut dns = udp(ENI, CLIENT, 53, 5000, b"x");
+        let before = dns.clone();
+        assert_eq!(VnetHdr::for_egress(&mut dns, 0), VnetHdr::default());
+        assert_eq!(dns, before, "non-TCP packets are left alone");
     }
 }
