@@ -147,12 +147,14 @@ async fn apply_reloads(
         let plan = match Plan::make(&config, &mut st, random_id_bytes) {
             Ok(p) => p,
             Err(e) => {
-                tracing::warn!("reload refused: {e}");
+                println!("privlink: reload refused: {e}");
                 continue;
             }
         };
         if plan.data_path_shape() != current.data_path_shape() || plan.vpc.netns != current.vpc.netns {
-            tracing::warn!("reload refused: endpoints, ENIs, ports or upstreams changed; restart privlink for that");
+            println!(
+                "privlink: reload refused: endpoints, ENIs, ports or upstreams changed; restart privlink for that"
+            );
             continue;
         }
         match plan
@@ -163,12 +165,16 @@ async fn apply_reloads(
             Ok((zone, rules)) => {
                 zone_tx.send_replace(Arc::new(zone));
                 rules_tx.send_replace(Arc::new(rules));
-                for e in &plan.endpoints {
-                    tracing::info!("reloaded: {} private DNS {}", e.id, if e.private_dns { "on" } else { "off" });
-                }
+                let dns: Vec<String> = plan
+                    .endpoints
+                    .iter()
+                    .map(|e| format!("{} private DNS {}", e.id, if e.private_dns { "on" } else { "off" }))
+                    .collect();
+                // Printed once the new zone and rules are published: the next packet meets them.
+                println!("privlink: reloaded: {}; security groups and NACLs updated", dns.join(", "));
                 current = plan;
             }
-            Err(e) => tracing::warn!("reload refused: {e}"),
+            Err(e) => println!("privlink: reload refused: {e}"),
         }
     }
 }

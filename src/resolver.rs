@@ -171,10 +171,12 @@ impl Resolver {
                 }
             };
             if from != f.server || n < 12 {
+                tracing::debug!(%from, n, "forwarder: ignored a datagram");
                 continue;
             }
             let answer = &mut buf[..n];
             let id = u16::from_be_bytes([answer[0], answer[1]]);
+            tracing::trace!(id, n, "forwarder: answer");
             let Some(p) = f.pending.remove(&id) else { continue };
             answer[..2].copy_from_slice(&p.id.to_be_bytes());
             self.cache.insert(now, &p.query, answer);
@@ -213,9 +215,14 @@ impl Forwarder {
         let mut q = query.to_vec();
         let orig = u16::from_be_bytes([q[0], q[1]]);
         q[..2].copy_from_slice(&id.to_be_bytes());
-        if self.sock.try_send_to(&q, self.server).is_err() {
+        // The syscall itself, not tokio's `try_send_to`: that one refuses with
+        // WouldBlock until the runtime has seen the socket's first writable
+        // event, which drops the first queries of a fresh resolver.
+        if let Err(e) = socket2::SockRef::from(&self.sock).send_to(&q, &self.server.into()) {
+            tracing::debug!(server = %self.server, "forwarder: send failed: {e}");
             return false;
         }
+        tracing::trace!(id, server = %self.server, "forwarder: query sent");
         q[..2].copy_from_slice(&orig.to_be_bytes());
         self.pending.insert(id, Pending { client, resolver, id: orig, sent: now, query: q });
         true

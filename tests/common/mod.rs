@@ -134,11 +134,22 @@ impl Lab {
         lab
     }
 
-    /// Rewrites the config and sends SIGHUP (privlink applies what can change live).
+    /// Rewrites the config, sends SIGHUP and waits until privlink says the
+    /// reload was applied (it panics if privlink refuses it).
     pub fn reload(&self, config: &str) {
+        let seen = self.stdout().iter().filter(|l| l.starts_with("privlink: reload")).count();
         std::fs::write(self.dir.join("privlink.toml"), config).unwrap();
         let pid = self.child.as_ref().unwrap().id() as i32;
         unsafe { libc::kill(pid, libc::SIGHUP) };
+        for _ in 0..500 {
+            let lines: Vec<String> = self.stdout().into_iter().filter(|l| l.starts_with("privlink: reload")).collect();
+            if let Some(l) = lines.get(seen) {
+                assert!(l.starts_with("privlink: reloaded"), "{l}");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("privlink did not report the reload");
     }
 
     /// Everything privlink printed so far.
