@@ -230,6 +230,20 @@ impl FlowLog {
 
     /// Counts one packet judged `action` on `iface` at `now_unix_secs`.
     pub fn record(&mut self, now_unix_secs: u64, iface: InterfaceHandle, facts: &PacketFacts, action: Action) {
+        self.record_segments(now_unix_secs, iface, facts, action, 1, u64::from(facts.len));
+    }
+
+    /// Counts `packets` packets of `bytes` bytes in all, judged `action`: a
+    /// TCP superpacket that offload hands over whole stands for several on the wire.
+    pub fn record_segments(
+        &mut self,
+        now_unix_secs: u64,
+        iface: InterfaceHandle,
+        facts: &PacketFacts,
+        action: Action,
+        packets: u64,
+        bytes: u64,
+    ) {
         let start = now_unix_secs - now_unix_secs % self.interval;
         match self.window {
             Some(w) if start > w => {
@@ -248,10 +262,9 @@ impl FlowLog {
             protocol: facts.protocol,
             accept: action == Action::Accept,
         };
-        let bytes = u64::from(facts.len);
         if let Some(&i) = self.index.get(&key) {
             let s = &mut self.flows[i as usize];
-            s.packets += 1;
+            s.packets += packets;
             s.bytes += bytes;
             s.last = s.last.max(now_unix_secs);
             return;
@@ -262,7 +275,7 @@ impl FlowLog {
             return;
         }
         self.index.insert(key, self.flows.len() as u32);
-        self.flows.push(FlowStats { key, packets: 1, bytes, first: now_unix_secs, last: now_unix_secs });
+        self.flows.push(FlowStats { key, packets, bytes, first: now_unix_secs, last: now_unix_secs });
     }
 
     /// The next record of a closed window; closes the open window if `now_unix_secs` is past it.

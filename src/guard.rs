@@ -55,6 +55,8 @@ pub struct EniGuard {
     /// ENI addresses sorted, with their index, to find the ENI of an outgoing packet.
     by_ip: Vec<(Ipv4Addr, usize)>,
     flow_log: Option<FlowLogSink>,
+    /// The ENI MTU: what one packet on the wire carries at most.
+    mtu: usize,
     epoch: (Instant, u64),
     /// What was rejected.
     pub counters: GuardCounters,
@@ -86,6 +88,7 @@ impl EniGuard {
         config: FilterConfig,
         eni_ids: &[String],
         eni_ips: &[Ipv4Addr],
+        mtu: u32,
         flow_logs: Option<&FlowLogs>,
     ) -> Result<EniGuard, GuardError> {
         let current = rules.borrow().clone();
@@ -124,6 +127,7 @@ impl EniGuard {
             rules,
             by_ip,
             flow_log,
+            mtu: mtu as usize,
             epoch: (Instant::now(), unix),
             counters: GuardCounters::default(),
         })
@@ -164,7 +168,8 @@ impl EniGuard {
         let unix = self.unix_secs(now);
         if let Some(sink) = self.flow_log.as_mut() {
             if let Some(&h) = sink.handles.get(eni) {
-                sink.log.record(unix, h, f, d.action);
+                let (packets, bytes) = wire_packets(f, self.mtu);
+                sink.log.record_segments(unix, h, f, d.action, packets, bytes);
             }
         }
         match d.action {
@@ -233,6 +238,19 @@ impl EniGuard {
     }
 }
 
+/// The packets and bytes a TCP superpacket (TUN offload) stands for on a wire
+/// of `mtu`: flow logs count what AWS would see, not what the TUN handed over.
+fn wire_packets(f: &PacketFacts, mtu: usize) -> (u64, u64) {
+    // IPv4 + TCP headers with the usual timestamp option, repeated per segment.
+    const HEADERS: usize = 52;
+    let len = usize::from(f.len);
+    if len <= mtu || mtu <= HEADERS {
+        return (1, len as u64);
+    }
+    let segments = (len - HEADERS).div_ceil(mtu - HEADERS);
+    (segments as u64, (len + (segments - 1) * HEADERS) as u64)
+}
+
 fn facts(m: &PacketMeta) -> PacketFacts {
     PacketFacts {
         src: m.src,
@@ -242,5 +260,28 @@ fn facts(m: &PacketMeta) -> PacketFacts {
         dst_port: m.dst_port,
         tcp_flags: m.tcp_flags,
         len: m.len,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn superpackets_count_as_wire_packets() {
+        let f = |len| PacketFacts {
+            src: Ipv4Addr::LOCALHOST,
+            dst: Ipv4Addr::LOCALHOST,
+            protocol: 6,
+            src_port: 1,
+            dst_port: 2,
+            tcp_flags: 0x10,
+            len,
+        };
+        assert_eq!(wire_packets(&f(1500), 8500), (1, 1500));
+        assert_eq!(wire_packets(&f(8500), 8500), (1, 8500));
+        // 64 KiB of payload in 8448-byte segments: 8 segments, headers on each.
+        assert_eq!(wire_packets(&f(65535), 8500), (8, 65535 + 7 * 52));
+        assert_eq!(wire_packets(&f(2948), 1500), (2, 2948 + 52));
     }
 }
