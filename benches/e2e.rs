@@ -10,7 +10,7 @@
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, Shutdown, SocketAddrV4, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -284,7 +284,7 @@ fn echo_server(listener: TcpListener) {
     });
 }
 
-/// New connections per second: connect, 16-byte request, echo, close.
+/// New connections per second: connect, 16-byte request, echo, close (RST).
 fn conns_per_sec(ns: &str, addr: SocketAddrV4, secs: u64) -> f64 {
     let ns = ns.to_string();
     netns::run_in(&ns, move || {
@@ -297,7 +297,9 @@ fn conns_per_sec(ns: &str, addr: SocketAddrV4, secs: u64) -> f64 {
             if s.write_all(b"0123456789abcdef").is_ok() && s.read_exact(&mut buf).is_ok() {
                 n += 1;
             }
-            let _ = s.shutdown(Shutdown::Both);
+            // Close with an RST, as load generators do: thousands of
+            // TIME_WAITs a second would exhaust the ephemeral ports mid-run.
+            let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
         }
         n as f64 / start.elapsed().as_secs_f64()
     })
@@ -327,17 +329,27 @@ fn latency(ns: &str, addr: SocketAddrV4, count: usize) -> (f64, f64, f64) {
     .unwrap()
 }
 
-/// A loopback server that accepts connections and holds them, idle.
-fn idle_server() -> u16 {
+/// A loopback server that accepts connections and holds them, idle. It runs
+/// as a child process (this binary with `--idle-server`): 10,000 held sockets
+/// here and 10,000 clients would not fit one process's descriptor limit.
+fn idle_server() -> (u16, Reaped) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .arg("--idle-server")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("idle server");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    (line.trim().parse().expect("idle server port"), Reaped(child))
+}
+
+fn run_idle_server() {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for s in l.incoming().flatten() {
-            held.push(s);
-        }
-    });
-    port
+    println!("{}", l.local_addr().unwrap().port());
+    let mut held = Vec::new();
+    for s in l.incoming().flatten() {
+        held.push(s);
+    }
 }
 
 /// Opens `n` connections to `addr` from `ns`; with them all open, reads
@@ -394,6 +406,9 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
+    if std::env::args().any(|a| a == "--idle-server") {
+        return run_idle_server();
+    }
     let runs = env_num("PLK_BENCH_RUNS", 3);
     let secs = env_num("PLK_BENCH_SECS", 4);
     if unsafe { libc::geteuid() } != 0 || Command::new("iperf3").arg("--version").output().is_err() {
@@ -422,7 +437,8 @@ fn main() {
     let k_lat = latency(&kns.0[0], SocketAddrV4::new(kaddr, 7), 2000);
     drop(kserver);
 
-    let servers = Servers { echo: echo_port, idle: idle_server() };
+    let (idle_port, _idle) = idle_server();
+    let servers = Servers { echo: echo_port, idle: idle_port };
     let mut full_8500 = (0.0, 0.0);
     let mut rows = Vec::new();
     let mut cpu_rows = Vec::new();
@@ -464,7 +480,7 @@ fn main() {
             let echo_eni = SocketAddrV4::new(Ipv4Addr::new(10, 0, 1, 50), 7);
             let cps = repeat(runs, || conns_per_sec(&lab.ns, echo_eni, secs.min(3)));
             rows.push((
-                "new connections per second (connect, 16 B echo, close)".into(),
+                "new connections per second (connect, 16 B echo, close with RST)".into(),
                 fmt_stat(&cps, "/s"),
                 fmt_stat(&k_cps, "/s"),
                 cps.median / k_cps.median,
@@ -537,7 +553,12 @@ fn main() {
         let pid = lab.child.0.id();
         let (opened, took, after) =
             open_idle(&lab.ns, SocketAddrV4::new(Ipv4Addr::new(10, 0, 1, 51), 9), 10_000, move || rss_of(pid));
-        format!("10,000 idle connections: {opened} open in {:.1} s; privlink RSS {before:.1} MiB before, {after:.1} MiB with them open.", took.as_secs_f64())
+        let alive = std::fs::metadata(format!("/proc/{pid}")).is_ok();
+        format!(
+            "10,000 idle connections: {opened} open in {:.1} s; privlink RSS {before:.1} MiB before, {after:.1} MiB with them open{}.",
+            took.as_secs_f64(),
+            if alive { "" } else { " (privlink is gone!)" }
+        )
     };
 
     // The best userspace peer measured here: slirp4netns, where Debian has it.

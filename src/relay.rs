@@ -272,6 +272,10 @@ impl Conn {
                 true
             }
             SniVerdict::Wait if now < *deadline && !self.fin_seen => false,
+            // Where non-TLS streams are carried, a client that has sent nothing
+            // yet is simply idle (or waits for a service that speaks first):
+            // only a started, unfinished ClientHello times out.
+            SniVerdict::Wait if queued == 0 && policy.allow_non_tls && !self.fin_seen => false,
             SniVerdict::Wait => self.deny(sock, StreamDenial::HelloTimeout),
             SniVerdict::Deny(why) => self.deny(sock, StreamDenial::Sni(why)),
         }

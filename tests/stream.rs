@@ -201,3 +201,35 @@ fn shaping_holds_the_rate_and_shares_it_fairly() {
     }
     lab.stop();
 }
+
+#[test]
+fn an_idle_client_is_not_a_slow_hello_where_plain_tcp_is_carried() {
+    if !netns_available("an_idle_client_is_not_a_slow_hello_where_plain_tcp_is_carried") {
+        return;
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let upstream = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 64];
+                while let Ok(n) = s.read(&mut buf) {
+                    if n == 0 || s.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let ns = unique("plkq");
+    let lab = Lab::start(&ns, &config(&ns, &upstream, "allow_non_tls = true\nhello_timeout = \"1s\""));
+    let mut c = probe::tcp_connect(&ns, eni(&lab), Duration::from_secs(5)).unwrap();
+    // Silent past the hello timeout: still carried.
+    std::thread::sleep(Duration::from_millis(1500));
+    c.write_all(b"late but fine").unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 13];
+    c.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"late but fine");
+    lab.stop();
+}
