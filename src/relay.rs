@@ -301,7 +301,8 @@ impl Conn {
         now: Instant,
     ) -> bool {
         let mut moved = false;
-        let mut cx = Context::from_waker(&self.waker_handle);
+        let waker = self.waker_handle.clone();
+        let mut cx = Context::from_waker(&waker);
         while !self.client_eof {
             if sock.can_recv() {
                 let up = &self.upstream;
@@ -318,9 +319,7 @@ impl Conn {
                     }
                 }) {
                     Ok(Ok(n)) => {
-                        if let Some(s) = shaping.as_deref_mut() {
-                            s.shaper.refund(s.flow, ShapeDir::ToService, n.1 - n.0);
-                        }
+                        refund(shaping.as_deref_mut(), ShapeDir::ToService, n.1 - n.0);
                         if later {
                             break;
                         }
@@ -328,16 +327,16 @@ impl Conn {
                         moved = true
                     }
                     Ok(Err((e, allowed))) => {
-                        if let Some(s) = shaping.as_deref_mut() {
-                            s.shaper.refund(s.flow, ShapeDir::ToService, allowed);
-                        }
-                        if e.kind() == io::ErrorKind::WouldBlock {
-                            if self.upstream.poll_write_ready(&mut cx).is_pending() {
-                                break;
-                            }
-                        } else {
-                            self.upstream_failed(sock, &e);
-                            return true;
+                        refund(shaping.as_deref_mut(), ShapeDir::ToService, allowed);
+                        let blocked = e.kind() == io::ErrorKind::WouldBlock;
+                        match self.after_error(
+                            sock,
+                            &e,
+                            blocked && self.upstream.poll_write_ready(&mut cx).is_pending(),
+                        ) {
+                            AfterError::Retry => {}
+                            AfterError::Wait => break,
+                            AfterError::Failed => return true,
                         }
                     }
                     Err(_) => break,
@@ -362,7 +361,8 @@ impl Conn {
         now: Instant,
     ) -> bool {
         let mut moved = false;
-        let mut cx = Context::from_waker(&self.waker_handle);
+        let waker = self.waker_handle.clone();
+        let mut cx = Context::from_waker(&waker);
         while !self.upstream_eof && sock.can_send() {
             // Ask the shaper only when the upstream has bytes: a grant never
             // used would mark this connection as wanting more than it does.
@@ -384,9 +384,7 @@ impl Conn {
             }) {
                 Ok(Ok((usize::MAX, _))) => break,
                 Ok(Ok((n, allowed))) => {
-                    if let Some(s) = shaping.as_deref_mut() {
-                        s.shaper.refund(s.flow, ShapeDir::ToClient, allowed - n);
-                    }
+                    refund(shaping.as_deref_mut(), ShapeDir::ToClient, allowed - n);
                     if n == 0 {
                         sock.close();
                         self.upstream_eof = true;
@@ -399,16 +397,12 @@ impl Conn {
                     }
                 }
                 Ok(Err((e, allowed))) => {
-                    if let Some(s) = shaping.as_deref_mut() {
-                        s.shaper.refund(s.flow, ShapeDir::ToClient, allowed);
-                    }
-                    if e.kind() == io::ErrorKind::WouldBlock {
-                        if self.upstream.poll_read_ready(&mut cx).is_pending() {
-                            break;
-                        }
-                    } else {
-                        self.upstream_failed(sock, &e);
-                        return true;
+                    refund(shaping.as_deref_mut(), ShapeDir::ToClient, allowed);
+                    let blocked = e.kind() == io::ErrorKind::WouldBlock;
+                    match self.after_error(sock, &e, blocked && self.upstream.poll_read_ready(&mut cx).is_pending()) {
+                        AfterError::Retry => {}
+                        AfterError::Wait => break,
+                        AfterError::Failed => return true,
                     }
                 }
                 Err(_) => break,
@@ -417,10 +411,41 @@ impl Conn {
         moved
     }
 
+    /// After an upstream read or write error: `WouldBlock` either retries (the
+    /// socket became ready meanwhile) or waits (`pending`, the waker is set);
+    /// anything else resets the client.
+    fn after_error(&mut self, sock: &mut tcp::Socket<'_>, e: &io::Error, pending: bool) -> AfterError {
+        if e.kind() != io::ErrorKind::WouldBlock {
+            self.upstream_failed(sock, e);
+            AfterError::Failed
+        } else if pending {
+            AfterError::Wait
+        } else {
+            AfterError::Retry
+        }
+    }
+
     fn upstream_failed(&mut self, sock: &mut tcp::Socket<'_>, e: &io::Error) {
         tracing::debug!(flow = %self.flow, "upstream failed: {e}; resetting the client");
         sock.abort();
         self.reset = true;
+    }
+}
+
+/// What a direction's loop does after an upstream error.
+enum AfterError {
+    /// Ready again: try once more.
+    Retry,
+    /// Not ready: the waker will bring the connection back.
+    Wait,
+    /// The upstream failed; the client was reset.
+    Failed,
+}
+
+/// Gives back to the shaper bytes it granted that did not move.
+fn refund(shaping: Option<&mut Shaping<'_>>, dir: ShapeDir, unused: usize) {
+    if let Some(s) = shaping {
+        s.shaper.refund(s.flow, dir, unused);
     }
 }
 
