@@ -9,24 +9,16 @@
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use privlink::netns;
 
-#[path = "results.rs"]
-mod results;
+#[path = "support.rs"]
+mod support;
+use support::Reaped;
 
 const NAME: &str = "ec2.us-east-1.amazonaws.com";
-
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn pin(pid: u32, core: u32) {
     let _ = Command::new("taskset").args(["-a", "-p", "-c", &core.to_string(), &pid.to_string()]).output();
@@ -193,16 +185,12 @@ forward = []
             .map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").to_string())
             .unwrap_or_default()
     };
-    let date = Command::new("date")
-        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
+    let date = support::date_utc();
     let body = format!(
         "Written by `cargo bench --bench dns_qps` on {date}: dnsperf ({}), 8 clients, {secs} s per run, load pinned to core 1 and the server to core 0, queries from inside the VPC namespace. privlink answers at 10.0.0.2 through its TUN (its real path); dnsmasq ({}) serves the same two A records on the namespace's loopback.\n\n| load | privlink q/s | dnsmasq q/s | ratio |\n|---|---|---|---|\n{rows}",
         version("dnsperf", "-V").trim(),
         version("dnsmasq", "--version").trim()
     );
-    results::write_section("## DNS: the VPC resolver against dnsmasq", &body);
+    support::write_section("## DNS: the VPC resolver against dnsmasq", &body);
     println!("{body}");
 }

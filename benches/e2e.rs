@@ -11,28 +11,19 @@
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use privlink::netns;
 
-#[path = "results.rs"]
-mod results;
+#[path = "support.rs"]
+mod support;
+use support::Reaped;
 
 const IPERF_PORT: u16 = 5201;
 
 fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-/// Kills and reaps a child on drop.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Namespaces removed on drop.
@@ -604,12 +595,7 @@ fn main() {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").to_string())
         .unwrap_or_default();
-    let date = Command::new("date")
-        .arg("-u")
-        .arg("+%Y-%m-%d %H:%M UTC")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
+    let date = support::date_utc();
     let _ = writeln!(md, "Written by `cargo bench --bench e2e` on {date}. Machine: {} cores, {cpu}, Linux {}; {iperf_v}; privlink {} (release build).", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), kernel.trim(), env!("CARGO_PKG_VERSION"));
     let _ = writeln!(md, "Median of {runs} runs of {secs} s (min–max in brackets), receiver side. Every ratio is privlink over the kernel veth path at MTU 1500, measured in the same run.\n");
     let _ = writeln!(md, "| figure | privlink | kernel veth, MTU 1500 | ratio |\n|---|---|---|---|");
@@ -631,6 +617,6 @@ fn main() {
     for r in cpu_rows {
         let _ = writeln!(md, "{r}");
     }
-    results::write_section("## End to end: the ENI against the kernel path", &md);
+    support::write_section("## End to end: the ENI against the kernel path", &md);
     println!("{md}");
 }

@@ -892,24 +892,7 @@ fn parse_query(msg: &[u8], id: u16, flags: u16) -> Result<Query, ParseError> {
     let mut edns = None;
     for index in 0..an + ns + ar {
         let owner_start = pos;
-        loop {
-            let len = *msg.get(pos).ok_or(ParseError::FormErr)?;
-            match len & 0xC0 {
-                0x00 if len == 0 => {
-                    pos += 1;
-                    break;
-                }
-                0x00 => pos += 1 + usize::from(len),
-                0xC0 => {
-                    pos += 2;
-                    break;
-                }
-                _ => return Err(ParseError::FormErr),
-            }
-            if pos - owner_start > MAX_NAME_LEN {
-                return Err(ParseError::FormErr);
-            }
-        }
+        pos = skip_owner_name(msg, pos).ok_or(ParseError::FormErr)?;
         let fixed = msg.get(pos..pos + 10).ok_or(ParseError::FormErr)?;
         let rtype = u16::from_be_bytes([fixed[0], fixed[1]]);
         let class = u16::from_be_bytes([fixed[2], fixed[3]]);
@@ -1173,25 +1156,7 @@ fn cacheable(query: &[u8], parsed: &Query, response: &[u8]) -> Option<(Vec<u16>,
     let mut offsets = Vec::new();
     let mut min_ttl = u32::MAX;
     for _ in 0..count(6) + count(8) + count(10) {
-        let owner_start = pos;
-        loop {
-            let len = *response.get(pos)?;
-            match len & 0xC0 {
-                0x00 if len == 0 => {
-                    pos += 1;
-                    break;
-                }
-                0x00 => pos += 1 + usize::from(len),
-                0xC0 => {
-                    pos += 2;
-                    break;
-                }
-                _ => return None,
-            }
-            if pos - owner_start > MAX_NAME_LEN {
-                return None;
-            }
-        }
+        pos = skip_owner_name(response, pos)?;
         let fixed = response.get(pos..pos + 10)?;
         let rtype = u16::from_be_bytes([fixed[0], fixed[1]]);
         let ttl = u32::from_be_bytes([fixed[4], fixed[5], fixed[6], fixed[7]]);
@@ -1206,6 +1171,25 @@ fn cacheable(query: &[u8], parsed: &Query, response: &[u8]) -> Option<(Vec<u16>,
         }
     }
     (!offsets.is_empty() && min_ttl > 0).then_some((offsets, min_ttl))
+}
+
+/// The position just past the owner name at `pos` (labels, ending in a root
+/// label or a compression pointer, which is not followed); `None` if the name
+/// is cut short, uses a reserved label type or runs past 255 bytes.
+fn skip_owner_name(msg: &[u8], mut pos: usize) -> Option<usize> {
+    let start = pos;
+    loop {
+        let len = *msg.get(pos)?;
+        match len & 0xC0 {
+            0x00 if len == 0 => return Some(pos + 1),
+            0x00 => pos += 1 + usize::from(len),
+            0xC0 => return Some(pos + 2),
+            _ => return None,
+        }
+        if pos - start > MAX_NAME_LEN {
+            return None;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,27 @@
-//! Writes one section of `benches/RESULTS.md`, keeping the others.
+//! What the end-to-end harnesses share: child processes that die with the
+//! harness, the date, and writing one section of `benches/RESULTS.md`.
 
 use std::path::PathBuf;
+use std::process::{Child, Command};
+
+/// A child process killed and reaped on drop, so a panicking harness leaves none behind.
+pub struct Reaped(pub Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Now, as `YYYY-MM-DD HH:MM UTC`.
+pub fn date_utc() -> String {
+    Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
 
 /// The results file the README links.
 pub fn path() -> PathBuf {
