@@ -101,11 +101,6 @@ impl Pipeline {
         Pipeline { enis, by_ip, resolvers, mtu: mtu as usize, counters: Counters::default() }
     }
 
-    /// The ENIs, in the order given.
-    pub fn enis(&self) -> &[EniRoute] {
-        &self.enis
-    }
-
     /// Classifies one packet read from the TUN. `verify_checksums`: see [`packet::parse`].
     pub fn handle_packet(&mut self, buf: &[u8], verify_checksums: bool) -> Verdict {
         self.handle_segmented(buf, verify_checksums, 0)

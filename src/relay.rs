@@ -199,11 +199,6 @@ impl Conn {
         }
     }
 
-    /// The waker that queues this connection for service.
-    pub fn waker(&self) -> &Waker {
-        &self.waker_handle
-    }
-
     /// Moves what can move, in both directions, without blocking. `shaping`
     /// is the ENI's shaper when the endpoint is shaped; a grant for later
     /// leaves the bytes in the rings (TCP's window does the slowing) and the
@@ -258,12 +253,11 @@ impl Conn {
     fn check_first_flight(&mut self, sock: &mut tcp::Socket<'_>, now: Instant) -> bool {
         let Some((policy, deadline)) = &self.sni else { return true };
         let queued = sock.recv_queue().min(HELLO_MAX);
-        let outcome = if queued == 0 {
-            SniOutcome::NeedMore
-        } else {
-            let mut first = vec![0u8; queued];
-            let n = sock.peek_slice(&mut first).unwrap_or(0);
-            client_hello_sni(&first[..n])
+        // The first flight starts the ring, so it is one contiguous region:
+        // read it in place, no copy.
+        let outcome = match sock.peek(queued) {
+            Ok(first) if !first.is_empty() => client_hello_sni(first),
+            _ => SniOutcome::NeedMore,
         };
         match policy.check(&outcome) {
             SniVerdict::Allow => {

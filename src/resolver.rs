@@ -120,13 +120,6 @@ impl Resolver {
         }
     }
 
-    /// Waits until a new zone is published (never, if the sender is gone).
-    pub async fn zone_changed(&mut self) {
-        if self.zone.changed().await.is_err() {
-            std::future::pending::<()>().await
-        }
-    }
-
     /// Answers or forwards one UDP query that arrived on the TUN.
     pub fn handle_udp(&mut self, now: Instant, meta: &PacketMeta, query: &[u8], fd: RawFd, tx: &mut [u8]) {
         let client = SocketAddrV4::new(meta.src, meta.src_port);
