@@ -148,6 +148,53 @@ fn two_hundred_concurrent_connections() {
 }
 
 #[test]
+fn recycled_sockets_carry_only_their_own_bytes() {
+    if !netns_available("recycled_sockets_carry_only_their_own_bytes") {
+        return;
+    }
+    // Finished connections leave their sockets for the next SYNs; more rounds
+    // than spares, closed by FIN and by RST in turn, so every socket is reused
+    // from both kinds of ending. Each must carry its own bytes only.
+    const ROUNDS: usize = 3 * privlink::stack::SPARE_SOCKETS;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let upstream = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n @ 1..) = s.read(&mut buf) {
+                    if s.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let ns = unique("plkt");
+    let lab = Lab::start(&ns, &config(&ns, &upstream.to_string(), PLAIN));
+    for i in 0..ROUNDS {
+        let mut c = probe::tcp_connect(&ns, eni(&lab, i % 2), Duration::from_secs(5)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let sent = pattern(i as u64, 1000 + i * 4099);
+        c.write_all(&sent).unwrap();
+        let mut back = vec![0u8; sent.len()];
+        c.read_exact(&mut back).unwrap();
+        assert!(back == sent, "round {i}: the echo differs from what was sent");
+        if i % 2 == 0 {
+            c.shutdown(Shutdown::Write).unwrap();
+            let mut rest = Vec::new();
+            c.read_to_end(&mut rest).unwrap();
+            assert!(rest.is_empty(), "round {i}: {} stray bytes after the echo", rest.len());
+        } else {
+            // Bytes still in flight when the RST lands may sit in the socket's rings.
+            c.write_all(&pattern(!(i as u64), 64 << 10)).unwrap();
+            socket2::SockRef::from(&c).set_linger(Some(Duration::ZERO)).unwrap();
+        }
+    }
+    lab.stop();
+}
+
+#[test]
 fn upstream_down_means_connection_refused() {
     if !netns_available("upstream_down_means_connection_refused") {
         return;
