@@ -4,7 +4,9 @@
 //! namespaces (unique names, removed at the end), runs iperf3 through the ENI
 //! to a server on loopback and the same transfer over a plain veth pair
 //! between two namespaces, then new connections per second and request
-//! latency both ways, and writes `benches/RESULTS.md`.
+//! latency both ways, the peers where installed (slirp4netns; tun2proxy with
+//! a dante SOCKS5 server), and, with `perf` installed, a profile of where
+//! privlink's time goes; it writes `benches/RESULTS.md`.
 //!
 //! `PLK_BENCH_RUNS` (default 3) and `PLK_BENCH_SECS` (default 4) bound the time.
 
@@ -297,8 +299,15 @@ fn conns_per_sec(ns: &str, addr: SocketAddrV4, secs: u64) -> f64 {
     .unwrap()
 }
 
+/// [`latency_run`] `runs` times; each quantile is the median over the runs.
+fn latency(ns: &str, addr: SocketAddrV4, count: usize, runs: u64) -> (f64, f64, f64) {
+    let all: Vec<(f64, f64, f64)> = (0..runs.max(1)).map(|_| latency_run(ns, addr, count)).collect();
+    let q = |f: fn(&(f64, f64, f64)) -> f64| stat(all.iter().map(f).collect()).median;
+    (q(|r| r.0), q(|r| r.1), q(|r| r.2))
+}
+
 /// Round trips of a 64-byte request on one connection at a fixed rate; returns (p50, p99, p99.9) in µs.
-fn latency(ns: &str, addr: SocketAddrV4, count: usize) -> (f64, f64, f64) {
+fn latency_run(ns: &str, addr: SocketAddrV4, count: usize) -> (f64, f64, f64) {
     let ns = ns.to_string();
     netns::run_in(&ns, move || {
         let mut s = TcpStream::connect(addr).unwrap();
@@ -373,6 +382,141 @@ fn rss_of(pid: u32) -> f64 {
         / 1024.0
 }
 
+/// Where a process's time goes: `perf record -e cpu-clock -g -p PID` for
+/// `secs` while `load` runs on another thread, summed by kind. `None` without perf.
+fn profile(pid: u32, secs: u64, load: impl FnOnce() + Send + 'static) -> Option<[f64; 6]> {
+    let data = std::env::temp_dir().join(format!("privlink-bench-perf-{pid}.data"));
+    let load = std::thread::spawn(load);
+    std::thread::sleep(Duration::from_secs(1));
+    let rec = Command::new("perf")
+        .args(["record", "-q", "-e", "cpu-clock", "-g", "-p", &pid.to_string(), "-o"])
+        .arg(&data)
+        .args(["--", "sleep", &secs.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    let _ = load.join();
+    if !rec.map(|s| s.success()).unwrap_or(false) {
+        return None;
+    }
+    let out = Command::new("perf")
+        .args(["report", "--stdio", "--no-children", "--sort", "dso,sym", "-g", "none", "-i"])
+        .arg(&data)
+        .output()
+        .ok()?;
+    let _ = std::fs::remove_file(&data);
+    let mut kinds = [0.0f64; 6];
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let mut f = line.split_whitespace();
+        let Some(pct) = f.next().and_then(|p| p.strip_suffix('%')).and_then(|p| p.parse::<f64>().ok()) else {
+            continue;
+        };
+        let dso = f.next().unwrap_or("");
+        let _kind = f.next();
+        let sym = f.collect::<Vec<_>>().join(" ");
+        kinds[profile_kind(dso, sym.trim_start_matches('<'))] += pct;
+    }
+    Some(kinds)
+}
+
+/// The rows of [`profile`]'s summary, in its order.
+const PROFILE_KINDS: [&str; 6] = [
+    "kernel: copying payload (TUN read/write, upstream send/recv)",
+    "kernel: TCP/IP, TUN, loopback, syscalls, wake-ups",
+    "libc: memmove into and out of smoltcp's rings",
+    "smoltcp: TCP",
+    "privlink: pipeline, guard, flow logs, relay, loop",
+    "tokio and the rest",
+];
+
+fn profile_kind(dso: &str, sym: &str) -> usize {
+    if dso.contains("kernel") {
+        if sym.contains("copy") || sym.contains("memcpy") || sym.contains("movs") {
+            0
+        } else {
+            1
+        }
+    } else if dso.starts_with("libc") {
+        if sym.contains("memmove") || sym.contains("memcpy") {
+            2
+        } else {
+            5
+        }
+    } else if sym.starts_with("smoltcp::") {
+        3
+    } else if sym.starts_with("privlink::") {
+        4
+    } else {
+        5
+    }
+}
+
+/// tun2proxy (crates.io) on a TUN at MTU 1500 in one namespace, relaying
+/// through a dante SOCKS5 server in a second one to an iperf3 server there:
+/// the topology of ANCHORS.md. `None` unless both are installed.
+fn tun2proxy_peer(tag: &str, runs: u64, secs: u64) -> Option<(Stat, Stat)> {
+    let have = |c: &str, a: &str| Command::new(c).arg(a).output().is_ok();
+    if !have("tun2proxy-bin", "--version") || !have("danted", "-v") {
+        return None;
+    }
+    let (client, server) = (format!("plkb{tag}ta"), format!("plkb{tag}tb"));
+    let ns = Namespaces(vec![client.clone(), server.clone()]);
+    for n in &ns.0 {
+        netns::ip(&["netns", "add", n]).unwrap();
+        netns::ip(&["-n", n, "link", "set", "lo", "up"]).unwrap();
+    }
+    netns::ip(&["-n", &client, "link", "add", "veth0", "type", "veth", "peer", "name", "veth1", "netns", &server])
+        .unwrap();
+    for (n, dev, addr) in [(&client, "veth0", "10.98.0.1/24"), (&server, "veth1", "10.98.0.2/24")] {
+        netns::ip(&["-n", n, "addr", "add", addr, "dev", dev]).unwrap();
+        netns::ip(&["-n", n, "link", "set", dev, "up"]).unwrap();
+    }
+    // The target sits behind the proxy; only the TUN routes to it.
+    let target = Ipv4Addr::new(10, 98, 1, 1);
+    netns::ip(&["-n", &server, "addr", "add", "10.98.1.1/32", "dev", "lo"]).unwrap();
+    let conf = std::env::temp_dir().join(format!("privlink-bench-danted-{tag}.conf"));
+    std::fs::write(
+        &conf,
+        "logoutput: /dev/null\ninternal: 10.98.0.2 port = 1080\nexternal: 10.98.0.2\nsocksmethod: none\n\
+         clientmethod: none\nuser.privileged: root\nuser.unprivileged: nobody\n\
+         client pass { from: 0.0.0.0/0 to: 0.0.0.0/0 }\nsocks pass { from: 0.0.0.0/0 to: 0.0.0.0/0 }\n",
+    )
+    .unwrap();
+    let spawn_in = |n: &str, args: &[&str]| {
+        Reaped(
+            Command::new("ip")
+                .args(["netns", "exec", n])
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn"),
+        )
+    };
+    let _socks = spawn_in(&server, &["danted", "-f", conf.to_str().unwrap()]);
+    let _iperf = iperf_server(Some(&server), "10.98.1.1");
+    // Its MSS option set to the MTU's (without it clients fall back to 536 bytes).
+    let _proxy = spawn_in(
+        &client,
+        &["tun2proxy-bin", "--tun", "t2p0", "--proxy", "socks5://10.98.0.2:1080", "--mtu", "1500", "--tcp-mss", "1460"],
+    );
+    let up = (0..30).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        netns::ip(&["-n", &client, "link", "show", "t2p0"]).is_ok()
+    });
+    let _ = std::fs::remove_file(&conf);
+    if !up {
+        eprintln!("tun2proxy did not create its TUN; skipped");
+        return None;
+    }
+    netns::ip(&["-n", &client, "addr", "add", "10.0.99.1/24", "dev", "t2p0"]).unwrap();
+    netns::ip(&["-n", &client, "link", "set", "t2p0", "up"]).unwrap();
+    netns::ip(&["-n", &client, "route", "add", "10.98.1.1/32", "dev", "t2p0"]).unwrap();
+    let up = repeat(runs, || iperf(&client, target, secs, false, 1));
+    let down = repeat(runs, || iperf(&client, target, secs, true, 1));
+    Some((up, down))
+}
+
 /// Median and spread of repeated runs.
 struct Stat {
     median: f64,
@@ -425,7 +569,7 @@ fn main() {
     let k_down = repeat(runs, || iperf(&kns.0[0], kaddr, secs, true, 1));
     let k_p8 = repeat(runs, || iperf(&kns.0[0], kaddr, secs, false, 8));
     let k_cps = repeat(runs, || conns_per_sec(&kns.0[0], SocketAddrV4::new(kaddr, 7), secs.min(3)));
-    let k_lat = latency(&kns.0[0], SocketAddrV4::new(kaddr, 7), 2000);
+    let k_lat = latency(&kns.0[0], SocketAddrV4::new(kaddr, 7), 2000, runs);
     drop(kserver);
 
     let (idle_port, _idle) = idle_server();
@@ -434,6 +578,7 @@ fn main() {
     let mut rows = Vec::new();
     let mut cpu_rows = Vec::new();
     let mut extra = String::new();
+    let mut profile_rows = String::new();
     for mtu in [1500u32, 8500, 65520] {
         eprintln!("privlink MTU {mtu}...");
         let lab = PrivlinkLab::start(&format!("{tag}m{mtu}"), mtu, servers, Pipeline::Full(None));
@@ -476,13 +621,35 @@ fn main() {
                 fmt_stat(&k_cps, "/s"),
                 cps.median / k_cps.median,
             ));
-            let lat = latency(&lab.ns, echo_eni, 2000);
+            let lat = latency(&lab.ns, echo_eni, 2000, runs);
             let _ = writeln!(
                 extra,
-                "| 64 B request/response at 1000/s | {:.0} / {:.0} / {:.0} µs | {:.0} / {:.0} / {:.0} µs | +{:.0} / +{:.0} / +{:.0} µs |",
+                "| 64 B request/response at 1000/s, 2000 per run, median of {runs} runs | {:.0} / {:.0} / {:.0} µs | {:.0} / {:.0} / {:.0} µs | +{:.0} / +{:.0} / +{:.0} µs |",
                 lat.0, lat.1, lat.2, k_lat.0, k_lat.1, k_lat.2, lat.0 - k_lat.0, lat.1 - k_lat.1, lat.2 - k_lat.2
             );
             let _ = writeln!(extra, "\nprivlink RSS after the MTU 8500 runs: {:.1} MiB", lab.rss_mib());
+            let pid = lab.child.0.id();
+            let load = |reverse: bool| {
+                let ns = lab.ns.clone();
+                move || {
+                    iperf(&ns, eni, secs + 2, reverse, 1);
+                }
+            };
+            let cps_load = {
+                let ns = lab.ns.clone();
+                move || {
+                    conns_per_sec(&ns, echo_eni, secs + 2);
+                }
+            };
+            if let (Some(up), Some(down), Some(cps)) =
+                (profile(pid, secs, load(false)), profile(pid, secs, load(true)), profile(pid, secs, cps_load))
+            {
+                profile_rows = PROFILE_KINDS
+                    .iter()
+                    .enumerate()
+                    .map(|(i, k)| format!("| {k} | {:.1} % | {:.1} % | {:.1} % |\n", up[i], down[i], cps[i]))
+                    .collect();
+            }
         }
     }
 
@@ -583,6 +750,19 @@ fn main() {
         "| slirp4netns | not installed (apt-get install slirp4netns) | | |\n".to_string()
     };
 
+    eprintln!("tun2proxy...");
+    let t2p = match tun2proxy_peer(&tag, runs, secs) {
+        Some((up, down)) => format!(
+            "| tun2proxy 0.8.7 + dante 1.4 SOCKS5, MTU 1500, `--tcp-mss 1460` | {} | {} | {:.2} / {:.2} |\n",
+            fmt_stat(&up, "Gbit/s"),
+            fmt_stat(&down, "Gbit/s"),
+            up.median / k_up.median,
+            down.median / k_down.median
+        ),
+        None => "| tun2proxy + SOCKS5 | not installed (`cargo install tun2proxy --locked`, `apt-get install dante-server`) | | |\n"
+            .to_string(),
+    };
+
     let mut md = String::new();
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
@@ -607,7 +787,7 @@ fn main() {
     md.push_str(&extra);
     let _ = writeln!(md, "\nPeers in the same run (ratio against the kernel veth path, up / down):\n\n| peer | client → service | service → client | ratio |\n|---|---|---|---|");
     md.push_str(&peer);
-    let _ = writeln!(md, "| tun2proxy + SOCKS5 | not measured here (needs `cargo install tun2proxy` and a SOCKS server); ANCHORS.md: 0.48 up / 1.4 down Gbit/s at MTU 1500 | | |");
+    md.push_str(&t2p);
     let _ = writeln!(md, "\nWhat the pipeline costs, single stream at MTU 8500 (ratio: against the minimal pipeline):\n\n| pipeline | client → service | service → client | ratio |\n|---|---|---|---|");
     md.push_str(&cost);
     let _ = writeln!(md, "\nShaping accuracy, one iperf3 stream for 10 s through an ENI shaped at the rate (receiver side):\n\n| bandwidth | service → client | client → service |\n|---|---|---|");
@@ -616,6 +796,10 @@ fn main() {
     let _ = writeln!(md, "\nprivlink CPU (cores busy) during the single-stream runs:\n\n| MTU | client → service | service → client |\n|---|---|---|");
     for r in cpu_rows {
         let _ = writeln!(md, "{r}");
+    }
+    if !profile_rows.is_empty() {
+        let _ = writeln!(md, "\nWhere privlink's time goes at MTU 8500 (`perf record -e cpu-clock -g -p`, {secs} s, share of privlink's samples; one stream each way, and the connections/s load):\n\n| kind | client → service | service → client | new connections |\n|---|---|---|---|");
+        md.push_str(&profile_rows);
     }
     support::write_section("## End to end: the ENI against the kernel path", &md);
     println!("{md}");
