@@ -195,42 +195,6 @@ fn recycled_sockets_carry_only_their_own_bytes() {
 }
 
 #[test]
-fn clients_get_window_scaling_and_timestamps() {
-    if !netns_available("clients_get_window_scaling_and_timestamps") {
-        return;
-    }
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let upstream = listener.local_addr().unwrap();
-    let ns = unique("plkt");
-    let lab = Lab::start(&ns, &config(&ns, &upstream.to_string(), PLAIN));
-    let c = probe::tcp_connect(&ns, eni(&lab, 0), Duration::from_secs(5)).unwrap();
-    // What the client's kernel negotiated with the ENI's SYN-ACK.
-    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
-    // SAFETY: getsockopt writes at most `len` bytes into `info`.
-    let rc = unsafe {
-        libc::getsockopt(
-            std::os::fd::AsRawFd::as_raw_fd(&c),
-            libc::IPPROTO_TCP,
-            libc::TCP_INFO,
-            (&mut info as *mut libc::tcp_info).cast(),
-            &mut len,
-        )
-    };
-    assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
-    const TCPI_OPT_TIMESTAMPS: u8 = 1;
-    const TCPI_OPT_WSCALE: u8 = 4;
-    assert_ne!(info.tcpi_options & TCPI_OPT_TIMESTAMPS, 0, "no TCP timestamps: options {:#x}", info.tcpi_options);
-    assert_ne!(info.tcpi_options & TCPI_OPT_WSCALE, 0, "no window scaling: options {:#x}", info.tcpi_options);
-    // The ENI's window reaches past 64 KiB (1 MiB rings).
-    // tcpi_snd_wscale is the low nibble (a C bitfield, little-endian).
-    let snd_wscale = info.tcpi_snd_rcv_wscale & 0x0f;
-    assert!(snd_wscale >= 4, "window scale {snd_wscale}");
-    drop(c);
-    lab.stop();
-}
-
-#[test]
 fn upstream_down_means_connection_refused() {
     if !netns_available("upstream_down_means_connection_refused") {
         return;
