@@ -787,13 +787,31 @@ impl Device for TunDevice<'_> {
 /// length is 16 bits, and the kernel segments up to 64 KiB.
 const MAX_TSO: usize = 65535;
 
-/// The MTU is the ENI's: smoltcp advertises its MSS from it, and the device
-/// cuts superpackets to it. Received superpackets (the kernel's, see
-/// [`tun::VnetHdr`]) are larger; smoltcp does not check received sizes.
+/// Bytes per unit of the receive window smoltcp advertises: it scales the
+/// window by the ring size (shift = bits of the capacity − 16, as in smoltcp).
+const WINDOW_UNIT: usize = 1 << (usize::BITS - SOCKET_BUFFER.leading_zeros()).saturating_sub(16);
+
+/// smoltcp's MTU: the ENI's, trimmed so the MSS it advertises (MTU − 40) is a
+/// whole number of window units. smoltcp rounds its window down to a unit on
+/// every ACK, so after a segment of any other size the window's right edge
+/// moves back by a few bytes; a client that had filled the window then has
+/// its last bytes trimmed and recovers them with a SACK retransmission and a
+/// smaller congestion window. Full segments of a whole number of units keep
+/// the edge in place. Measured, single stream up, alternating runs: MTU 1500
+/// 17.8 → 19.5 Gbit/s, 8500 17.3 → 18.9, 65520 22.7 → 23.1; sender
+/// retransmits 5–14 per 4 s run → 0. The cost: at most 31 bytes per segment.
+fn stack_mtu(mtu: usize) -> usize {
+    const HEADERS: usize = 40;
+    mtu - (mtu - HEADERS) % WINDOW_UNIT
+}
+
+/// The MTU is the ENI's (see [`stack_mtu`]): smoltcp advertises its MSS from
+/// it, and the device cuts superpackets to it. Received superpackets (the
+/// kernel's, see [`tun::VnetHdr`]) are larger; smoltcp does not check received sizes.
 fn capabilities(mtu: usize) -> DeviceCapabilities {
     let mut caps = DeviceCapabilities::default();
     caps.medium = Medium::Ip;
-    caps.max_transmission_unit = mtu;
+    caps.max_transmission_unit = stack_mtu(mtu);
     // The pipeline verified incoming checksums (or the kernel vouched for
     // them); smoltcp computes IPv4 header checksums and leaves TCP's to the
     // device (the kernel completes them from the partial sum we write).
@@ -825,5 +843,21 @@ impl Device for CapsOnly {
     }
     fn capabilities(&self) -> DeviceCapabilities {
         self.0.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_advertised_mss_is_a_whole_number_of_window_units() {
+        assert_eq!(WINDOW_UNIT, 32, "1 MiB rings scale the window by 2^5");
+        for mtu in [576, 1280, 1500, 8500, 9001, 65520, 65535] {
+            let mss = stack_mtu(mtu) - 40;
+            assert_eq!(mss % WINDOW_UNIT, 0, "MTU {mtu}: MSS {mss}");
+            assert!(stack_mtu(mtu) <= mtu && mtu - stack_mtu(mtu) < WINDOW_UNIT, "MTU {mtu}");
+        }
+        assert_eq!(stack_mtu(8500), 8488);
     }
 }

@@ -195,6 +195,42 @@ fn recycled_sockets_carry_only_their_own_bytes() {
 }
 
 #[test]
+fn the_client_segment_is_a_whole_number_of_window_units() {
+    if !netns_available("the_client_segment_is_a_whole_number_of_window_units") {
+        return;
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let upstream = listener.local_addr().unwrap();
+    let ns = unique("plkt");
+    let lab = Lab::start(&ns, &config(&ns, &upstream.to_string(), PLAIN));
+    let c = probe::tcp_connect(&ns, eni(&lab, 0), Duration::from_secs(5)).unwrap();
+    // What the client's kernel took from the ENI's SYN-ACK.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `info`.
+    let rc = unsafe {
+        libc::getsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&c),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+    // The ENI's window scale: the low nibble of a C bitfield (little-endian).
+    let wscale = info.tcpi_snd_rcv_wscale & 0x0f;
+    assert!(wscale >= 4, "the window must reach past 64 KiB; scale {wscale}");
+    // Full segments that end on a window unit keep the window's right edge in
+    // place (smoltcp rounds its window down to a unit).
+    let unit = 1u32 << wscale;
+    assert_eq!(info.tcpi_snd_mss % unit, 0, "MSS {} is not a multiple of {unit}", info.tcpi_snd_mss);
+    assert!(info.tcpi_snd_mss > 8500 - 40 - unit, "MSS {} for MTU 8500", info.tcpi_snd_mss);
+    drop(c);
+    lab.stop();
+}
+
+#[test]
 fn upstream_down_means_connection_refused() {
     if !netns_available("upstream_down_means_connection_refused") {
         return;
