@@ -468,7 +468,7 @@ impl Stack {
         // A peer that stops ACKing for this long is gone (smoltcp has no SYN-RECEIVED timer otherwise).
         sock.set_timeout(Some(smoltcp::time::Duration::from_secs(300)));
         let local = IpEndpoint::new(IpAddress::Ipv4(syn.meta.dst), syn.meta.dst_port);
-        // A spare socket is Closed or in TimeWait: `listen` resets it (rings, sequence state, timers).
+        // A spare socket is Closed: `listen` resets it (rings, sequence state, timers).
         sock.listen(local).expect("a fresh or closed socket listens");
         let handle = self.sockets.add(sock);
         let id = self.free_ids.pop().unwrap_or_else(|| {
@@ -618,8 +618,12 @@ impl Stack {
     fn remove(&mut self, id: ConnId) {
         if let Some(conn) = self.conns[id].take() {
             // TCP is the only socket kind this stack builds.
-            let smoltcp::socket::Socket::Tcp(sock) = self.sockets.remove(conn.handle);
+            let smoltcp::socket::Socket::Tcp(mut sock) = self.sockets.remove(conn.handle);
             if self.spare.len() < SPARE_SOCKETS {
+                // Closed, whatever it was (a listener whose SYN was not taken is
+                // still open, and `listen` refuses an open socket). Out of the
+                // set, the socket sends nothing.
+                sock.abort();
                 self.spare.push(sock);
             }
             self.by_flow.remove(&conn.flow);

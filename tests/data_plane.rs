@@ -195,6 +195,57 @@ fn recycled_sockets_carry_only_their_own_bytes() {
 }
 
 #[test]
+fn a_syn_smoltcp_refuses_leaves_no_listener_behind() {
+    if !netns_available("a_syn_smoltcp_refuses_leaves_no_listener_behind") {
+        return;
+    }
+    // SYN|RST passes as a new flow's SYN, so its upstream is connected and a
+    // socket listens for it; smoltcp then refuses the packet. The listener is
+    // removed and recycled: the next connections must get working sockets.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let upstream = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 256];
+                while let Ok(n @ 1..) = s.read(&mut buf) {
+                    let _ = s.write_all(&buf[..n]);
+                }
+            });
+        }
+    });
+    let ns = unique("plkt");
+    let lab = Lab::start(&ns, &config(&ns, &upstream.to_string(), PLAIN));
+    let target = eni(&lab, 0);
+    let raw = probe::socket_in(&ns, || {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::RAW, Some(socket2::Protocol::TCP))?;
+        s.set_header_included_v4(true)?;
+        Ok(s)
+    })
+    .unwrap();
+    let mut syn_rst = Vec::new();
+    etherparse::PacketBuilder::ipv4([10, 0, 0, 1], target.ip().octets(), 64)
+        .tcp(40000, 443, 7, 65535)
+        .syn()
+        .rst()
+        .write(&mut syn_rst, &[])
+        .unwrap();
+    raw.send_to(&syn_rst, &std::net::SocketAddr::V4(target).into()).unwrap();
+    // Let the upstream connect finish and the listener go to the spares.
+    std::thread::sleep(Duration::from_millis(300));
+    // The other ENI first: a listener left open refuses to listen elsewhere.
+    for i in 0..3 {
+        let mut c = probe::tcp_connect(&ns, eni(&lab, 1 - i % 2), Duration::from_secs(5)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        c.write_all(format!("round {i}").as_bytes()).unwrap();
+        let mut back = [0u8; 7];
+        c.read_exact(&mut back).unwrap();
+        assert_eq!(&back, format!("round {i}").as_bytes());
+    }
+    lab.stop();
+}
+
+#[test]
 fn the_client_segment_is_a_whole_number_of_window_units() {
     if !netns_available("the_client_segment_is_a_whole_number_of_window_units") {
         return;
