@@ -459,25 +459,16 @@ fn tun2proxy_peer(tag: &str, runs: u64, secs: u64) -> Option<(Stat, Stat)> {
     if !have("tun2proxy-bin", "--version") || !have("danted", "-v") {
         return None;
     }
-    let (client, server) = (format!("plkb{tag}ta"), format!("plkb{tag}tb"));
-    let ns = Namespaces(vec![client.clone(), server.clone()]);
-    for n in &ns.0 {
-        netns::ip(&["netns", "add", n]).unwrap();
-        netns::ip(&["-n", n, "link", "set", "lo", "up"]).unwrap();
-    }
-    netns::ip(&["-n", &client, "link", "add", "veth0", "type", "veth", "peer", "name", "veth1", "netns", &server])
-        .unwrap();
-    for (n, dev, addr) in [(&client, "veth0", "10.98.0.1/24"), (&server, "veth1", "10.98.0.2/24")] {
-        netns::ip(&["-n", n, "addr", "add", addr, "dev", dev]).unwrap();
-        netns::ip(&["-n", n, "link", "set", dev, "up"]).unwrap();
-    }
+    // The SOCKS server's namespace holds the veth's far end, 10.99.0.2.
+    let (ns, _) = veth_lab(&format!("{tag}t"), 1500);
+    let (client, server) = (ns.0[0].clone(), ns.0[1].clone());
     // The target sits behind the proxy; only the TUN routes to it.
     let target = Ipv4Addr::new(10, 98, 1, 1);
     netns::ip(&["-n", &server, "addr", "add", "10.98.1.1/32", "dev", "lo"]).unwrap();
     let conf = std::env::temp_dir().join(format!("privlink-bench-danted-{tag}.conf"));
     std::fs::write(
         &conf,
-        "logoutput: /dev/null\ninternal: 10.98.0.2 port = 1080\nexternal: 10.98.0.2\nsocksmethod: none\n\
+        "logoutput: /dev/null\ninternal: 10.99.0.2 port = 1080\nexternal: 10.99.0.2\nsocksmethod: none\n\
          clientmethod: none\nuser.privileged: root\nuser.unprivileged: nobody\n\
          client pass { from: 0.0.0.0/0 to: 0.0.0.0/0 }\nsocks pass { from: 0.0.0.0/0 to: 0.0.0.0/0 }\n",
     )
@@ -498,7 +489,7 @@ fn tun2proxy_peer(tag: &str, runs: u64, secs: u64) -> Option<(Stat, Stat)> {
     // Its MSS option set to the MTU's (without it clients fall back to 536 bytes).
     let _proxy = spawn_in(
         &client,
-        &["tun2proxy-bin", "--tun", "t2p0", "--proxy", "socks5://10.98.0.2:1080", "--mtu", "1500", "--tcp-mss", "1460"],
+        &["tun2proxy-bin", "--tun", "t2p0", "--proxy", "socks5://10.99.0.2:1080", "--mtu", "1500", "--tcp-mss", "1460"],
     );
     let up = (0..30).any(|_| {
         std::thread::sleep(Duration::from_millis(100));
