@@ -565,7 +565,6 @@ fn main() {
 
     let (idle_port, _idle) = idle_server();
     let servers = Servers { echo: echo_port, idle: idle_port };
-    let mut full_8500 = (0.0, 0.0);
     let mut rows = Vec::new();
     let mut cpu_rows = Vec::new();
     let mut extra = String::new();
@@ -596,7 +595,6 @@ fn main() {
         ));
         cpu_rows.push(format!("| {mtu} | {cpu_up:.2} | {cpu_down:.2} |"));
         if mtu == 8500 {
-            full_8500 = (up.median, down.median);
             let p8 = repeat(runs, || iperf(&lab.ns, eni, secs, false, 8));
             rows.push((
                 "8 parallel streams, client → service, MTU 8500".into(),
@@ -650,35 +648,35 @@ fn main() {
     let eni = Ipv4Addr::new(10, 0, 1, 49);
     let mut cost = String::new();
     {
-        let lab = PrivlinkLab::start(&format!("{tag}min"), 8500, servers, Pipeline::Minimal);
-        let up = repeat(runs, || iperf(&lab.ns, eni, secs, false, 1));
-        let down = repeat(runs, || iperf(&lab.ns, eni, secs, true, 1));
-        let _ = writeln!(
-            cost,
-            "| minimal: one SG rule, default NACL, no flow logs, unshaped | {} | {} | 1.00 / 1.00 |",
-            fmt_stat(&up, "Gbit/s"),
-            fmt_stat(&down, "Gbit/s")
-        );
-        let _ = writeln!(
-            cost,
-            "| full: SG + custom NACL + flow logs | {:.2} Gbit/s | {:.2} Gbit/s | {:.2} / {:.2} |",
-            full_8500.0,
-            full_8500.1,
-            full_8500.0 / up.median,
-            full_8500.1 / down.median
-        );
-        drop(lab);
-        let lab = PrivlinkLab::start(&format!("{tag}big"), 8500, servers, Pipeline::Full(Some("100Gbit")));
-        let sup = repeat(runs, || iperf(&lab.ns, eni, secs, false, 1));
-        let sdown = repeat(runs, || iperf(&lab.ns, eni, secs, true, 1));
-        let _ = writeln!(
-            cost,
-            "| full + shaper at 100 Gbit/s (above the path) | {} | {} | {:.2} / {:.2} |",
-            fmt_stat(&sup, "Gbit/s"),
-            fmt_stat(&sdown, "Gbit/s"),
-            sup.median / up.median,
-            sdown.median / down.median
-        );
+        // Three labs up at once, measured in turn, run after run: a drift of
+        // the shared machine then weighs on all three alike.
+        let variants = [
+            ("minimal: one SG rule, default NACL, no flow logs, unshaped", "min", Pipeline::Minimal),
+            ("full: SG + custom NACL + flow logs", "full", Pipeline::Full(None)),
+            ("full + shaper at 100 Gbit/s (above the path)", "big", Pipeline::Full(Some("100Gbit"))),
+        ];
+        let labs: Vec<PrivlinkLab> =
+            variants.iter().map(|(_, t, p)| PrivlinkLab::start(&format!("{tag}{t}"), 8500, servers, *p)).collect();
+        let mut samples = vec![(Vec::new(), Vec::new()); labs.len()];
+        for _ in 0..runs {
+            for (lab, s) in labs.iter().zip(&mut samples) {
+                s.0.push(iperf(&lab.ns, eni, secs, false, 1));
+            }
+            for (lab, s) in labs.iter().zip(&mut samples) {
+                s.1.push(iperf(&lab.ns, eni, secs, true, 1));
+            }
+        }
+        let stats: Vec<(Stat, Stat)> = samples.into_iter().map(|(u, d)| (stat(u), stat(d))).collect();
+        for ((name, _, _), (up, down)) in variants.iter().zip(&stats) {
+            let _ = writeln!(
+                cost,
+                "| {name} | {} | {} | {:.2} / {:.2} |",
+                fmt_stat(up, "Gbit/s"),
+                fmt_stat(down, "Gbit/s"),
+                up.median / stats[0].0.median,
+                down.median / stats[0].1.median
+            );
+        }
     }
     let mut shaping = String::new();
     for rate in ["10Mbit", "100Mbit", "1Gbit"] {
@@ -779,7 +777,7 @@ fn main() {
     let _ = writeln!(md, "\nPeers in the same run (ratio against the kernel veth path, up / down):\n\n| peer | client → service | service → client | ratio |\n|---|---|---|---|");
     md.push_str(&peer);
     md.push_str(&t2p);
-    let _ = writeln!(md, "\nWhat the pipeline costs, single stream at MTU 8500 (ratio: against the minimal pipeline):\n\n| pipeline | client → service | service → client | ratio |\n|---|---|---|---|");
+    let _ = writeln!(md, "\nWhat the pipeline costs, single stream at MTU 8500, the three labs measured in turn within each run (ratio: against the minimal pipeline):\n\n| pipeline | client → service | service → client | ratio |\n|---|---|---|---|");
     md.push_str(&cost);
     let _ = writeln!(md, "\nShaping accuracy, one iperf3 stream for 10 s through an ENI shaped at the rate (receiver side):\n\n| bandwidth | service → client | client → service |\n|---|---|---|");
     md.push_str(&shaping);
