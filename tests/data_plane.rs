@@ -204,13 +204,17 @@ fn a_syn_smoltcp_refuses_leaves_no_listener_behind() {
     // removed and recycled: the next connections must get working sockets.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let upstream = listener.local_addr().unwrap();
+    // The echo server says when an upstream connection ends.
+    let (ended_tx, ended) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for mut s in listener.incoming().flatten() {
+            let ended_tx = ended_tx.clone();
             std::thread::spawn(move || {
                 let mut buf = [0u8; 256];
                 while let Ok(n @ 1..) = s.read(&mut buf) {
                     let _ = s.write_all(&buf[..n]);
                 }
+                let _ = ended_tx.send(());
             });
         }
     });
@@ -231,8 +235,9 @@ fn a_syn_smoltcp_refuses_leaves_no_listener_behind() {
         .write(&mut syn_rst, &[])
         .unwrap();
     raw.send_to(&syn_rst, &std::net::SocketAddr::V4(target).into()).unwrap();
-    // Let the upstream connect finish and the listener go to the spares.
-    std::thread::sleep(Duration::from_millis(300));
+    // privlink connected the upstream, smoltcp refused the SYN, and the
+    // connection was removed (its upstream closed): the listener is a spare now.
+    ended.recv_timeout(Duration::from_secs(10)).expect("the SYN|RST's upstream connection was never closed");
     // The other ENI first: a listener left open refuses to listen elsewhere.
     for i in 0..3 {
         let mut c = probe::tcp_connect(&ns, eni(&lab, 1 - i % 2), Duration::from_secs(5)).unwrap();
