@@ -113,6 +113,29 @@ fn echo_server(listener: TcpListener, conns: usize) -> std::thread::JoinHandle<(
     })
 }
 
+/// A loopback server that echoes each read back at once, for as many
+/// connections as come; the receiver hears when each one ends.
+fn chunk_echo_server() -> (std::net::SocketAddr, std::sync::mpsc::Receiver<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (ended_tx, ended) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            let ended_tx = ended_tx.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n @ 1..) = s.read(&mut buf) {
+                    if s.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = ended_tx.send(());
+            });
+        }
+    });
+    (addr, ended)
+}
+
 #[test]
 fn two_hundred_concurrent_connections() {
     if !netns_available("two_hundred_concurrent_connections") {
@@ -156,20 +179,7 @@ fn recycled_sockets_carry_only_their_own_bytes() {
     // than spares, closed by FIN and by RST in turn, so every socket is reused
     // from both kinds of ending. Each must carry its own bytes only.
     const ROUNDS: usize = 3 * privlink::stack::SPARE_SOCKETS;
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let upstream = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for mut s in listener.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while let Ok(n @ 1..) = s.read(&mut buf) {
-                    if s.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
+    let (upstream, _) = chunk_echo_server();
     let ns = unique("plkt");
     let lab = Lab::start(&ns, &config(&ns, &upstream.to_string(), PLAIN));
     for i in 0..ROUNDS {
@@ -202,22 +212,7 @@ fn a_syn_smoltcp_refuses_leaves_no_listener_behind() {
     // SYN|RST passes as a new flow's SYN, so its upstream is connected and a
     // socket listens for it; smoltcp then refuses the packet. The listener is
     // removed and recycled: the next connections must get working sockets.
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let upstream = listener.local_addr().unwrap();
-    // The echo server says when an upstream connection ends.
-    let (ended_tx, ended) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for mut s in listener.incoming().flatten() {
-            let ended_tx = ended_tx.clone();
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 256];
-                while let Ok(n @ 1..) = s.read(&mut buf) {
-                    let _ = s.write_all(&buf[..n]);
-                }
-                let _ = ended_tx.send(());
-            });
-        }
-    });
+    let (upstream, ended) = chunk_echo_server();
     let ns = unique("plkt");
     let lab = Lab::start(&ns, &config(&ns, &upstream.to_string(), PLAIN));
     let target = eni(&lab, 0);
