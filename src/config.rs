@@ -32,6 +32,8 @@ pub const MAX_MTU: u32 = 65520;
 pub const MIN_MTU: u32 = 576;
 /// AWS: "VPC endpoints support a maximum transmission unit (MTU) of 8500 bytes."
 pub const DEFAULT_MTU: u32 = 8500;
+/// Most TUN queues (`vpc.queues`), each served by its own thread and stack.
+pub const MAX_QUEUES: usize = 16;
 /// How long a client's SYN waits for the upstream connection before it gets an RST.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -141,6 +143,8 @@ pub struct Vpc {
     pub dns_hostnames: bool,
     /// The ENI MTU.
     pub mtu: u32,
+    /// TUN queues, each with its own thread and stack; `None`: one per CPU.
+    pub queues: Option<usize>,
     /// The namespace side of the TUN: VPC base + 1, the VPC router.
     pub router: Ipv4Addr,
 }
@@ -310,6 +314,7 @@ struct RawVpc {
     #[serde(default = "yes")]
     dns_hostnames: bool,
     mtu: Option<Spanned<u32>>,
+    queues: Option<Spanned<usize>>,
     router: Option<Spanned<Ipv4Addr>>,
     tcp_established_timeout: Option<Spanned<u64>>,
 }
@@ -480,6 +485,11 @@ fn validate_vpc(src: &Source, raw: RawVpc) -> Result<Vpc, ConfigError> {
         Some(m) if (MIN_MTU..=MAX_MTU).contains(m.get_ref()) => *m.get_ref(),
         Some(m) => return src.invalid(m.span(), "vpc.mtu", format!("must be {MIN_MTU} to {MAX_MTU}")),
     };
+    let queues = match raw.queues {
+        None => None,
+        Some(q) if (1..=MAX_QUEUES).contains(q.get_ref()) => Some(*q.get_ref()),
+        Some(q) => return src.invalid(q.span(), "vpc.queues", format!("must be 1 to {MAX_QUEUES}")),
+    };
     let router = match raw.router {
         None => cidr.nth(1).expect("prefix <= 28"),
         Some(r) if cidr.contains(*r.get_ref()) => *r.get_ref(),
@@ -501,6 +511,7 @@ fn validate_vpc(src: &Source, raw: RawVpc) -> Result<Vpc, ConfigError> {
         dns_support: raw.dns_support,
         dns_hostnames: raw.dns_hostnames,
         mtu,
+        queues,
         router,
     })
 }
@@ -1058,6 +1069,13 @@ upstream = "127.0.0.1:8443"
     fn mtu_and_timeout_ranges() {
         let e = err(&GOOD.replace("netns = \"plk-test\"", "netns = \"plk-test\"\nmtu = 70000"));
         assert!(e.contains("vpc.mtu"), "{e}");
+        for bad in ["0", "17"] {
+            let e = err(&GOOD.replace("netns = \"plk-test\"", &format!("netns = \"plk-test\"\nqueues = {bad}")));
+            assert!(e.starts_with("lab.toml:") && e.contains("vpc.queues: must be 1 to 16"), "{e}");
+        }
+        let c = Config::from_toml("x", &GOOD.replace("netns = \"plk-test\"", "netns = \"plk-test\"\nqueues = 2"));
+        assert_eq!(c.unwrap().vpc.queues, Some(2));
+        assert_eq!(Config::from_toml("x", GOOD).unwrap().vpc.queues, None);
         let e = err(&GOOD.replace("upstream =", "connect_timeout = \"ten\"\nupstream ="));
         assert!(e.contains("endpoint[0].connect_timeout"), "{e}");
         let c = Config::from_toml("x", &GOOD.replace("upstream =", "connect_timeout = \"750ms\"\nupstream =")).unwrap();

@@ -2,6 +2,17 @@
 //!
 //! Everything created is owned by a guard (`Netns`, `Tun`) whose `Drop`
 //! removes it, so a return, an error or a panic all leave the host as it was.
+//!
+//! # Queues
+//!
+//! The TUN has one queue per CPU (or `vpc.queues`), each served by its own
+//! thread with a current-thread runtime and a whole [`Stack`]: nothing on the
+//! data path is shared but the flow log and the per-endpoint connection
+//! counts. The kernel steers each flow to one queue, so one stack sees all of
+//! a flow: a new flow goes to the queue its symmetric hash picks, and the
+//! flow table the TUN keeps from our writes (a stack writes only its own
+//! flows) points the same way. The first queue runs on the caller's thread,
+//! with the DNS-over-TCP server and the reloads.
 
 use std::future::Future;
 use std::path::Path;
@@ -11,16 +22,16 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
-use crate::config::Config;
+use crate::config::{Config, MAX_QUEUES};
 use crate::dns::{DnsError, Zone};
 use crate::filter::{FilterConfig, RuleSet, RuleSetError};
 use crate::guard::{EniGuard, GuardError};
 use crate::model::{Plan, PlanError, State};
 use crate::netns::{self, Netns, NetnsError};
 use crate::resolver::{self, Resolver};
-use crate::stack::{Report, Stack};
+use crate::stack::{ConnectionSlots, Report, Stack};
 use crate::store::{StateDir, StoreError};
-use crate::tun::{Tun, TunError};
+use crate::tun::{Tun, TunError, TunQueue};
 
 /// Why the daemon could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +63,9 @@ pub enum DaemonError {
     /// The data path failed.
     #[error("data path: {0}")]
     Io(#[from] std::io::Error),
+    /// A queue's thread panicked.
+    #[error("TUN queue {0}: its thread panicked")]
+    QueuePanicked(usize),
 }
 
 /// Random bytes for new ids.
@@ -91,8 +105,9 @@ pub async fn up(
         }
     }
     let vpc = &plan.vpc;
+    let queues = queue_count(&plan);
     let ns = Netns::ensure(&vpc.netns)?;
-    let tun = Tun::create(ns.name(), &vpc.tun, vpc.mtu)?;
+    let (tun, more_queues) = Tun::create(ns.name(), &vpc.tun, vpc.mtu, queues)?;
     let n = ns.name();
     // The router address alone, as a /32: subnets may live on other links in the
     // namespace, so every ENI and resolver address gets its own route to the TUN.
@@ -109,7 +124,7 @@ pub async fn up(
     let udp = Resolver::new(zone_rx.clone(), &forward).await?;
     let dns_tcp = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
     let dns_tcp_addr = dns_tcp.local_addr()?;
-    let dns_tcp_task = tokio::spawn(resolver::serve_tcp(dns_tcp, zone_rx, forward));
+    let dns_tcp_task = tokio::spawn(resolver::serve_tcp(dns_tcp, zone_rx.clone(), forward.clone()));
     let (rules_tx, rules_rx) = watch::channel(Arc::new(rules));
     let filter = FilterConfig {
         timeouts: config.conntrack,
@@ -119,18 +134,136 @@ pub async fn up(
     let eni_ids: Vec<String> = plan.endpoints.iter().flat_map(|e| e.enis.iter().map(|n| n.id.clone())).collect();
     let eni_ips: Vec<std::net::Ipv4Addr> = plan.eni_ips().map(|(ip, _)| ip).collect();
     let guard = EniGuard::new(rules_rx, filter, &eni_ids, &eni_ips, plan.vpc.mtu, config.flow_logs.as_ref())?;
+    let slots = ConnectionSlots::new(&plan);
+    let mut workers = Workers::new();
+    for (i, queue) in more_queues.into_iter().enumerate() {
+        let guard = guard.for_another_queue()?;
+        let shared = QueueShared { plan: plan.clone(), zone: zone_rx.clone(), forward: forward.clone(), dns_tcp_addr };
+        workers.start(i + 1, queue, shared, guard, slots.clone()).await?;
+    }
     let reload_task = reload.map(|rx| tokio::spawn(apply_reloads(rx, plan.clone(), state, zone_tx, rules_tx)));
 
-    let stack = Stack::new(&plan, tun, udp, dns_tcp_addr, guard)?;
+    let stack = Stack::new(&plan, tun, udp, dns_tcp_addr, guard, slots)?;
+    if queues > 1 {
+        tracing::info!("{queues} TUN queues, one stack and thread each");
+    }
     on_ready(&plan);
-    let report = stack.run(shutdown).await;
+    let mut stopped = workers.stop.subscribe();
+    let report = stack
+        .run(async {
+            // A queue that stops on its own (an error) stops them all: its flows would have nowhere to go.
+            tokio::select! {
+                _ = shutdown => {}
+                _ = stopped.wait_for(|s| *s) => {}
+            }
+        })
+        .await;
     dns_tcp_task.abort();
     if let Some(t) = reload_task {
         t.abort();
     }
-    // The stack (and with it the TUN fd) is gone: the kernel removed the device and its routes.
+    let mut report = report?;
+    for r in workers.join() {
+        report.add(&r?);
+    }
+    // The stacks (and with them the TUN fds) are gone: the kernel removed the device and its routes.
     drop(ns);
-    Ok(report?)
+    Ok(report)
+}
+
+/// How many TUN queues to run: `vpc.queues`, else one per CPU; one when an
+/// endpoint is shaped, since its shaper shares the ENI's rate among all of
+/// its connections in one place.
+fn queue_count(plan: &Plan) -> usize {
+    if plan.endpoints.iter().any(|e| e.bandwidth.is_some()) {
+        if plan.vpc.queues.is_some_and(|q| q > 1) {
+            tracing::warn!("vpc.queues ignored: an endpoint has a bandwidth limit, which takes one queue");
+        }
+        return 1;
+    }
+    plan.vpc.queues.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_QUEUES))
+}
+
+/// What every queue's stack is built from.
+struct QueueShared {
+    plan: Plan,
+    zone: watch::Receiver<Arc<Zone>>,
+    forward: Vec<std::net::SocketAddr>,
+    dns_tcp_addr: std::net::SocketAddr,
+}
+
+/// The threads serving TUN queues 1.., and the flag that stops them all.
+struct Workers {
+    threads: Vec<(usize, std::thread::JoinHandle<Result<Report, DaemonError>>)>,
+    stop: watch::Sender<bool>,
+}
+
+impl Workers {
+    fn new() -> Workers {
+        Workers { threads: Vec::new(), stop: watch::channel(false).0 }
+    }
+
+    /// Starts a thread with its own runtime and stack for `queue`; returns once
+    /// the stack is built (or could not be).
+    async fn start(
+        &mut self,
+        index: usize,
+        queue: TunQueue,
+        shared: QueueShared,
+        guard: EniGuard,
+        slots: ConnectionSlots,
+    ) -> Result<(), DaemonError> {
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let (stop, mut stopped) = (self.stop.clone(), self.stop.subscribe());
+        let thread = std::thread::Builder::new().name(format!("privlink-q{index}")).spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let result = rt.block_on(async move {
+                let built = async {
+                    let tun = queue.register()?;
+                    let udp = Resolver::new(shared.zone, &shared.forward).await?;
+                    Ok::<_, DaemonError>(Stack::new(&shared.plan, tun, udp, shared.dns_tcp_addr, guard, slots)?)
+                };
+                let stack = match built.await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.to_string()));
+                        return Err(e);
+                    }
+                };
+                let _ = ready_tx.send(Ok(()));
+                let report = stack
+                    .run(async {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    })
+                    .await;
+                Ok(report?)
+            });
+            stop.send_replace(true);
+            result
+        })?;
+        self.threads.push((index, thread));
+        match ready_rx.await {
+            Ok(Ok(())) => Ok(()),
+            // The thread is gone; its error comes back from `join` (when `self` drops, unread).
+            _ => match self.join().into_iter().find_map(Result::err) {
+                Some(e) => Err(e),
+                None => Err(DaemonError::QueuePanicked(index)),
+            },
+        }
+    }
+
+    /// Stops every queue's thread and collects their reports.
+    fn join(&mut self) -> Vec<Result<Report, DaemonError>> {
+        self.stop.send_replace(true);
+        self.threads.drain(..).map(|(i, t)| t.join().unwrap_or(Err(DaemonError::QueuePanicked(i)))).collect()
+    }
+}
+
+impl Drop for Workers {
+    /// On an early return (an error) the threads still stop before the namespace goes.
+    fn drop(&mut self) {
+        self.join();
+    }
 }
 
 /// Applies reloaded configs: new zone and rules when only DNS settings, security
@@ -151,9 +284,12 @@ async fn apply_reloads(
                 continue;
             }
         };
-        if plan.data_path_shape() != current.data_path_shape() || plan.vpc.netns != current.vpc.netns {
+        let (v, w) = (&plan.vpc, &current.vpc);
+        if plan.data_path_shape() != current.data_path_shape()
+            || (&v.netns, &v.tun, v.mtu, v.queues) != (&w.netns, &w.tun, w.mtu, w.queues)
+        {
             println!(
-                "privlink: reload refused: endpoints, ENIs, ports or upstreams changed; restart privlink for that"
+                "privlink: reload refused: endpoints, ENIs, ports, upstreams or the VPC's netns, tun, mtu or queues changed; restart privlink for that"
             );
             continue;
         }

@@ -13,7 +13,7 @@
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::net::Ipv4Addr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
@@ -41,6 +41,18 @@ pub struct GuardCounters {
     pub accepted: u64,
 }
 
+impl GuardCounters {
+    /// Adds `o`'s counts (another queue's guard) to these.
+    pub fn add(&mut self, o: &GuardCounters) {
+        let GuardCounters { sg_ingress, sg_egress, nacl_ingress, nacl_egress, accepted } = o;
+        self.sg_ingress += sg_ingress;
+        self.sg_egress += sg_egress;
+        self.nacl_ingress += nacl_ingress;
+        self.nacl_egress += nacl_egress;
+        self.accepted += accepted;
+    }
+}
+
 struct FlowLogSink {
     log: FlowLog,
     handles: Vec<InterfaceHandle>,
@@ -48,13 +60,18 @@ struct FlowLogSink {
     stdout: bool,
 }
 
-/// Security groups, NACLs and flow logs for the ENIs of one VPC.
+/// Security groups, NACLs and flow logs for the ENIs of one VPC, as seen by
+/// one TUN queue. Each queue has its own connection tracking (a flow stays on
+/// its queue); all queues write one flow log.
 pub struct EniGuard {
     filter: Filter,
+    config: FilterConfig,
     rules: watch::Receiver<Arc<RuleSet>>,
     /// ENI addresses sorted, with their index, to find the ENI of an outgoing packet.
     by_ip: Vec<(Ipv4Addr, usize)>,
-    flow_log: Option<FlowLogSink>,
+    /// Shared by the queues' guards: one window of records, one writer. The
+    /// lock is taken once per judged packet (a superpacket at speed), never contended for long.
+    flow_log: Option<Arc<Mutex<FlowLogSink>>>,
     /// The ENI MTU: what one packet on the wire carries at most.
     mtu: usize,
     epoch: (Instant, u64),
@@ -92,7 +109,7 @@ impl EniGuard {
         flow_logs: Option<&FlowLogs>,
     ) -> Result<EniGuard, GuardError> {
         let current = rules.borrow().clone();
-        let filter = Filter::new(current, config)?;
+        let filter = Filter::new(current, config.clone())?;
         let mut by_ip: Vec<(Ipv4Addr, usize)> = eni_ips.iter().copied().zip(0..).collect();
         by_ip.sort();
         let flow_log = match flow_logs {
@@ -118,12 +135,13 @@ impl EniGuard {
                         Some(BufWriter::new(file))
                     }
                 };
-                Some(FlowLogSink { log, handles, file, stdout: f.stdout })
+                Some(Arc::new(Mutex::new(FlowLogSink { log, handles, file, stdout: f.stdout })))
             }
         };
         let unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         Ok(EniGuard {
             filter,
+            config,
             rules,
             by_ip,
             flow_log,
@@ -131,6 +149,27 @@ impl EniGuard {
             epoch: (Instant::now(), unix),
             counters: GuardCounters::default(),
         })
+    }
+
+    /// A guard for another TUN queue: its own connection tracking, the same
+    /// rules (and their reloads) and the same flow log.
+    pub fn for_another_queue(&self) -> Result<EniGuard, GuardError> {
+        let current = self.rules.borrow().clone();
+        Ok(EniGuard {
+            filter: Filter::new(current, self.config.clone())?,
+            config: self.config.clone(),
+            rules: self.rules.clone(),
+            by_ip: self.by_ip.clone(),
+            flow_log: self.flow_log.clone(),
+            mtu: self.mtu,
+            epoch: self.epoch,
+            counters: GuardCounters::default(),
+        })
+    }
+
+    fn sink(&self) -> Option<MutexGuard<'_, FlowLogSink>> {
+        // A poisoned lock only means another queue panicked mid-record; the records stay usable.
+        self.flow_log.as_ref().map(|m| m.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     fn unix_secs(&self, now: Instant) -> u64 {
@@ -166,7 +205,7 @@ impl EniGuard {
     fn judge(&mut self, now: Instant, eni: usize, dir: Direction, f: &PacketFacts) -> bool {
         let d = self.filter.handle_packet(now, eni, dir, f);
         let unix = self.unix_secs(now);
-        if let Some(sink) = self.flow_log.as_mut() {
+        if let Some(mut sink) = self.sink() {
             if let Some(&h) = sink.handles.get(eni) {
                 let (packets, bytes) = wire_packets(f, self.mtu);
                 sink.log.record_segments(unix, h, f, d.action, packets, bytes);
@@ -198,7 +237,8 @@ impl EniGuard {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.filter.handle_timeout(now);
         let unix = self.unix_secs(now);
-        let Some(sink) = self.flow_log.as_mut() else { return };
+        let Some(mut sink) = self.sink() else { return };
+        let sink = &mut *sink;
         let mut wrote = false;
         while let Some(rec) = sink.log.poll_record(unix) {
             if let Some(f) = sink.file.as_mut() {
@@ -221,8 +261,7 @@ impl EniGuard {
     /// When [`EniGuard::handle_timeout`] has work next.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let flow = self
-            .flow_log
-            .as_ref()
+            .sink()
             .and_then(|s| s.log.poll_timeout())
             .map(|unix| self.epoch.0 + std::time::Duration::from_secs(unix.saturating_sub(self.epoch.1)));
         match (self.filter.poll_timeout(), flow) {

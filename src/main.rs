@@ -118,9 +118,13 @@ fn main() -> ExitCode {
                         "privlink: guard: accepted={} sg_ingress={} sg_egress={} nacl_ingress={} nacl_egress={}",
                         g.accepted, g.sg_ingress, g.sg_egress, g.nacl_ingress, g.nacl_egress
                     );
+                    let per_queue: Vec<String> = report.accepted_per_queue.iter().map(u64::to_string).collect();
                     println!(
-                        "privlink: connections: accepted={} refused={} closed={}",
-                        report.conns.accepted, report.conns.refused, report.conns.closed
+                        "privlink: connections: accepted={} refused={} closed={} accepted_per_queue={}",
+                        report.conns.accepted,
+                        report.conns.refused,
+                        report.conns.closed,
+                        per_queue.join(",")
                     );
                     ExitCode::SUCCESS
                 }

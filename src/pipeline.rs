@@ -65,6 +65,15 @@ impl Counters {
     pub fn dropped(&self, reason: DropReason) -> u64 {
         self.dropped[reason as usize]
     }
+    /// Adds `o`'s counts (another queue's pipeline) to these.
+    pub fn add(&mut self, o: &Counters) {
+        let Counters { to_stack, to_dns, dropped } = o;
+        self.to_stack += to_stack;
+        self.to_dns += to_dns;
+        for (a, b) in self.dropped.iter_mut().zip(dropped) {
+            *a += b;
+        }
+    }
 }
 
 impl fmt::Display for Counters {

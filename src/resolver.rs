@@ -58,6 +58,17 @@ pub struct ForwardCounters {
     pub dropped: u64,
 }
 
+impl ForwardCounters {
+    /// Adds `o`'s counts (another queue's resolver) to these.
+    pub fn add(&mut self, o: &ForwardCounters) {
+        let ForwardCounters { sent, answered, cached, dropped } = o;
+        self.sent += sent;
+        self.answered += answered;
+        self.cached += cached;
+        self.dropped += dropped;
+    }
+}
+
 struct Pending {
     client: SocketAddrV4,
     resolver: Ipv4Addr,

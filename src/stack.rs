@@ -42,6 +42,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -87,8 +88,6 @@ struct EndpointRuntime {
     upstream: Upstream,
     connect_timeout: Duration,
     max_connections: usize,
-    /// Connections open or connecting.
-    active: usize,
     /// The endpoint's id, for its policy's `aws:SourceVpce`.
     id: String,
     /// The policy new connections must pass (`None`: the resolver's TCP side).
@@ -135,6 +134,18 @@ pub struct ConnStats {
     pub sni_denied: u64,
 }
 
+impl ConnStats {
+    /// Adds `o`'s counts (another queue's) to these.
+    pub fn add(&mut self, o: &ConnStats) {
+        let ConnStats { accepted, refused, closed, policy_denied, sni_denied } = o;
+        self.accepted += accepted;
+        self.refused += refused;
+        self.closed += closed;
+        self.policy_denied += policy_denied;
+        self.sni_denied += sni_denied;
+    }
+}
+
 /// Final report of a stack run.
 #[derive(Debug, Clone, Default)]
 pub struct Report {
@@ -148,6 +159,42 @@ pub struct Report {
     pub forward: ForwardCounters,
     /// Security group and NACL decisions.
     pub guard: GuardCounters,
+    /// Connections accepted by each TUN queue's stack, in queue order.
+    pub accepted_per_queue: Vec<u64>,
+}
+
+impl Report {
+    /// Adds another queue's report to this one.
+    pub fn add(&mut self, o: &Report) {
+        self.counters.add(&o.counters);
+        self.conns.add(&o.conns);
+        self.dns.add(&o.dns);
+        self.forward.add(&o.forward);
+        self.guard.add(&o.guard);
+        self.accepted_per_queue.extend_from_slice(&o.accepted_per_queue);
+    }
+}
+
+/// Connections open or connecting per endpoint (the resolver's TCP side
+/// last), counted across the stacks of every TUN queue so `max_connections`
+/// holds for the endpoint, not per queue.
+#[derive(Debug, Clone)]
+pub struct ConnectionSlots(Arc<[AtomicUsize]>);
+
+impl ConnectionSlots {
+    /// Empty slots for `plan`'s endpoints.
+    pub fn new(plan: &Plan) -> ConnectionSlots {
+        ConnectionSlots((0..=plan.endpoints.len()).map(|_| AtomicUsize::new(0)).collect())
+    }
+
+    /// Takes a slot of `endpoint` unless `max` are taken.
+    fn try_take(&self, endpoint: usize, max: usize) -> bool {
+        self.0[endpoint].fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n < max).then_some(n + 1)).is_ok()
+    }
+
+    fn give_back(&self, endpoint: usize) {
+        self.0[endpoint].fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// The ENI's TCP stack and everything it carries.
@@ -166,6 +213,7 @@ pub struct Stack {
     spare: Vec<tcp::Socket<'static>>,
     pipeline: Pipeline,
     endpoints: Vec<EndpointRuntime>,
+    slots: ConnectionSlots,
     conns: Vec<Option<Conn>>,
     free_ids: Vec<ConnId>,
     by_flow: HashMap<FlowKey, ConnId>,
@@ -195,14 +243,16 @@ enum Wake {
 }
 
 impl Stack {
-    /// A stack for `plan`'s ENIs on `tun`. UDP DNS goes to `resolver`; TCP port
-    /// 53 on the resolver addresses is relayed to `dns_tcp`.
+    /// A stack for `plan`'s ENIs on `tun` (one queue of it). UDP DNS goes to
+    /// `resolver`; TCP port 53 on the resolver addresses is relayed to
+    /// `dns_tcp`. `slots` counts connections per endpoint across all queues.
     pub fn new(
         plan: &Plan,
         tun: Tun,
         resolver: Resolver,
         dns_tcp: SocketAddr,
         guard: EniGuard,
+        slots: ConnectionSlots,
     ) -> Result<Stack, crate::policy::SniPatternError> {
         let mut enis: Vec<EniRoute> = plan
             .endpoints
@@ -243,7 +293,6 @@ impl Stack {
                     upstream: e.upstream.clone(),
                     connect_timeout: e.connect_timeout,
                     max_connections: e.max_connections,
-                    active: 0,
                     id: e.id.clone(),
                     policy: Some(e.policy.clone()),
                     sni: Some(Arc::new(e.sni_policy()?))
@@ -272,7 +321,6 @@ impl Stack {
             upstream: Upstream { host: dns_tcp.ip().to_string(), port: dns_tcp.port() },
             connect_timeout: Duration::from_secs(2),
             max_connections: MAX_HALF_OPEN,
-            active: 0,
             id: String::new(),
             policy: None,
             sni: None,
@@ -290,6 +338,7 @@ impl Stack {
             spare: Vec::new(),
             pipeline,
             endpoints,
+            slots,
             conns: Vec::new(),
             free_ids: Vec::new(),
             by_flow: HashMap::new(),
@@ -380,6 +429,7 @@ impl Stack {
             dns: self.resolver.counters(),
             forward: self.resolver.forward,
             guard: self.guard.counters,
+            accepted_per_queue: vec![self.stats.accepted],
         })
     }
 
@@ -418,7 +468,7 @@ impl Stack {
         for syn in std::mem::take(&mut self.new_syns) {
             let flow = syn.meta.flow();
             let ep = &mut self.endpoints[syn.endpoint];
-            if self.held.len() >= MAX_HALF_OPEN || ep.active >= ep.max_connections {
+            if self.held.len() >= MAX_HALF_OPEN || !self.slots.try_take(syn.endpoint, ep.max_connections) {
                 self.pipeline.counters.drop(DropReason::ConnectionLimit);
                 continue;
             }
@@ -428,11 +478,11 @@ impl Stack {
                 if decision != PolicyDecision::Allow {
                     tracing::info!(%flow, "endpoint policy: {decision:?}; refusing the client");
                     self.stats.policy_denied += 1;
+                    self.slots.give_back(syn.endpoint);
                     self.refuse(&syn.meta);
                     continue;
                 }
             }
-            ep.active += 1;
             let (upstream, timeout, tx) = (ep.upstream.clone(), ep.connect_timeout, self.connect_tx.clone());
             tracing::debug!(%flow, %upstream, "SYN: connecting upstream first");
             self.held.insert(flow, syn);
@@ -452,7 +502,7 @@ impl Stack {
             Ok(s) => s,
             Err(e) => {
                 tracing::info!(flow = %c.flow, "upstream {}: {e}; refusing the client", self.endpoints[syn.endpoint].upstream);
-                self.endpoints[syn.endpoint].active -= 1;
+                self.slots.give_back(syn.endpoint);
                 self.stats.refused += 1;
                 self.refuse(&syn.meta);
                 return Ok(());
@@ -627,7 +677,7 @@ impl Stack {
                 self.spare.push(sock);
             }
             self.by_flow.remove(&conn.flow);
-            self.endpoints[conn.endpoint].active -= 1;
+            self.slots.give_back(conn.endpoint);
             if let (Some(Some(sh)), Some(share)) = (self.shapers.get_mut(conn.eni), conn.share) {
                 sh.shaper.unregister(share);
                 sh.conns[share.index()] = None;

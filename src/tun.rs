@@ -144,20 +144,22 @@ pub struct Tun {
 }
 
 impl Tun {
-    /// Creates TUN `name` inside namespace `netns` with `mtu`, link up, no addresses.
-    pub fn create(netns: &str, name: &str, mtu: u32) -> Result<Tun, TunError> {
+    /// Creates TUN `name` inside namespace `netns` with `mtu` and `queues`
+    /// queues, link up, no addresses. The first queue comes back registered
+    /// with the current runtime; the others are registered by the thread that
+    /// serves them ([`TunQueue::register`]).
+    pub fn create(netns: &str, name: &str, mtu: u32, queues: usize) -> Result<(Tun, Vec<TunQueue>), TunError> {
         let dev = name.to_string();
-        let file = netns::run_in(netns, move || open(&dev))?.map_err(|source| TunError::Open {
-            name: name.into(),
-            netns: netns.into(),
-            source,
-        })?;
-        // SAFETY: the fd belongs to `file`, which the AsyncFd owns, so it stays
-        // open for as long as it is registered.
-        let fd = unsafe { AsyncFd::register_with_interest(file, tokio::io::Interest::READABLE) }
-            .map_err(|e| TunError::Register { name: name.into(), source: e.into_parts().1 })?;
+        let multi = queues > 1;
+        let files = netns::run_in(netns, move || {
+            (0..queues.max(1)).map(|_| open(&dev, multi)).collect::<io::Result<Vec<File>>>()
+        })?
+        .map_err(|source| TunError::Open { name: name.into(), netns: netns.into(), source })?;
+        let mut queues = files.into_iter().map(|file| TunQueue { file, name: name.to_string() });
+        let first = queues.next().expect("at least one queue").register()?;
+        let rest = queues.collect();
         netns::ip(&["-n", netns, "link", "set", "dev", name, "mtu", &mtu.to_string(), "up"])?;
-        Ok(Tun { fd, name: name.to_string() })
+        Ok((first, rest))
     }
 
     /// Device name.
@@ -177,8 +179,27 @@ impl Tun {
     }
 }
 
-/// Opens `/dev/net/tun` non-blocking as TUN `name` with vnet headers and TCP offload.
-fn open(name: &str) -> io::Result<File> {
+/// One more queue of a multi-queue TUN, open but not yet registered with a runtime.
+pub struct TunQueue {
+    file: File,
+    name: String,
+}
+
+impl TunQueue {
+    /// Registers the queue with the current thread's runtime.
+    pub fn register(self) -> Result<Tun, TunError> {
+        let name = self.name;
+        // SAFETY: the fd belongs to `file`, which the AsyncFd owns, so it stays
+        // open for as long as it is registered.
+        let fd = unsafe { AsyncFd::register_with_interest(self.file, tokio::io::Interest::READABLE) }
+            .map_err(|e| TunError::Register { name: name.clone(), source: e.into_parts().1 })?;
+        Ok(Tun { fd, name })
+    }
+}
+
+/// Opens `/dev/net/tun` non-blocking as TUN `name` with vnet headers and TCP
+/// offload; with `multi_queue`, as one more queue of it each time.
+fn open(name: &str, multi_queue: bool) -> io::Result<File> {
     if name.is_empty() || name.len() >= libc::IFNAMSIZ || name.contains('\0') {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "bad interface name"));
     }
@@ -192,7 +213,8 @@ fn open(name: &str) -> io::Result<File> {
     for (d, s) in req.ifr_name.iter_mut().zip(name.bytes()) {
         *d = s as libc::c_char;
     }
-    req.ifr_ifru.ifru_flags = (libc::IFF_TUN | libc::IFF_NO_PI | libc::IFF_VNET_HDR) as libc::c_short;
+    let mq = if multi_queue { libc::IFF_MULTI_QUEUE } else { 0 };
+    req.ifr_ifru.ifru_flags = (libc::IFF_TUN | libc::IFF_NO_PI | libc::IFF_VNET_HDR | mq) as libc::c_short;
     // SAFETY: TUNSETIFF reads and writes one ifreq, which lives for the call.
     if unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF, &mut req) } < 0 {
         return Err(io::Error::last_os_error());

@@ -171,6 +171,67 @@ fn two_hundred_concurrent_connections() {
 }
 
 #[test]
+fn two_queues_keep_each_flow_whole_and_share_the_connection_limit() {
+    if !netns_available("two_queues_keep_each_flow_whole_and_share_the_connection_limit") {
+        return;
+    }
+    // Enough flows that the kernel's hash puts some on each queue (all on one: 2 in 2^24).
+    const LIMIT: usize = 25;
+    let (upstream, ended) = chunk_echo_server();
+    let ns = unique("plkt");
+    let cfg = config(&ns, &upstream.to_string(), &format!("{PLAIN}\nmax_connections = {LIMIT}"))
+        .replace(&format!("netns = \"{ns}\""), &format!("netns = \"{ns}\"\nqueues = 2"));
+    let lab = Lab::start(&ns, &cfg);
+    let echo = |c: &mut TcpStream, seed: u64| {
+        let sent = pattern(seed, 3000);
+        c.write_all(&sent).unwrap();
+        let mut back = vec![0u8; sent.len()];
+        c.read_exact(&mut back).unwrap();
+        assert!(back == sent, "connection {seed}: the echo differs");
+    };
+    let mut conns: Vec<TcpStream> = (0..LIMIT)
+        .map(|i| {
+            let mut c = probe::tcp_connect(&ns, eni(&lab, i % 2), Duration::from_secs(5)).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            echo(&mut c, i as u64);
+            c
+        })
+        .collect();
+    // The limit is the endpoint's, not each queue's: one more is not answered.
+    let extra = probe::tcp_connect(&ns, eni(&lab, 0), Duration::from_millis(1500));
+    assert!(extra.is_err(), "connection {} past max_connections = {LIMIT} was accepted", LIMIT + 1);
+    // The TUN forgets a flow's queue after 3 s idle; the flow's hash must lead back to the same stack.
+    std::thread::sleep(Duration::from_secs(4));
+    for (i, c) in conns.iter_mut().enumerate() {
+        echo(c, 100 + i as u64);
+    }
+    // A slot given back on one queue can be taken on the other (the client retries its SYN).
+    drop(conns.pop());
+    ended.recv_timeout(Duration::from_secs(10)).unwrap();
+    for i in 0..4 {
+        let mut c = probe::tcp_connect(&ns, eni(&lab, i % 2), Duration::from_secs(5)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        echo(&mut c, 200 + i as u64);
+        drop(c);
+        ended.recv_timeout(Duration::from_secs(10)).unwrap();
+    }
+    drop(conns);
+    let counters = lab.stop();
+    let per_queue: Vec<u64> = counters
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("conn_accepted_per_queue="))
+        .expect("per-queue counts")
+        .split(',')
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert_eq!(per_queue.len(), 2, "{counters}");
+    assert!(per_queue.iter().all(|&n| n > 0), "a queue took no flow: {counters}");
+    assert_eq!(per_queue.iter().sum::<u64>(), (LIMIT + 4) as u64, "{counters}");
+    assert!(counter(&counters, "connection_limit") >= 1, "{counters}");
+    assert_eq!(counter(&counters, "conn_refused"), 0, "{counters}");
+}
+
+#[test]
 fn recycled_sockets_carry_only_their_own_bytes() {
     if !netns_available("recycled_sockets_carry_only_their_own_bytes") {
         return;

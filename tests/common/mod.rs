@@ -166,7 +166,8 @@ impl Lab {
             .collect()
     }
 
-    /// Sends SIGTERM, expects exit 0 and the namespace gone; returns the counters line.
+    /// Sends SIGTERM, expects exit 0 and the namespace gone; returns the
+    /// counters, DNS, guard and connection (`conn_*`) lines as one.
     pub fn stop(self) -> String {
         self.stop_inner(true)
     }
@@ -192,10 +193,18 @@ impl Lab {
         let counters = lines.iter().find(|l| l.starts_with("privlink: stopped; counters:")).expect("counters line");
         let dns = lines.iter().find(|l| l.starts_with("privlink: dns:")).map(String::as_str).unwrap_or_default();
         let guard = lines.iter().find(|l| l.starts_with("privlink: guard:")).map(String::as_str).unwrap_or_default();
+        let conns =
+            lines.iter().find(|l| l.starts_with("privlink: connections:")).map(String::as_str).unwrap_or_default();
+        let conns: Vec<String> = conns
+            .trim_start_matches("privlink: connections:")
+            .split_whitespace()
+            .map(|kv| format!("conn_{kv}"))
+            .collect();
         let counters = format!(
-            "{counters} {} {}",
+            "{counters} {} {} {}",
             dns.trim_start_matches("privlink: dns:"),
-            guard.replace("privlink: guard: accepted=", "guard_accepted=")
+            guard.replace("privlink: guard: accepted=", "guard_accepted="),
+            conns.join(" ")
         );
         assert_eq!(
             !privlink::netns::exists(&self.ns),
