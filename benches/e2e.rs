@@ -80,6 +80,18 @@ struct Servers {
 
 impl PrivlinkLab {
     fn start(tag: &str, mtu: u32, servers: Servers, pipeline: Pipeline<'_>) -> PrivlinkLab {
+        PrivlinkLab::start_with_queues(tag, mtu, servers, pipeline, None)
+    }
+
+    /// With `queues`, the TUN's queue count; else privlink's default (one per CPU).
+    fn start_with_queues(
+        tag: &str,
+        mtu: u32,
+        servers: Servers,
+        pipeline: Pipeline<'_>,
+        queues: Option<usize>,
+    ) -> PrivlinkLab {
+        let queues = queues.map(|q| format!("queues = {q}")).unwrap_or_default();
         let echo_port = servers.echo;
         let idle_port = servers.idle;
         let (acl_line, shaped, extra) = match pipeline {
@@ -115,6 +127,7 @@ cidr = "10.0.0.0/16"
 region = "us-east-1"
 netns = "{ns}"
 mtu = {mtu}
+{queues}
 
 [[subnet]]
 id = "subnet-a"
@@ -678,6 +691,38 @@ fn main() {
             );
         }
     }
+    // One TUN queue against the default (one per CPU), the labs measured in turn.
+    eprintln!("queues...");
+    let mut queues_md = String::new();
+    {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let labs = [
+            PrivlinkLab::start_with_queues(&format!("{tag}q1"), 8500, servers, Pipeline::Full(None), Some(1)),
+            PrivlinkLab::start_with_queues(&format!("{tag}qn"), 8500, servers, Pipeline::Full(None), None),
+        ];
+        let echo_eni = SocketAddrV4::new(Ipv4Addr::new(10, 0, 1, 50), 7);
+        let mut samples = vec![[Vec::new(), Vec::new(), Vec::new()], [Vec::new(), Vec::new(), Vec::new()]];
+        for _ in 0..runs {
+            for (lab, s) in labs.iter().zip(&mut samples) {
+                s[0].push(iperf(&lab.ns, eni, secs, false, 8));
+                s[1].push(iperf(&lab.ns, eni, secs, false, 1));
+                s[2].push(conns_per_sec(&lab.ns, echo_eni, secs.min(3)));
+            }
+        }
+        let stats: Vec<[Stat; 3]> = samples.into_iter().map(|s| s.map(stat)).collect();
+        for (name, st) in [("1 queue".to_string(), &stats[0]), (format!("{cores} queues (the default here)"), &stats[1])] {
+            let _ = writeln!(
+                queues_md,
+                "| {name} | {} ({:.2}) | {} ({:.2}) | {} ({:.2}) |",
+                fmt_stat(&st[0], "Gbit/s"),
+                st[0].median / k_p8.median,
+                fmt_stat(&st[1], "Gbit/s"),
+                st[1].median / k_up.median,
+                fmt_stat(&st[2], "/s"),
+                st[2].median / k_cps.median
+            );
+        }
+    }
     let mut shaping = String::new();
     for rate in ["10Mbit", "100Mbit", "1Gbit"] {
         let lab = PrivlinkLab::start(&format!("{tag}s{}", rate.len()), 8500, servers, Pipeline::Full(Some(rate)));
@@ -766,7 +811,7 @@ fn main() {
         .unwrap_or_default();
     let date = support::date_utc();
     let _ = writeln!(md, "Written by `cargo bench --bench e2e` on {date}. Machine: {} cores, {cpu}, Linux {}; {iperf_v}; privlink {} (release build).", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), kernel.trim(), env!("CARGO_PKG_VERSION"));
-    let _ = writeln!(md, "Median of {runs} runs of {secs} s (min–max in brackets), receiver side. Every ratio is privlink over the kernel veth path at MTU 1500, measured in the same run.\n");
+    let _ = writeln!(md, "Median of {runs} runs of {secs} s (min–max in brackets), receiver side. Every ratio is privlink over the kernel veth path at MTU 1500, measured in the same run. privlink runs with its default TUN queues (one per CPU) unless a row says otherwise.\n");
     let _ = writeln!(md, "| figure | privlink | kernel veth, MTU 1500 | ratio |\n|---|---|---|---|");
     for (name, p, k, r) in &rows {
         let _ = writeln!(md, "| {name} | {p} | {k} | {r:.2} |");
@@ -779,6 +824,8 @@ fn main() {
     md.push_str(&t2p);
     let _ = writeln!(md, "\nWhat the pipeline costs, single stream at MTU 8500, the three labs measured in turn within each run (ratio: against the minimal pipeline):\n\n| pipeline | client → service | service → client | ratio |\n|---|---|---|---|");
     md.push_str(&cost);
+    let _ = writeln!(md, "\nTUN queues, each with its own thread and stack, at MTU 8500 with the full pipeline; the two labs measured in turn within each run (ratio against the kernel veth path):\n\n| queues | 8 streams up | 1 stream up | new connections |\n|---|---|---|---|");
+    md.push_str(&queues_md);
     let _ = writeln!(md, "\nShaping accuracy, one iperf3 stream for 10 s through an ENI shaped at the rate (receiver side):\n\n| bandwidth | service → client | client → service |\n|---|---|---|");
     md.push_str(&shaping);
     let _ = writeln!(md, "\n{idle}");

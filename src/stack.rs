@@ -2,9 +2,12 @@
 //!
 //! # Theory of operation
 //!
-//! One task owns the TUN fd, the smoltcp `Interface` and `SocketSet`, and
-//! every connection. Nothing is shared across tasks but the ready list that
-//! wakers fill and the channel that upstream connect attempts answer on.
+//! One task owns one queue of the TUN, a smoltcp `Interface` and
+//! `SocketSet`, and every connection the kernel steers to that queue (see
+//! [`crate::daemon`] for how flows stay on one queue). Nothing is shared
+//! across tasks but the ready list that wakers fill and the channel that
+//! upstream connect attempts answer on; across queues, only the flow log and
+//! the per-endpoint connection counts ([`ConnectionSlots`]).
 //!
 //! **The device reads the TUN itself.** When smoltcp asks the device for a
 //! packet, the device reads the fd into one reusable buffer, runs the
