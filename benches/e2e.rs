@@ -710,7 +710,9 @@ fn main() {
             }
         }
         let stats: Vec<[Stat; 3]> = samples.into_iter().map(|s| s.map(stat)).collect();
-        for (name, st) in [("1 queue".to_string(), &stats[0]), (format!("{cores} queues (the default here)"), &stats[1])] {
+        for (name, st) in
+            [("1 queue".to_string(), &stats[0]), (format!("{cores} queues (the default here)"), &stats[1])]
+        {
             let _ = writeln!(
                 queues_md,
                 "| {name} | {} ({:.2}) | {} ({:.2}) | {} ({:.2}) |",
