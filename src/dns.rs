@@ -602,45 +602,22 @@ pub struct DnsCounters {
     pub dropped_malformed: u64,
 }
 
-impl DnsCounters {
-    /// Adds `o`'s counts (another queue's responder) to these.
-    pub fn add(&mut self, o: &DnsCounters) {
-        let DnsCounters {
-            queries,
-            answered,
-            nodata,
-            nxdomain,
-            refused,
-            formerr,
-            notimp,
-            badvers,
-            truncated,
-            forwarded,
-            dropped_too_short,
-            dropped_not_query,
-            dropped_oversized,
-            dropped_malformed,
-        } = *o;
-        for (a, b) in [
-            (&mut self.queries, queries),
-            (&mut self.answered, answered),
-            (&mut self.nodata, nodata),
-            (&mut self.nxdomain, nxdomain),
-            (&mut self.refused, refused),
-            (&mut self.formerr, formerr),
-            (&mut self.notimp, notimp),
-            (&mut self.badvers, badvers),
-            (&mut self.truncated, truncated),
-            (&mut self.forwarded, forwarded),
-            (&mut self.dropped_too_short, dropped_too_short),
-            (&mut self.dropped_not_query, dropped_not_query),
-            (&mut self.dropped_oversized, dropped_oversized),
-            (&mut self.dropped_malformed, dropped_malformed),
-        ] {
-            *a += b;
-        }
-    }
-}
+counters_add!(DnsCounters {
+    queries,
+    answered,
+    nodata,
+    nxdomain,
+    refused,
+    formerr,
+    notimp,
+    badvers,
+    truncated,
+    forwarded,
+    dropped_too_short,
+    dropped_not_query,
+    dropped_oversized,
+    dropped_malformed,
+});
 
 /// Indexes into [`Responder`]'s counter array, in [`DnsCounters`] order.
 #[derive(Clone, Copy)]

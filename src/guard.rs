@@ -41,17 +41,7 @@ pub struct GuardCounters {
     pub accepted: u64,
 }
 
-impl GuardCounters {
-    /// Adds `o`'s counts (another queue's guard) to these.
-    pub fn add(&mut self, o: &GuardCounters) {
-        let GuardCounters { sg_ingress, sg_egress, nacl_ingress, nacl_egress, accepted } = o;
-        self.sg_ingress += sg_ingress;
-        self.sg_egress += sg_egress;
-        self.nacl_ingress += nacl_ingress;
-        self.nacl_egress += nacl_egress;
-        self.accepted += accepted;
-    }
-}
+counters_add!(GuardCounters { sg_ingress, sg_egress, nacl_ingress, nacl_egress, accepted });
 
 struct FlowLogSink {
     log: FlowLog,

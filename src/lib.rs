@@ -3,6 +3,21 @@
 //! Sans-IO core: [`config`], [`model`], [`catalog`], [`packet`], [`pipeline`], [`dns`], [`policy`], [`shaper`].
 //! Edges: [`netns`], [`tun`], [`stack`], [`relay`], [`store`], [`daemon`], [`demo`], [`probe`].
 
+/// Gives a struct of `u64` counters an `add` that sums another's into it
+/// (another queue's, at exit). The destructuring is exhaustive, so a new
+/// field does not compile until it is listed here too.
+macro_rules! counters_add {
+    ($t:ident { $($f:ident),+ $(,)? }) => {
+        impl $t {
+            /// Adds `o`'s counts (another TUN queue's) to these.
+            pub fn add(&mut self, o: &$t) {
+                let $t { $($f),+ } = o;
+                $(self.$f += *$f;)+
+            }
+        }
+    };
+}
+
 pub mod catalog;
 pub mod config;
 pub mod daemon;

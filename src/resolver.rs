@@ -58,16 +58,7 @@ pub struct ForwardCounters {
     pub dropped: u64,
 }
 
-impl ForwardCounters {
-    /// Adds `o`'s counts (another queue's resolver) to these.
-    pub fn add(&mut self, o: &ForwardCounters) {
-        let ForwardCounters { sent, answered, cached, dropped } = o;
-        self.sent += sent;
-        self.answered += answered;
-        self.cached += cached;
-        self.dropped += dropped;
-    }
-}
+counters_add!(ForwardCounters { sent, answered, cached, dropped });
 
 struct Pending {
     client: SocketAddrV4,

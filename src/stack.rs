@@ -137,17 +137,7 @@ pub struct ConnStats {
     pub sni_denied: u64,
 }
 
-impl ConnStats {
-    /// Adds `o`'s counts (another queue's) to these.
-    pub fn add(&mut self, o: &ConnStats) {
-        let ConnStats { accepted, refused, closed, policy_denied, sni_denied } = o;
-        self.accepted += accepted;
-        self.refused += refused;
-        self.closed += closed;
-        self.policy_denied += policy_denied;
-        self.sni_denied += sni_denied;
-    }
-}
+counters_add!(ConnStats { accepted, refused, closed, policy_denied, sni_denied });
 
 /// Final report of a stack run.
 #[derive(Debug, Clone, Default)]
@@ -906,6 +896,27 @@ impl Device for CapsOnly {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reports_of_two_queues_add_up() {
+        let mut a = Report::default();
+        a.counters.to_stack = 5;
+        a.counters.drop(DropReason::Ipv6);
+        a.conns = ConnStats { accepted: 3, refused: 1, closed: 2, policy_denied: 0, sni_denied: 4 };
+        a.dns.queries = 7;
+        a.forward.sent = 2;
+        a.guard.nacl_egress = 1;
+        a.accepted_per_queue = vec![3];
+        let mut b = a.clone();
+        b.counters.drop(DropReason::Ipv6);
+        b.conns.accepted = 10;
+        b.accepted_per_queue = vec![10];
+        a.add(&b);
+        assert_eq!((a.counters.to_stack, a.counters.dropped(DropReason::Ipv6)), (10, 3));
+        assert_eq!(a.conns, ConnStats { accepted: 13, refused: 2, closed: 4, policy_denied: 0, sni_denied: 8 });
+        assert_eq!((a.dns.queries, a.forward.sent, a.guard.nacl_egress), (14, 4, 2));
+        assert_eq!(a.accepted_per_queue, vec![3, 10]);
+    }
 
     #[test]
     fn the_advertised_mss_is_a_whole_number_of_window_units() {
