@@ -11,8 +11,13 @@
 //! counts. The kernel steers each flow to one queue, so one stack sees all of
 //! a flow: a new flow goes to the queue its symmetric hash picks, and the
 //! flow table the TUN keeps from our writes (a stack writes only its own
-//! flows) points the same way. The first queue runs on the caller's thread,
-//! with the DNS-over-TCP server and the reloads.
+//! flows) points the same way. That needs a kernel whose TUN hashes flows
+//! symmetrically (commit feec084a7cf4, "tun: use symmetric hash"); before
+//! it, a local client's packets carried a per-socket hash that changes after
+//! a retransmission timeout, and a flow could move. Every queue's fd is held
+//! until every stack has stopped, so the queue count, and with it the
+//! steering, never changes while flows run. The first queue runs on the
+//! caller's thread, with the DNS-over-TCP server and the reloads.
 
 use std::future::Future;
 use std::path::Path;
@@ -108,6 +113,10 @@ pub async fn up(
     let queues = queue_count(&plan);
     let ns = Netns::ensure(&vpc.netns)?;
     let (tun, more_queues) = Tun::create(ns.name(), &vpc.tun, vpc.mtu, queues)?;
+    // Every queue stays attached until every stack has stopped: a queue that
+    // went early would have its flows dealt out to stacks that do not know them.
+    let _held: Vec<std::fs::File> =
+        std::iter::once(tun.hold()).chain(more_queues.iter().map(TunQueue::hold)).collect::<Result<_, _>>()?;
     let n = ns.name();
     // The router address alone, as a /32: subnets may live on other links in the
     // namespace, so every ENI and resolver address gets its own route to the TUN.
@@ -216,6 +225,8 @@ impl Workers {
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let (stop, mut stopped) = (self.stop.clone(), self.stop.subscribe());
         let thread = std::thread::Builder::new().name(format!("privlink-q{index}")).spawn(move || {
+            // However this thread ends, a panic included, every queue stops.
+            let _stop_all = StopOnDrop(stop);
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             let result = rt.block_on(async move {
                 let built = async {
@@ -238,7 +249,6 @@ impl Workers {
                     .await;
                 Ok(report?)
             });
-            stop.send_replace(true);
             result
         })?;
         self.threads.push((index, thread));
@@ -256,6 +266,15 @@ impl Workers {
     fn join(&mut self) -> Vec<Result<Report, DaemonError>> {
         self.stop.send_replace(true);
         self.threads.drain(..).map(|(i, t)| t.join().unwrap_or(Err(DaemonError::QueuePanicked(i)))).collect()
+    }
+}
+
+/// Sets the stop flag when dropped.
+struct StopOnDrop(watch::Sender<bool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.send_replace(true);
     }
 }
 

@@ -43,11 +43,68 @@ pub struct GuardCounters {
 
 counters_add!(GuardCounters { sg_ingress, sg_egress, nacl_ingress, nacl_egress, accepted });
 
-struct FlowLogSink {
+/// The flow log all queues' guards share: the open window behind one lock,
+/// the writer behind another, so writing never holds up judging packets.
+/// What the window still holds is written when the last guard goes.
+struct SharedFlowLog {
+    window: Mutex<FlowLogWindow>,
+    out: Mutex<FlowLogOut>,
+    /// Unix seconds when the guards started, a floor for the final write's clock.
+    epoch_unix: u64,
+}
+
+struct FlowLogWindow {
     log: FlowLog,
     handles: Vec<InterfaceHandle>,
+}
+
+struct FlowLogOut {
     file: Option<BufWriter<File>>,
     stdout: bool,
+}
+
+/// A poisoned lock only means a queue panicked mid-record; what it guards stays usable.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl SharedFlowLog {
+    /// Writes every record whose window has closed by `unix`.
+    fn write_due(&self, unix: u64) {
+        let mut records = Vec::new();
+        {
+            let mut w = lock(&self.window);
+            while let Some(rec) = w.log.poll_record(unix) {
+                records.push(rec);
+            }
+        }
+        if records.is_empty() {
+            return;
+        }
+        let mut out = lock(&self.out);
+        for rec in &records {
+            if let Some(f) = out.file.as_mut() {
+                if let Err(e) = writeln!(f, "{rec}") {
+                    tracing::warn!("flow log file: {e}");
+                }
+            }
+            if out.stdout {
+                println!("{rec}");
+            }
+        }
+        if let Some(f) = out.file.as_mut() {
+            let _ = f.flush();
+        }
+    }
+}
+
+impl Drop for SharedFlowLog {
+    /// Writes what the open window holds, as if it had closed: the last
+    /// queue is done, so nothing more can count in it.
+    fn drop(&mut self) {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(self.epoch_unix);
+        self.write_due(now.max(self.epoch_unix) + 3600);
+    }
 }
 
 /// Security groups, NACLs and flow logs for the ENIs of one VPC, as seen by
@@ -60,8 +117,8 @@ pub struct EniGuard {
     /// ENI addresses sorted, with their index, to find the ENI of an outgoing packet.
     by_ip: Vec<(Ipv4Addr, usize)>,
     /// Shared by the queues' guards: one window of records, one writer. The
-    /// lock is taken once per judged packet (a superpacket at speed), never contended for long.
-    flow_log: Option<Arc<Mutex<FlowLogSink>>>,
+    /// window's lock is taken once per judged packet (a superpacket at speed), for a hash update.
+    flow_log: Option<Arc<SharedFlowLog>>,
     /// The ENI MTU: what one packet on the wire carries at most.
     mtu: usize,
     epoch: (Instant, u64),
@@ -102,6 +159,7 @@ impl EniGuard {
         let filter = Filter::new(current, config.clone())?;
         let mut by_ip: Vec<(Ipv4Addr, usize)> = eni_ips.iter().copied().zip(0..).collect();
         by_ip.sort();
+        let unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let flow_log = match flow_logs {
             None => None,
             Some(f) => {
@@ -125,10 +183,13 @@ impl EniGuard {
                         Some(BufWriter::new(file))
                     }
                 };
-                Some(Arc::new(Mutex::new(FlowLogSink { log, handles, file, stdout: f.stdout })))
+                Some(Arc::new(SharedFlowLog {
+                    window: Mutex::new(FlowLogWindow { log, handles }),
+                    out: Mutex::new(FlowLogOut { file, stdout: f.stdout }),
+                    epoch_unix: unix,
+                }))
             }
         };
-        let unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         Ok(EniGuard {
             filter,
             config,
@@ -155,11 +216,6 @@ impl EniGuard {
             epoch: self.epoch,
             counters: GuardCounters::default(),
         })
-    }
-
-    fn sink(&self) -> Option<MutexGuard<'_, FlowLogSink>> {
-        // A poisoned lock only means another queue panicked mid-record; the records stay usable.
-        self.flow_log.as_ref().map(|m| m.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     fn unix_secs(&self, now: Instant) -> u64 {
@@ -195,7 +251,8 @@ impl EniGuard {
     fn judge(&mut self, now: Instant, eni: usize, dir: Direction, f: &PacketFacts) -> bool {
         let d = self.filter.handle_packet(now, eni, dir, f);
         let unix = self.unix_secs(now);
-        if let Some(mut sink) = self.sink() {
+        if let Some(shared) = &self.flow_log {
+            let mut sink = lock(&shared.window);
             if let Some(&h) = sink.handles.get(eni) {
                 let (packets, bytes) = wire_packets(f, self.mtu);
                 sink.log.record_segments(unix, h, f, d.action, packets, bytes);
@@ -226,44 +283,22 @@ impl EniGuard {
     /// Expires tracked flows and writes the flow-log records of closed windows.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.filter.handle_timeout(now);
-        let unix = self.unix_secs(now);
-        let Some(mut sink) = self.sink() else { return };
-        let sink = &mut *sink;
-        let mut wrote = false;
-        while let Some(rec) = sink.log.poll_record(unix) {
-            if let Some(f) = sink.file.as_mut() {
-                if let Err(e) = writeln!(f, "{rec}") {
-                    tracing::warn!("flow log file: {e}");
-                }
-            }
-            if sink.stdout {
-                println!("{rec}");
-            }
-            wrote = true;
-        }
-        if wrote {
-            if let Some(f) = sink.file.as_mut() {
-                let _ = f.flush();
-            }
+        if let Some(shared) = &self.flow_log {
+            shared.write_due(self.unix_secs(now));
         }
     }
 
     /// When [`EniGuard::handle_timeout`] has work next.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let flow = self
-            .sink()
-            .and_then(|s| s.log.poll_timeout())
+            .flow_log
+            .as_ref()
+            .and_then(|s| lock(&s.window).log.poll_timeout())
             .map(|unix| self.epoch.0 + std::time::Duration::from_secs(unix.saturating_sub(self.epoch.1)));
         match (self.filter.poll_timeout(), flow) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
-    }
-
-    /// Writes what the open window holds (at shutdown), as if it had closed.
-    pub fn flush(&mut self, now: Instant) {
-        let far = now + std::time::Duration::from_secs(3600);
-        self.handle_timeout(far);
     }
 }
 

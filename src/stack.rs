@@ -415,7 +415,6 @@ impl Stack {
                 Wake::Tun | Wake::Ready | Wake::Timer => {}
             }
         }
-        self.guard.flush(std::time::Instant::now());
         Ok(Report {
             counters: self.pipeline.counters.clone(),
             conns: self.stats.clone(),

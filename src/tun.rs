@@ -161,7 +161,7 @@ impl Tun {
         let dev = name.to_string();
         let multi = queues > 1;
         let files = netns::run_in(netns, move || {
-            (0..queues.max(1)).map(|_| open(&dev, multi)).collect::<io::Result<Vec<File>>>()
+            (0..queues.max(1)).map(|i| open(&dev, multi, i == 0)).collect::<io::Result<Vec<File>>>()
         })?
         .map_err(|source| TunError::Open { name: name.into(), netns: netns.into(), source })?;
         let mut queues = files.into_iter().map(|file| TunQueue { file, name: name.to_string() });
@@ -169,6 +169,13 @@ impl Tun {
         let rest = queues.collect();
         netns::ip(&["-n", netns, "link", "set", "dev", name, "mtu", &mtu.to_string(), "up"])?;
         Ok((first, rest))
+    }
+
+    /// Another descriptor for this queue (a `dup`). While any is open the
+    /// queue stays attached, so the kernel does not deal its flows out to the
+    /// other queues when this queue's stack stops first.
+    pub fn hold(&self) -> io::Result<File> {
+        self.fd.get_ref().try_clone()
     }
 
     /// Device name.
@@ -195,6 +202,11 @@ pub struct TunQueue {
 }
 
 impl TunQueue {
+    /// Another descriptor for this queue; see [`Tun::hold`].
+    pub fn hold(&self) -> io::Result<File> {
+        self.file.try_clone()
+    }
+
     /// Registers the queue with the current thread's runtime.
     pub fn register(self) -> Result<Tun, TunError> {
         let name = self.name;
@@ -207,8 +219,10 @@ impl TunQueue {
 }
 
 /// Opens `/dev/net/tun` non-blocking as TUN `name` with vnet headers and TCP
-/// offload; with `multi_queue`, as one more queue of it each time.
-fn open(name: &str, multi_queue: bool) -> io::Result<File> {
+/// offload; with `multi_queue`, as one more queue of it each time. `create`
+/// insists on a new device (`IFF_TUN_EXCL`): another process's TUN of that
+/// name is refused with `EBUSY` rather than joined as one more of its queues.
+fn open(name: &str, multi_queue: bool, create: bool) -> io::Result<File> {
     if name.is_empty() || name.len() >= libc::IFNAMSIZ || name.contains('\0') {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "bad interface name"));
     }
@@ -223,7 +237,8 @@ fn open(name: &str, multi_queue: bool) -> io::Result<File> {
         *d = s as libc::c_char;
     }
     let mq = if multi_queue { libc::IFF_MULTI_QUEUE } else { 0 };
-    req.ifr_ifru.ifru_flags = (libc::IFF_TUN | libc::IFF_NO_PI | libc::IFF_VNET_HDR | mq) as libc::c_short;
+    let excl = if create { libc::IFF_TUN_EXCL } else { 0 };
+    req.ifr_ifru.ifru_flags = (libc::IFF_TUN | libc::IFF_NO_PI | libc::IFF_VNET_HDR | mq | excl) as libc::c_short;
     // SAFETY: TUNSETIFF reads and writes one ifreq, which lives for the call.
     if unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF, &mut req) } < 0 {
         return Err(io::Error::last_os_error());

@@ -175,13 +175,17 @@ fn two_queues_keep_each_flow_whole_and_share_the_connection_limit() {
     if !netns_available("two_queues_keep_each_flow_whole_and_share_the_connection_limit") {
         return;
     }
-    // Enough flows that the kernel's hash puts some on each queue (all on one: 2 in 2^24).
+    // Enough flows that the kernel's hash puts some on each queue (all 25 on one: 1 in 2^24).
     const LIMIT: usize = 25;
     let (upstream, ended) = chunk_echo_server();
     let ns = unique("plkt");
+    let dir = TempDir::new(&format!("{ns}-flow"));
+    let flow_log = dir.0.join("flow.log");
     let cfg = config(&ns, &upstream.to_string(), &format!("{PLAIN}\nmax_connections = {LIMIT}"))
-        .replace(&format!("netns = \"{ns}\""), &format!("netns = \"{ns}\"\nqueues = 2"));
+        .replace(&format!("netns = \"{ns}\""), &format!("netns = \"{ns}\"\nqueues = 2"))
+        + &format!("\n[flow_logs]\nfile = \"{}\"\ninterval = 60\n", flow_log.display());
     let lab = Lab::start(&ns, &cfg);
+    let mut ports = Vec::new();
     let echo = |c: &mut TcpStream, seed: u64| {
         let sent = pattern(seed, 3000);
         c.write_all(&sent).unwrap();
@@ -194,6 +198,7 @@ fn two_queues_keep_each_flow_whole_and_share_the_connection_limit() {
             let mut c = probe::tcp_connect(&ns, eni(&lab, i % 2), Duration::from_secs(5)).unwrap();
             c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
             echo(&mut c, i as u64);
+            ports.push(c.local_addr().unwrap().port());
             c
         })
         .collect();
@@ -212,6 +217,7 @@ fn two_queues_keep_each_flow_whole_and_share_the_connection_limit() {
         let mut c = probe::tcp_connect(&ns, eni(&lab, i % 2), Duration::from_secs(5)).unwrap();
         c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         echo(&mut c, 200 + i as u64);
+        ports.push(c.local_addr().unwrap().port());
         drop(c);
         ended.recv_timeout(Duration::from_secs(10)).unwrap();
     }
@@ -229,6 +235,48 @@ fn two_queues_keep_each_flow_whole_and_share_the_connection_limit() {
     assert_eq!(per_queue.iter().sum::<u64>(), (LIMIT + 4) as u64, "{counters}");
     assert!(counter(&counters, "connection_limit") >= 1, "{counters}");
     assert_eq!(counter(&counters, "conn_refused"), 0, "{counters}");
+    // Both queues' guards feed one flow log: one inbound record per flow, none lost or split.
+    let log = std::fs::read_to_string(&flow_log).unwrap();
+    for port in ports {
+        let records = log
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .filter(|f| f.len() == 14 && f[5] == port.to_string() && f[6] == "443")
+            .count();
+        assert_eq!(records, 1, "client port {port}: {records} inbound records in\n{log}");
+    }
+}
+
+#[test]
+fn a_second_privlink_on_the_same_eni_is_refused_and_the_first_carries_on() {
+    if !netns_available("a_second_privlink_on_the_same_eni_is_refused_and_the_first_carries_on") {
+        return;
+    }
+    let (upstream, _) = chunk_echo_server();
+    let ns = unique("plkt");
+    let cfg = config(&ns, &upstream.to_string(), PLAIN)
+        .replace(&format!("netns = \"{ns}\""), &format!("netns = \"{ns}\"\nqueues = 2"));
+    let lab = Lab::start(&ns, &cfg);
+    // Joining the running device as more queues would steal some of its flows.
+    let second = std::process::Command::new(env!("CARGO_BIN_EXE_privlink"))
+        .args(["up", "--config"])
+        .arg(lab.dir.join("privlink.toml"))
+        .arg("--state-dir")
+        .arg(lab.dir.join("state-second"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(2), "{err}");
+    assert!(err.contains("cannot create TUN device eni0") && err.contains("busy"), "{err}");
+    for i in 0..8 {
+        let mut c = probe::tcp_connect(&ns, eni(&lab, i % 2), Duration::from_secs(5)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        c.write_all(b"still here").unwrap();
+        let mut back = [0u8; 10];
+        c.read_exact(&mut back).unwrap();
+        assert_eq!(&back, b"still here");
+    }
+    lab.stop();
 }
 
 #[test]
