@@ -115,7 +115,7 @@ pub async fn up(
     let (tun, more_queues) = Tun::create(ns.name(), &vpc.tun, vpc.mtu, queues)?;
     // Every queue stays attached until every stack has stopped: a queue that
     // went early would have its flows dealt out to stacks that do not know them.
-    let _held: Vec<std::fs::File> =
+    let held: Vec<std::fs::File> =
         std::iter::once(tun.hold()).chain(more_queues.iter().map(TunQueue::hold)).collect::<Result<_, _>>()?;
     let n = ns.name();
     // The router address alone, as a /32: subnets may live on other links in the
@@ -175,7 +175,8 @@ pub async fn up(
     for r in workers.join() {
         report.add(&r?);
     }
-    // The stacks (and with them the TUN fds) are gone: the kernel removed the device and its routes.
+    // The stacks are gone; with the last of the TUN's fds the kernel removes the device and its routes.
+    drop(held);
     drop(ns);
     Ok(report)
 }
@@ -234,14 +235,9 @@ impl Workers {
                     let udp = Resolver::new(shared.zone, &shared.forward).await?;
                     Ok::<_, DaemonError>(Stack::new(&shared.plan, tun, udp, shared.dns_tcp_addr, guard, slots)?)
                 };
-                let stack = match built.await {
-                    Ok(s) => s,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e.to_string()));
-                        return Err(e);
-                    }
-                };
-                let _ = ready_tx.send(Ok(()));
+                // Dropping `ready_tx` unsent tells the caller the stack could not be built.
+                let stack = built.await?;
+                let _ = ready_tx.send(());
                 let report = stack
                     .run(async {
                         let _ = stopped.wait_for(|s| *s).await;
@@ -253,9 +249,9 @@ impl Workers {
         })?;
         self.threads.push((index, thread));
         match ready_rx.await {
-            Ok(Ok(())) => Ok(()),
-            // The thread is gone; its error comes back from `join` (when `self` drops, unread).
-            _ => match self.join().into_iter().find_map(Result::err) {
+            Ok(()) => Ok(()),
+            // The thread is gone; its error comes back from `join`.
+            Err(_) => match self.join().into_iter().find_map(Result::err) {
                 Some(e) => Err(e),
                 None => Err(DaemonError::QueuePanicked(index)),
             },
