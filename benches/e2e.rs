@@ -467,7 +467,10 @@ fn profile_kind(dso: &str, sym: &str) -> usize {
 /// tun2proxy (crates.io) on a TUN at MTU 1500 in one namespace, relaying
 /// through a dante SOCKS5 server in a second one to an iperf3 server there:
 /// the topology of ANCHORS.md. `None` unless both are installed.
-fn tun2proxy_peer(tag: &str, runs: u64, secs: u64) -> Option<(Stat, Stat)> {
+/// tun2proxy and the kernel path in turn: ((kernel, peer) up, (kernel, peer) down).
+type PeerStats = ((Stat, Stat), (Stat, Stat));
+
+fn tun2proxy_peer(tag: &str, runs: u64, secs: u64, kernel: &Kernel) -> Option<PeerStats> {
     let have = |c: &str, a: &str| Command::new(c).arg(a).output().is_ok();
     if !have("tun2proxy-bin", "--version") || !have("danted", "-v") {
         return None;
@@ -516,8 +519,8 @@ fn tun2proxy_peer(tag: &str, runs: u64, secs: u64) -> Option<(Stat, Stat)> {
     netns::ip(&["-n", &client, "addr", "add", "10.0.99.1/24", "dev", "t2p0"]).unwrap();
     netns::ip(&["-n", &client, "link", "set", "t2p0", "up"]).unwrap();
     netns::ip(&["-n", &client, "route", "add", "10.98.1.1/32", "dev", "t2p0"]).unwrap();
-    let up = repeat(runs, || iperf(&client, target, secs, false, 1));
-    let down = repeat(runs, || iperf(&client, target, secs, true, 1));
+    let up = in_turn(runs, || kernel.iperf(secs, false, 1), || iperf(&client, target, secs, false, 1));
+    let down = in_turn(runs, || kernel.iperf(secs, true, 1), || iperf(&client, target, secs, true, 1));
     Some((up, down))
 }
 
@@ -533,8 +536,40 @@ fn stat(mut v: Vec<f64>) -> Stat {
     Stat { median: v[v.len() / 2], min: v[0], max: v[v.len() - 1] }
 }
 
-fn repeat(runs: u64, mut f: impl FnMut() -> f64) -> Stat {
-    stat((0..runs).map(|_| f()).collect())
+/// The kernel path at MTU 1500, the reference for every ratio: a veth pair
+/// with an iperf3 and an echo server on its far side, up for the whole run.
+struct Kernel {
+    ns: Namespaces,
+    addr: Ipv4Addr,
+    _iperf: Reaped,
+}
+
+impl Kernel {
+    fn start(tag: &str) -> Kernel {
+        let (ns, addr) = veth_lab(&format!("{tag}k"), 1500);
+        let iperf = iperf_server(Some(&ns.0[1]), "10.99.0.2");
+        echo_server(netns::run_in(&ns.0[1], || TcpListener::bind("10.99.0.2:7")).unwrap().unwrap());
+        Kernel { ns, addr, _iperf: iperf }
+    }
+
+    fn iperf(&self, secs: u64, reverse: bool, streams: u32) -> f64 {
+        iperf(&self.ns.0[0], self.addr, secs, reverse, streams)
+    }
+
+    fn echo(&self) -> SocketAddrV4 {
+        SocketAddrV4::new(self.addr, 7)
+    }
+}
+
+/// `runs` rounds of the kernel path and then privlink: the shared machine's
+/// drift (its speed moves by a third within minutes) weighs on both alike.
+fn in_turn(runs: u64, mut kernel: impl FnMut() -> f64, mut privlink: impl FnMut() -> f64) -> (Stat, Stat) {
+    let (mut k, mut p) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        k.push(kernel());
+        p.push(privlink());
+    }
+    (stat(k), stat(p))
 }
 
 fn fmt_stat(s: &Stat, unit: &str) -> String {
@@ -564,17 +599,7 @@ fn main() {
     echo_server(echo);
     let _iperf_host = iperf_server(None, "127.0.0.1");
 
-    // The kernel path at MTU 1500: the reference for every ratio.
-    let (kns, kaddr) = veth_lab(&format!("{tag}k"), 1500);
-    let kserver = iperf_server(Some(&kns.0[1]), "10.99.0.2");
-    echo_server(netns::run_in(&kns.0[1], || TcpListener::bind("10.99.0.2:7")).unwrap().unwrap());
-    eprintln!("kernel veth path...");
-    let k_up = repeat(runs, || iperf(&kns.0[0], kaddr, secs, false, 1));
-    let k_down = repeat(runs, || iperf(&kns.0[0], kaddr, secs, true, 1));
-    let k_p8 = repeat(runs, || iperf(&kns.0[0], kaddr, secs, false, 8));
-    let k_cps = repeat(runs, || conns_per_sec(&kns.0[0], SocketAddrV4::new(kaddr, 7), secs.min(3)));
-    let k_lat = latency(&kns.0[0], SocketAddrV4::new(kaddr, 7), 2000, runs);
-    drop(kserver);
+    let kernel = Kernel::start(&tag);
 
     let (idle_port, _idle) = idle_server();
     let servers = Servers { echo: echo_port, idle: idle_port };
@@ -586,14 +611,19 @@ fn main() {
         eprintln!("privlink MTU {mtu}...");
         let lab = PrivlinkLab::start(&format!("{tag}m{mtu}"), mtu, servers, Pipeline::Full(None));
         let eni = Ipv4Addr::new(10, 0, 1, 49);
-        let c0 = lab.cpu_secs();
-        let t0 = Instant::now();
-        let up = repeat(runs, || iperf(&lab.ns, eni, secs, false, 1));
-        let cpu_up = (lab.cpu_secs() - c0) / t0.elapsed().as_secs_f64();
-        let c0 = lab.cpu_secs();
-        let t0 = Instant::now();
-        let down = repeat(runs, || iperf(&lab.ns, eni, secs, true, 1));
-        let cpu_down = (lab.cpu_secs() - c0) / t0.elapsed().as_secs_f64();
+        // privlink idles while the kernel path runs: its CPU over its own runs' time.
+        let timed = |reverse: bool, busy: &mut f64| {
+            let t = Instant::now();
+            let v = iperf(&lab.ns, eni, secs, reverse, 1);
+            *busy += t.elapsed().as_secs_f64();
+            v
+        };
+        let (c0, mut busy) = (lab.cpu_secs(), 0.0);
+        let (k_up, up) = in_turn(runs, || kernel.iperf(secs, false, 1), || timed(false, &mut busy));
+        let cpu_up = (lab.cpu_secs() - c0) / busy;
+        let (c0, mut busy) = (lab.cpu_secs(), 0.0);
+        let (k_down, down) = in_turn(runs, || kernel.iperf(secs, true, 1), || timed(true, &mut busy));
+        let cpu_down = (lab.cpu_secs() - c0) / busy;
         rows.push((
             format!("single stream, client → service, MTU {mtu}"),
             fmt_stat(&up, "Gbit/s"),
@@ -608,7 +638,7 @@ fn main() {
         ));
         cpu_rows.push(format!("| {mtu} | {cpu_up:.2} | {cpu_down:.2} |"));
         if mtu == 8500 {
-            let p8 = repeat(runs, || iperf(&lab.ns, eni, secs, false, 8));
+            let (k_p8, p8) = in_turn(runs, || kernel.iperf(secs, false, 8), || iperf(&lab.ns, eni, secs, false, 8));
             rows.push((
                 "8 parallel streams, client → service, MTU 8500".into(),
                 fmt_stat(&p8, "Gbit/s"),
@@ -616,13 +646,18 @@ fn main() {
                 p8.median / k_p8.median,
             ));
             let echo_eni = SocketAddrV4::new(Ipv4Addr::new(10, 0, 1, 50), 7);
-            let cps = repeat(runs, || conns_per_sec(&lab.ns, echo_eni, secs.min(3)));
+            let (k_cps, cps) = in_turn(
+                runs,
+                || conns_per_sec(&kernel.ns.0[0], kernel.echo(), secs.min(3)),
+                || conns_per_sec(&lab.ns, echo_eni, secs.min(3)),
+            );
             rows.push((
                 "new connections per second (connect, 16 B echo, close with RST)".into(),
                 fmt_stat(&cps, "/s"),
                 fmt_stat(&k_cps, "/s"),
                 cps.median / k_cps.median,
             ));
+            let k_lat = latency(&kernel.ns.0[0], kernel.echo(), 2000, runs);
             let lat = latency(&lab.ns, echo_eni, 2000, runs);
             let _ = writeln!(
                 extra,
@@ -701,27 +736,37 @@ fn main() {
             PrivlinkLab::start_with_queues(&format!("{tag}qn"), 8500, servers, Pipeline::Full(None), None),
         ];
         let echo_eni = SocketAddrV4::new(Ipv4Addr::new(10, 0, 1, 50), 7);
-        let mut samples = vec![[Vec::new(), Vec::new(), Vec::new()], [Vec::new(), Vec::new(), Vec::new()]];
+        // The kernel path first, then each lab, round after round.
+        let mut samples = vec![[Vec::new(), Vec::new(), Vec::new()]; 3];
         for _ in 0..runs {
-            for (lab, s) in labs.iter().zip(&mut samples) {
-                s[0].push(iperf(&lab.ns, eni, secs, false, 8));
-                s[1].push(iperf(&lab.ns, eni, secs, false, 1));
-                s[2].push(conns_per_sec(&lab.ns, echo_eni, secs.min(3)));
+            let paths = [
+                (&kernel.ns.0[0], kernel.addr, kernel.echo()),
+                (&labs[0].ns, eni, echo_eni),
+                (&labs[1].ns, eni, echo_eni),
+            ];
+            for ((ns, addr, echo), s) in paths.into_iter().zip(&mut samples) {
+                s[0].push(iperf(ns, addr, secs, false, 8));
+                s[1].push(iperf(ns, addr, secs, false, 1));
+                s[2].push(conns_per_sec(ns, echo, secs.min(3)));
             }
         }
         let stats: Vec<[Stat; 3]> = samples.into_iter().map(|s| s.map(stat)).collect();
-        for (name, st) in
-            [("1 queue".to_string(), &stats[0]), (format!("{cores} queues (the default here)"), &stats[1])]
-        {
+        let names = [
+            "kernel veth, MTU 1500".to_string(),
+            "privlink, 1 queue".into(),
+            format!("privlink, {cores} queues (the default here)"),
+        ];
+        for (name, st) in names.iter().zip(&stats) {
+            let k = &stats[0];
             let _ = writeln!(
                 queues_md,
                 "| {name} | {} ({:.2}) | {} ({:.2}) | {} ({:.2}) |",
                 fmt_stat(&st[0], "Gbit/s"),
-                st[0].median / k_p8.median,
+                st[0].median / k[0].median,
                 fmt_stat(&st[1], "Gbit/s"),
-                st[1].median / k_up.median,
+                st[1].median / k[1].median,
                 fmt_stat(&st[2], "/s"),
-                st[2].median / k_cps.median
+                st[2].median / k[2].median
             );
         }
     }
@@ -772,8 +817,8 @@ fn main() {
         );
         std::thread::sleep(Duration::from_millis(700));
         let gw = Ipv4Addr::new(10, 0, 2, 2); // slirp's address for the host's loopback
-        let up = repeat(runs, || iperf(&ns.0[0], gw, secs, false, 1));
-        let down = repeat(runs, || iperf(&ns.0[0], gw, secs, true, 1));
+        let (k_up, up) = in_turn(runs, || kernel.iperf(secs, false, 1), || iperf(&ns.0[0], gw, secs, false, 1));
+        let (k_down, down) = in_turn(runs, || kernel.iperf(secs, true, 1), || iperf(&ns.0[0], gw, secs, true, 1));
         drop(slirp);
         format!(
             "| slirp4netns 1.2, MTU 65520 (host loopback iperf3 server) | {} | {} | {:.2} / {:.2} |\n",
@@ -787,8 +832,8 @@ fn main() {
     };
 
     eprintln!("tun2proxy...");
-    let t2p = match tun2proxy_peer(&tag, runs, secs) {
-        Some((up, down)) => format!(
+    let t2p = match tun2proxy_peer(&tag, runs, secs, &kernel) {
+        Some(((k_up, up), (k_down, down))) => format!(
             "| tun2proxy 0.8.7 + dante 1.4 SOCKS5, MTU 1500, `--tcp-mss 1460` | {} | {} | {:.2} / {:.2} |\n",
             fmt_stat(&up, "Gbit/s"),
             fmt_stat(&down, "Gbit/s"),
@@ -813,7 +858,7 @@ fn main() {
         .unwrap_or_default();
     let date = support::date_utc();
     let _ = writeln!(md, "Written by `cargo bench --bench e2e` on {date}. Machine: {} cores, {cpu}, Linux {}; {iperf_v}; privlink {} (release build).", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), kernel.trim(), env!("CARGO_PKG_VERSION"));
-    let _ = writeln!(md, "Median of {runs} runs of {secs} s (min–max in brackets), receiver side. Every ratio is privlink over the kernel veth path at MTU 1500, measured in the same run. privlink runs with its default TUN queues (one per CPU) unless a row says otherwise.\n");
+    let _ = writeln!(md, "Median of {runs} runs of {secs} s (min–max in brackets), receiver side. Every ratio is privlink over the kernel veth path at MTU 1500, the two measured in turn, run after run (the kernel column is its median over the runs beside that row's). privlink runs with its default TUN queues (one per CPU) unless a row says otherwise.\n");
     let _ = writeln!(md, "| figure | privlink | kernel veth, MTU 1500 | ratio |\n|---|---|---|---|");
     for (name, p, k, r) in &rows {
         let _ = writeln!(md, "| {name} | {p} | {k} | {r:.2} |");
@@ -821,12 +866,12 @@ fn main() {
     let _ =
         writeln!(md, "\n| latency p50 / p99 / p99.9 | privlink | kernel veth | privlink − kernel |\n|---|---|---|---|");
     md.push_str(&extra);
-    let _ = writeln!(md, "\nPeers in the same run (ratio against the kernel veth path, up / down):\n\n| peer | client → service | service → client | ratio |\n|---|---|---|---|");
+    let _ = writeln!(md, "\nPeers, each measured in turn with the kernel veth path (ratio against it, up / down):\n\n| peer | client → service | service → client | ratio |\n|---|---|---|---|");
     md.push_str(&peer);
     md.push_str(&t2p);
     let _ = writeln!(md, "\nWhat the pipeline costs, single stream at MTU 8500, the three labs measured in turn within each run (ratio: against the minimal pipeline):\n\n| pipeline | client → service | service → client | ratio |\n|---|---|---|---|");
     md.push_str(&cost);
-    let _ = writeln!(md, "\nTUN queues, each with its own thread and stack, at MTU 8500 with the full pipeline; the two labs measured in turn within each run (ratio against the kernel veth path):\n\n| queues | 8 streams up | 1 stream up | new connections |\n|---|---|---|---|");
+    let _ = writeln!(md, "\nTUN queues, each with its own thread and stack, at MTU 8500 with the full pipeline; the kernel path and the two labs measured in turn within each run (ratio against the kernel veth path):\n\n| path | 8 streams up | 1 stream up | new connections |\n|---|---|---|---|");
     md.push_str(&queues_md);
     let _ = writeln!(md, "\nShaping accuracy, one iperf3 stream for 10 s through an ENI shaped at the rate (receiver side):\n\n| bandwidth | service → client | client → service |\n|---|---|---|");
     md.push_str(&shaping);

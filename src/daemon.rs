@@ -110,7 +110,11 @@ pub async fn up(
         }
     }
     let vpc = &plan.vpc;
-    let queues = queue_count(&plan);
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let queues = queue_count(&plan, cpus);
+    if plan.vpc.queues.is_some_and(|q| q > queues) {
+        tracing::warn!("vpc.queues ignored: an endpoint has a bandwidth limit, which takes one queue");
+    }
     let ns = Netns::ensure(&vpc.netns)?;
     let (tun, more_queues) = Tun::create(ns.name(), &vpc.tun, vpc.mtu, queues)?;
     // Every queue stays attached until every stack has stopped: a queue that
@@ -181,17 +185,14 @@ pub async fn up(
     Ok(report)
 }
 
-/// How many TUN queues to run: `vpc.queues`, else one per CPU; one when an
-/// endpoint is shaped, since its shaper shares the ENI's rate among all of
-/// its connections in one place.
-fn queue_count(plan: &Plan) -> usize {
+/// How many TUN queues to run: `vpc.queues`, else one per CPU (of `cpus`);
+/// one when an endpoint is shaped, since its shaper shares the ENI's rate
+/// among all of its connections in one place.
+fn queue_count(plan: &Plan, cpus: usize) -> usize {
     if plan.endpoints.iter().any(|e| e.bandwidth.is_some()) {
-        if plan.vpc.queues.is_some_and(|q| q > 1) {
-            tracing::warn!("vpc.queues ignored: an endpoint has a bandwidth limit, which takes one queue");
-        }
         return 1;
     }
-    plan.vpc.queues.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_QUEUES))
+    plan.vpc.queues.unwrap_or(cpus.clamp(1, MAX_QUEUES))
 }
 
 /// What every queue's stack is built from.
@@ -327,5 +328,30 @@ async fn apply_reloads(
             }
             Err(e) => println!("privlink: reload refused: {e}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DEMO_CONFIG;
+
+    fn plan(edit: impl Fn(&str) -> String) -> Plan {
+        let config = Config::from_toml("demo.toml", &edit(DEMO_CONFIG)).unwrap();
+        Plan::make(&config, &mut State::default(), random_id_bytes).unwrap()
+    }
+
+    #[test]
+    fn one_queue_per_cpu_unless_configured_or_shaped() {
+        let default = plan(str::to_string);
+        assert_eq!(queue_count(&default, 2), 2);
+        assert_eq!(queue_count(&default, 0), 1);
+        assert_eq!(queue_count(&default, 64), MAX_QUEUES);
+        let three = plan(|c| c.replace("netns = \"plk-demo\"", "netns = \"plk-demo\"\nqueues = 3"));
+        assert_eq!(queue_count(&three, 2), 3);
+        let shaped = |c: &str| c.replacen("upstream = ", "bandwidth = \"1Gbit\"\nupstream = ", 1);
+        assert_eq!(queue_count(&plan(shaped), 8), 1);
+        let shaped_three = plan(|c| shaped(c).replace("netns = \"plk-demo\"", "netns = \"plk-demo\"\nqueues = 3"));
+        assert_eq!(queue_count(&shaped_three, 8), 1, "a shaper takes one queue, whatever vpc.queues says");
     }
 }
