@@ -22,6 +22,19 @@ fn eni(lab: &Lab, i: usize) -> SocketAddrV4 {
     SocketAddrV4::new(lab.eni_ips()[i].parse().unwrap(), 443)
 }
 
+/// `privlink up` in a fresh namespace, its one endpoint carrying plain bytes to `upstream`.
+fn plain_lab(upstream: impl std::fmt::Display) -> Lab {
+    let ns = unique("plkt");
+    Lab::start(&ns, &config(&ns, &upstream.to_string(), PLAIN))
+}
+
+/// A listener on a free loopback port, playing the service.
+fn loopback_listener() -> (TcpListener, std::net::SocketAddr) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    (listener, addr)
+}
+
 fn pattern(seed: u64, len: usize) -> Vec<u8> {
     let mut x = seed | 1;
     (0..len)
@@ -62,8 +75,7 @@ fn sixteen_mib_each_way_with_half_close() {
         return;
     }
     const LEN: usize = 16 << 20;
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let upstream = listener.local_addr().unwrap();
+    let (listener, upstream) = loopback_listener();
     let server = std::thread::spawn(move || {
         let (mut s, _) = listener.accept().unwrap();
         let mut w = s.try_clone().unwrap();
@@ -76,8 +88,8 @@ fn sixteen_mib_each_way_with_half_close() {
         writer.join().unwrap();
         got
     });
-    let ns = unique("plkt");
-    let lab = Lab::start(&ns, &config(&ns, &upstream.to_string(), PLAIN));
+    let lab = plain_lab(upstream);
+    let ns = lab.ns.clone();
     let c = probe::tcp_connect(&ns, eni(&lab, 0), Duration::from_secs(5)).unwrap();
     let mut w = c.try_clone().unwrap();
     let writer = std::thread::spawn(move || {
@@ -116,8 +128,7 @@ fn echo_server(listener: TcpListener, conns: usize) -> std::thread::JoinHandle<(
 /// A loopback server that echoes each read back at once, for as many
 /// connections as come; the receiver hears when each one ends.
 fn chunk_echo_server() -> (std::net::SocketAddr, std::sync::mpsc::Receiver<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
+    let (listener, addr) = loopback_listener();
     let (ended_tx, ended) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for mut s in listener.incoming().flatten() {
@@ -142,11 +153,10 @@ fn two_hundred_concurrent_connections() {
         return;
     }
     const N: usize = 200;
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let upstream = listener.local_addr().unwrap();
+    let (listener, upstream) = loopback_listener();
     let server = echo_server(listener, N);
-    let ns = unique("plkt");
-    let lab = Lab::start(&ns, &config(&ns, &upstream.to_string(), PLAIN));
+    let lab = plain_lab(upstream);
+    let ns = lab.ns.clone();
     let addrs = [eni(&lab, 0), eni(&lab, 1)];
     // All N are open at once before any of them talks.
     let conns: Vec<TcpStream> = probe::socket_in(&ns, move || {
@@ -289,8 +299,8 @@ fn recycled_sockets_carry_only_their_own_bytes() {
     // from both kinds of ending. Each must carry its own bytes only.
     const ROUNDS: usize = 3 * privlink::stack::SPARE_SOCKETS;
     let (upstream, _) = chunk_echo_server();
-    let ns = unique("plkt");
-    let lab = Lab::start(&ns, &config(&ns, &upstream.to_string(), PLAIN));
+    let lab = plain_lab(upstream);
+    let ns = lab.ns.clone();
     for i in 0..ROUNDS {
         let mut c = probe::tcp_connect(&ns, eni(&lab, i % 2), Duration::from_secs(5)).unwrap();
         c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -322,8 +332,8 @@ fn a_syn_smoltcp_refuses_leaves_no_listener_behind() {
     // socket listens for it; smoltcp then refuses the packet. The listener is
     // removed and recycled: the next connections must get working sockets.
     let (upstream, ended) = chunk_echo_server();
-    let ns = unique("plkt");
-    let lab = Lab::start(&ns, &config(&ns, &upstream.to_string(), PLAIN));
+    let lab = plain_lab(upstream);
+    let ns = lab.ns.clone();
     let target = eni(&lab, 0);
     let raw = probe::socket_in(&ns, || {
         let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::RAW, Some(socket2::Protocol::TCP))?;
@@ -359,10 +369,9 @@ fn the_client_segment_is_a_whole_number_of_window_units() {
     if !netns_available("the_client_segment_is_a_whole_number_of_window_units") {
         return;
     }
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let upstream = listener.local_addr().unwrap();
-    let ns = unique("plkt");
-    let lab = Lab::start(&ns, &config(&ns, &upstream.to_string(), PLAIN));
+    let (_listener, upstream) = loopback_listener();
+    let lab = plain_lab(upstream);
+    let ns = lab.ns.clone();
     let c = probe::tcp_connect(&ns, eni(&lab, 0), Duration::from_secs(5)).unwrap();
     // What the client's kernel took from the ENI's SYN-ACK.
     let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
@@ -397,8 +406,8 @@ fn upstream_down_means_connection_refused() {
     }
     // A port that was just free: nothing listens there.
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let ns = unique("plkt");
-    let lab = Lab::start(&ns, &config(&ns, &format!("127.0.0.1:{port}"), PLAIN));
+    let lab = plain_lab(format!("127.0.0.1:{port}"));
+    let ns = lab.ns.clone();
     // The client gives up after 1 s: a refusal must arrive before that, as an RST.
     let err = probe::tcp_connect(&ns, eni(&lab, 0), Duration::from_secs(1)).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ConnectionRefused, "{err}");
@@ -410,10 +419,9 @@ fn resets_travel_both_ways() {
     if !netns_available("resets_travel_both_ways") {
         return;
     }
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let upstream = listener.local_addr().unwrap();
-    let ns = unique("plkt");
-    let lab = Lab::start(&ns, &config(&ns, &upstream.to_string(), PLAIN));
+    let (listener, upstream) = loopback_listener();
+    let lab = plain_lab(upstream);
+    let ns = lab.ns.clone();
 
     // Service resets: the client sees ECONNRESET.
     let mut c = probe::tcp_connect(&ns, eni(&lab, 0), Duration::from_secs(5)).unwrap();
@@ -442,8 +450,8 @@ fn udp_icmp_and_ipv6_get_nothing_and_are_counted() {
     if !netns_available("udp_icmp_and_ipv6_get_nothing_and_are_counted") {
         return;
     }
-    let ns = unique("plkt");
-    let lab = Lab::start(&ns, &config(&ns, "127.0.0.1:9", PLAIN));
+    let lab = plain_lab("127.0.0.1:9");
+    let ns = lab.ns.clone();
     let eni_ip: Ipv4Addr = lab.eni_ips()[0].parse().unwrap();
     for _ in 0..5 {
         assert_eq!(
