@@ -222,8 +222,11 @@ impl EniGuard {
         self.epoch.1 + now.saturating_duration_since(self.epoch.0).as_secs()
     }
 
-    /// Takes new rules if the config changed. Cheap when nothing changed.
-    pub fn refresh_rules(&mut self) {
+    /// Takes new rules if the config changed: one atomic load when nothing
+    /// did. Done per packet, not per loop turn: a queue's thread may be
+    /// between turns when a reload is published, and the next packet any
+    /// queue judges must meet the new rules.
+    fn refresh_rules(&mut self) {
         if self.rules.has_changed().unwrap_or(false) {
             let r = self.rules.borrow_and_update().clone();
             self.filter.set_rules(r);
@@ -249,6 +252,7 @@ impl EniGuard {
     }
 
     fn judge(&mut self, now: Instant, eni: usize, dir: Direction, f: &PacketFacts) -> bool {
+        self.refresh_rules();
         let d = self.filter.handle_packet(now, eni, dir, f);
         let unix = self.unix_secs(now);
         if let Some(shared) = &self.flow_log {
@@ -330,6 +334,37 @@ fn facts(m: &PacketMeta) -> PacketFacts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_next_packet_meets_rules_published_since_the_last() {
+        // The demo's endpoint group, allowing TCP `port` from the VPC.
+        let rules = |port: &str| {
+            let text = crate::config::DEMO_CONFIG.replace(r#"ports = "443""#, &format!(r#"ports = "{port}""#));
+            let config = crate::config::Config::from_toml("demo.toml", &text).unwrap();
+            let mut state = crate::model::State::default();
+            let plan = crate::model::Plan::make(&config, &mut state, crate::daemon::random_id_bytes).unwrap();
+            Arc::new(plan.rule_set().unwrap())
+        };
+        let (publish, rules_rx) = watch::channel(rules("443"));
+        let enis = ["eni-a".to_string(), "eni-b".to_string()];
+        let ips = [Ipv4Addr::new(10, 0, 1, 49), Ipv4Addr::new(10, 0, 2, 49)];
+        let mut guard = EniGuard::new(rules_rx, FilterConfig::default(), &enis, &ips, 8500, None).unwrap();
+        let syn = |src_port| PacketFacts {
+            src: Ipv4Addr::new(10, 0, 1, 10),
+            dst: ips[0],
+            protocol: 6,
+            src_port,
+            dst_port: 443,
+            tcp_flags: 0x02,
+            len: 60,
+        };
+        let now = Instant::now();
+        assert!(guard.judge(now, 0, Direction::Ingress, &syn(40000)));
+        // No loop turn in between: another queue's thread may be anywhere when a reload lands.
+        publish.send_replace(rules("444"));
+        assert!(!guard.judge(now, 0, Direction::Ingress, &syn(40001)), "judged by the old rules");
+        assert_eq!(guard.counters.sg_ingress, 1);
+    }
 
     #[test]
     fn superpackets_count_as_wire_packets() {

@@ -114,8 +114,10 @@ impl Resolver {
         self.responder.counters()
     }
 
-    /// Takes a new zone if one was published. Cheap when nothing changed.
-    pub fn refresh_zone(&mut self) {
+    /// Takes a new zone if one was published: one atomic load when none was.
+    /// Done per query, so the next query after a reload meets the new zone
+    /// whichever queue's thread answers it.
+    fn refresh_zone(&mut self) {
         if self.zone.has_changed().unwrap_or(false) {
             let z = self.zone.borrow_and_update().clone();
             self.responder.set_zone(z);
@@ -124,6 +126,7 @@ impl Resolver {
 
     /// Answers or forwards one UDP query that arrived on the TUN.
     pub fn handle_udp(&mut self, now: Instant, meta: &PacketMeta, query: &[u8], fd: RawFd, tx: &mut [u8]) {
+        self.refresh_zone();
         let client = SocketAddrV4::new(meta.src, meta.src_port);
         let resolver = meta.dst;
         match self.responder.handle_query(query, Transport::Udp, &mut self.out) {

@@ -358,8 +358,6 @@ impl Stack {
     pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) -> io::Result<Report> {
         tokio::pin!(shutdown);
         loop {
-            self.resolver.refresh_zone();
-            self.guard.refresh_rules();
             let drained = self.poll(None)?;
             self.start_connects();
             let mut moved = self.service_ready();
