@@ -223,6 +223,12 @@ impl Drop for PrivlinkLab {
 
 /// One iperf3 run from namespace `ns` to `addr`; Gbit/s at the receiver.
 fn iperf(ns: &str, addr: Ipv4Addr, secs: u64, reverse: bool, streams: u32) -> f64 {
+    iperf_with(ns, addr, secs, reverse, streams, None)
+}
+
+/// [`iperf`], with the senders' congestion control set (`-C`, both ends'
+/// data sockets) instead of the machine's default.
+fn iperf_with(ns: &str, addr: Ipv4Addr, secs: u64, reverse: bool, streams: u32, cc: Option<&str>) -> f64 {
     let mut cmd = Command::new("ip");
     cmd.args([
         "netns",
@@ -240,6 +246,9 @@ fn iperf(ns: &str, addr: Ipv4Addr, secs: u64, reverse: bool, streams: u32) -> f6
     cmd.args(["-P", &streams.to_string()]);
     if reverse {
         cmd.arg("-R");
+    }
+    if let Some(cc) = cc {
+        cmd.args(["-C", cc]);
     }
     let out = cmd.output().expect("iperf3");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
@@ -770,6 +779,34 @@ fn main() {
             );
         }
     }
+    // The kernel path's spread is its senders' congestion control: measure
+    // both paths under the default and under each named one, in turn.
+    eprintln!("congestion control...");
+    let mut cc_md = String::new();
+    {
+        let lab = PrivlinkLab::start(&format!("{tag}cc"), 8500, servers, Pipeline::Full(None));
+        for cc in ["bbr", "cubic"] {
+            let mut cells = Vec::new();
+            for reverse in [false, true] {
+                let (k, p) = in_turn(
+                    runs,
+                    || iperf_with(&kernel.ns.0[0], kernel.addr, secs, reverse, 1, Some(cc)),
+                    || iperf_with(&lab.ns, eni, secs, reverse, 1, Some(cc)),
+                );
+                cells.push((k, p));
+            }
+            let _ = writeln!(
+                cc_md,
+                "| {cc} | {} | {} | {:.2} | {} | {} | {:.2} |",
+                fmt_stat(&cells[0].0, "Gbit/s"),
+                fmt_stat(&cells[0].1, "Gbit/s"),
+                cells[0].1.median / cells[0].0.median,
+                fmt_stat(&cells[1].0, "Gbit/s"),
+                fmt_stat(&cells[1].1, "Gbit/s"),
+                cells[1].1.median / cells[1].0.median,
+            );
+        }
+    }
     let mut shaping = String::new();
     for rate in ["10Mbit", "100Mbit", "1Gbit"] {
         let lab = PrivlinkLab::start(&format!("{tag}s{}", rate.len()), 8500, servers, Pipeline::Full(Some(rate)));
@@ -857,7 +894,8 @@ fn main() {
         .map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").to_string())
         .unwrap_or_default();
     let date = support::date_utc();
-    let _ = writeln!(md, "Written by `cargo bench --bench e2e` on {date}. Machine: {} cores, {cpu}, Linux {}; {iperf_v}; privlink {} (release build).", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), kernel.trim(), env!("CARGO_PKG_VERSION"));
+    let default_cc = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_congestion_control").unwrap_or_default();
+    let _ = writeln!(md, "Written by `cargo bench --bench e2e` on {date}. Machine: {} cores, {cpu}, Linux {}, TCP congestion control {}; {iperf_v}; privlink {} (release build).", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), kernel.trim(), default_cc.trim(), env!("CARGO_PKG_VERSION"));
     let _ = writeln!(md, "Median of {runs} runs of {secs} s (min–max in brackets), receiver side. Every ratio is privlink over the kernel veth path at MTU 1500, the two measured in turn, run after run (the kernel column is its median over the runs beside that row's). privlink runs with its default TUN queues (one per CPU) unless a row says otherwise.\n");
     let _ = writeln!(md, "| figure | privlink | kernel veth, MTU 1500 | ratio |\n|---|---|---|---|");
     for (name, p, k, r) in &rows {
@@ -873,6 +911,8 @@ fn main() {
     md.push_str(&cost);
     let _ = writeln!(md, "\nTUN queues, each with its own thread and stack, at MTU 8500 with the full pipeline; the kernel path and the two labs measured in turn within each run (ratio against the kernel veth path):\n\n| path | 8 streams up | 1 stream up | new connections |\n|---|---|---|---|");
     md.push_str(&queues_md);
+    let _ = writeln!(md, "\nThe senders' congestion control (iperf3 `-C`: both ends' data sockets; privlink's upstream socket keeps the machine's default), single stream at MTU 8500 with the full pipeline, the kernel path and privlink in turn:\n\n| congestion control | kernel, client → service | privlink | ratio | kernel, service → client | privlink | ratio |\n|---|---|---|---|---|---|---|");
+    md.push_str(&cc_md);
     let _ = writeln!(md, "\nShaping accuracy, one iperf3 stream for 10 s through an ENI shaped at the rate (receiver side):\n\n| bandwidth | service → client | client → service |\n|---|---|---|");
     md.push_str(&shaping);
     let _ = writeln!(md, "\n{idle}");
