@@ -779,8 +779,8 @@ fn main() {
             );
         }
     }
-    // The kernel path's spread is its senders' congestion control: measure
-    // both paths under the default and under each named one, in turn.
+    // Much of the kernel path's spread is its senders' congestion control:
+    // both paths under bbr and under cubic, in turn.
     eprintln!("congestion control...");
     let mut cc_md = String::new();
     {
