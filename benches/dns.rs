@@ -8,8 +8,8 @@ use std::sync::Arc;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RecordType};
-use privlink::catalog::lookup;
-use privlink::dns::{EndpointDns, ForwardMode, Responder, Transport, Zone, ZoneSpec};
+use privlink_core::catalog::lookup;
+use privlink_core::dns::{EndpointDns, ForwardMode, Responder, Transport, Zone, ZoneSpec};
 
 fn query(name: &str, rtype: RecordType) -> Vec<u8> {
     let mut msg = Message::new(0x4242, MessageType::Query, OpCode::Query);

@@ -12,7 +12,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use privlink::netns;
+use privlink::edge::netns;
 
 #[path = "support.rs"]
 mod support;

@@ -16,7 +16,7 @@ use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use privlink::netns;
+use privlink::edge::netns;
 
 #[path = "support.rs"]
 mod support;

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use privlink::filter::*;
+use privlink_core::filter::*;
 
 const ENI_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 49);
 

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use privlink::policy::client_hello_sni;
-use privlink::shaper::{Direction, EniShaper, Grant, ShaperConfig};
+use privlink_core::policy::client_hello_sni;
+use privlink_core::shaper::{Direction, EniShaper, Grant, ShaperConfig};
 
 fn poll_grant(c: &mut Criterion) {
     let mut group = c.benchmark_group("poll_grant");

@@ -4,8 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use privlink::config::Config;
-use privlink::{daemon, demo, store};
+use privlink_core::config::Config;
+use privlink::edge::{config_file, daemon, store};
+use privlink::lab::demo;
 
 /// A working copy of an AWS interface VPC endpoint (PrivateLink ENI) on Linux.
 #[derive(Parser)]
@@ -71,7 +72,7 @@ fn main() -> ExitCode {
     let rt = builder.enable_all().build().expect("tokio runtime");
     match cli.command {
         Command::Check { config, state_dir } => {
-            let config = match Config::load(&config) {
+            let config = match config_file::load(&config) {
                 Ok(c) => c,
                 Err(e) => return fail(e),
             };
@@ -86,7 +87,7 @@ fn main() -> ExitCode {
         }
         Command::Up { config, state_dir } => {
             let config_path = config.clone();
-            let config = match Config::load(&config) {
+            let config = match config_file::load(&config) {
                 Ok(c) => c,
                 Err(e) => return fail(e),
             };
@@ -182,7 +183,7 @@ fn reload_on_sighup(path: PathBuf) -> tokio::sync::mpsc::Receiver<Config> {
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
-            match Config::load(&path) {
+            match config_file::load(&path) {
                 Ok(c) => {
                     let _ = tx.send(c).await;
                 }

@@ -15,7 +15,7 @@ use common::{config, counter, netns_available, unique, Lab, TempDir};
 
 /// These tests carry plain bytes, not TLS: the endpoint must allow that.
 const PLAIN: &str = "allow_non_tls = true";
-use privlink::probe;
+use privlink::lab::probe;
 use sha2::{Digest, Sha256};
 
 fn eni(lab: &Lab, i: usize) -> SocketAddrV4 {
@@ -53,7 +53,7 @@ fn tls_handshake_sees_the_service_certificate() {
         return;
     }
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let standin = rt.block_on(privlink::demo::TlsStandIn::start("ec2.us-east-1.amazonaws.com", 0)).unwrap();
+    let standin = rt.block_on(privlink::lab::demo::TlsStandIn::start("ec2.us-east-1.amazonaws.com", 0)).unwrap();
     let ns = unique("plkt");
     let lab = Lab::start(&ns, &config(&ns, &standin.addr.to_string(), ""));
     for i in 0..2 {
@@ -306,7 +306,7 @@ fn recycled_sockets_carry_only_their_own_bytes() {
     // Finished connections leave their sockets for the next SYNs; more rounds
     // than spares, closed by FIN and by RST in turn, so every socket is reused
     // from both kinds of ending. Each must carry its own bytes only.
-    const ROUNDS: usize = 3 * privlink::stack::SPARE_SOCKETS;
+    const ROUNDS: usize = 3 * privlink::edge::stack::SPARE_SOCKETS;
     let (upstream, _) = chunk_echo_server();
     let lab = plain_lab(upstream);
     let ns = lab.ns.clone();
@@ -470,7 +470,7 @@ fn udp_icmp_and_ipv6_get_nothing_and_are_counted() {
         assert!(!probe::icmp_echo(&ns, eni_ip, Duration::from_millis(100)).unwrap(), "ping got an answer");
     }
     // IPv6 toward the ENI device: route a v6 address to it and send datagrams.
-    privlink::netns::ip(&["-n", &ns, "-6", "route", "add", "fd00::49/128", "dev", "eni0"]).unwrap();
+    privlink::edge::netns::ip(&["-n", &ns, "-6", "route", "add", "fd00::49/128", "dev", "eni0"]).unwrap();
     let sock = probe::socket_in(&ns, || std::net::UdpSocket::bind("[::]:0")).unwrap();
     for _ in 0..50 {
         sock.send_to(b"v6", "[fd00::49]:443").unwrap();
@@ -520,7 +520,7 @@ fn bad_config_is_refused_before_anything_is_touched() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.toml:15: subnet[1].cidr: 10.9.2.0/24 is not inside the VPC 10.0.0.0/16"), "{err}");
-    assert!(!privlink::netns::exists(&ns), "a bad config created the namespace");
+    assert!(!privlink::edge::netns::exists(&ns), "a bad config created the namespace");
     assert!(!dir.0.join("state").exists(), "a bad config wrote state");
 }
 
@@ -544,6 +544,6 @@ fn check_prints_the_plan_without_touching_anything() {
     assert!(text.contains("upstream 127.0.0.1:9"), "{text}");
     assert!(text.contains("security group sg-endpoint\n  ingress allow tcp 443 from 10.0.0.0/16"), "{text}");
     assert!(text.contains("dns ec2.us-east-1.amazonaws.com"), "{text}");
-    assert!(!privlink::netns::exists(&ns));
+    assert!(!privlink::edge::netns::exists(&ns));
     assert!(!dir.0.join("state").exists(), "check wrote state");
 }

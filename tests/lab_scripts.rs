@@ -9,7 +9,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{config, netns_available, unique, Lab};
-use privlink::{netns, probe};
+use privlink::edge::netns;
+use privlink::lab::probe;
 
 fn script(name: &str, prefix: &str) -> String {
     let out = Command::new("bash")

@@ -207,7 +207,7 @@ impl Lab {
             conns.join(" ")
         );
         assert_eq!(
-            !privlink::netns::exists(&self.ns),
+            !privlink::edge::netns::exists(&self.ns),
             made_netns,
             "namespace {}: privlink removes it iff it made it",
             self.ns
@@ -226,7 +226,7 @@ impl Drop for Lab {
             let _ = c.kill();
             let _ = c.wait();
         }
-        if !self.ns.is_empty() && privlink::netns::exists(&self.ns) {
+        if !self.ns.is_empty() && privlink::edge::netns::exists(&self.ns) {
             let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
         }
         if self.owns_dir {
@@ -264,7 +264,7 @@ impl Drop for TempDir {
 
 /// Gives namespace `ns` the extra local address `ip` (on `lo`), so a client can use it as its source.
 pub fn add_address(ns: &str, ip: &str) {
-    privlink::netns::ip(&["-n", ns, "addr", "add", &format!("{ip}/32"), "dev", "lo"]).unwrap();
+    privlink::edge::netns::ip(&["-n", ns, "addr", "add", &format!("{ip}/32"), "dev", "lo"]).unwrap();
 }
 
 /// Connects from source address `src` inside `ns` to `dst`.
@@ -276,7 +276,7 @@ pub fn connect_from(
 ) -> std::io::Result<std::net::TcpStream> {
     use socket2::{Domain, Socket, Type};
     let src: std::net::Ipv4Addr = src.parse().unwrap();
-    let sock = privlink::probe::socket_in(ns, || Socket::new(Domain::IPV4, Type::STREAM, None))?;
+    let sock = privlink::lab::probe::socket_in(ns, || Socket::new(Domain::IPV4, Type::STREAM, None))?;
     sock.bind(&std::net::SocketAddrV4::new(src, 0).into())?;
     sock.connect_timeout(&dst.into(), timeout)?;
     Ok(sock.into())

@@ -2,8 +2,8 @@
 //!
 //! Heads up! Before changing this module read the AWS pages it follows:
 //! "Security group connection tracking" (EC2 User Guide), "Control subnet
-//! traffic with network ACLs" (VPC User Guide) and
-//! `/work/shared/AWS-REFERENCE.md`. The semantics emulated here:
+//! traffic with network ACLs" (VPC User Guide), summarised in the repo's
+//! `docs/aws-behaviour.md`. The semantics emulated here:
 //!
 //! - **Network ACLs** are stateless and guard the *subnet boundary*: they are
 //!   evaluated only when the remote address (source for ingress, destination

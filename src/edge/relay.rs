@@ -7,7 +7,7 @@
 //! `socket.recv(|ring| upstream.try_write(ring))` and
 //! `socket.send(|ring| upstream.try_read(ring))`. There is no intermediate
 //! buffer and no channel, so a connection's memory is its two smoltcp rings
-//! ([`crate::stack::SOCKET_BUFFER`] each) and nothing grows with traffic.
+//! ([`crate::edge::stack::SOCKET_BUFFER`] each) and nothing grows with traffic.
 //!
 //! Backpressure falls out of that: when the upstream cannot take more, bytes
 //! stay in the socket's rx ring and smoltcp's advertised window closes, so
@@ -36,10 +36,10 @@ use smoltcp::socket::tcp::{self, State};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
-use crate::model::Upstream;
-use crate::packet::FlowKey;
-use crate::policy::{client_hello_sni, SniDeny, SniOutcome, SniPolicy, SniVerdict};
-use crate::shaper::{Direction as ShapeDir, EniShaper, FlowShare, Grant};
+use privlink_core::model::Upstream;
+use privlink_core::packet::FlowKey;
+use privlink_core::policy::{client_hello_sni, MAX_CLIENT_HELLO, SniDeny, SniOutcome, SniPolicy, SniVerdict};
+use privlink_core::shaper::{Direction as ShapeDir, EniShaper, FlowShare, Grant};
 
 /// Index of a connection in the stack's table.
 pub type ConnId = usize;
@@ -99,10 +99,6 @@ pub enum Progress {
     Finished,
 }
 
-/// How long a client may take to send its whole ClientHello, by default.
-pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
-/// The most of a first flight the SNI check reads (a ClientHello is rarely above 2 KiB).
-const HELLO_MAX: usize = 16 << 10;
 
 /// The stream layer's part in one service pass: the ENI's shaper and this
 /// connection's share of it, and the clock.
@@ -252,7 +248,7 @@ impl Conn {
     /// Reads the first flight on a copy and asks the SNI policy. `true`: carry on.
     fn check_first_flight(&mut self, sock: &mut tcp::Socket<'_>, now: Instant) -> bool {
         let Some((policy, deadline)) = &self.sni else { return true };
-        let queued = sock.recv_queue().min(HELLO_MAX);
+        let queued = sock.recv_queue().min(MAX_CLIENT_HELLO);
         // The first flight starts the ring, so it is one contiguous region:
         // read it in place, no copy.
         let outcome = match sock.peek(queued) {

@@ -1,6 +1,6 @@
 //! The ENI's packet pipeline: what happens to a packet before the TCP stack.
 //!
-//! Order (DESIGN.md, "the data path"): size against the MTU, parse (IPv6,
+//! Order (the data path in the crate map): size against the MTU, parse (IPv6,
 //! malformed, bad checksums drop), destination (an ENI or a resolver address,
 //! else `no_route`), protocol (DNS to a resolver goes to the responder, other
 //! non-TCP drops), then the ENI's ports. What passes goes to the stack with
@@ -161,7 +161,7 @@ impl Pipeline {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::packet::tests::{icmp_echo, ipv6_tcp, tcp, udp, CLIENT, ENI};
+    use crate::packet::sample::{icmp_echo, ipv6_tcp, tcp, udp, CLIENT, ENI};
 
     const RESOLVER: [u8; 4] = [10, 0, 0, 2];
     const LINK_LOCAL_DNS: [u8; 4] = [169, 254, 169, 253];

@@ -24,9 +24,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::watch;
 
-use crate::dns::{DnsCounters, ForwardCache, ForwardMode, Outcome, Responder, Transport, Zone};
-use crate::packet::{self, PacketMeta};
-use crate::tun;
+use privlink_core::dns::{DnsCounters, ForwardCache, ForwardMode, Outcome, Responder, Transport, Zone};
+use privlink_core::packet::{self, PacketMeta};
+use crate::edge::tun;
 
 /// Forwarded queries waiting for an answer, at most.
 const MAX_PENDING: usize = 4096;
@@ -58,7 +58,7 @@ pub struct ForwardCounters {
     pub dropped: u64,
 }
 
-counters_add!(ForwardCounters { sent, answered, cached, dropped });
+privlink_core::counters_add!(ForwardCounters { sent, answered, cached, dropped });
 
 struct Pending {
     client: SocketAddrV4,
@@ -102,7 +102,7 @@ impl Resolver {
         Ok(Resolver {
             responder: Responder::new(current, mode),
             zone,
-            out: Vec::with_capacity(crate::dns::MAX_UDP_RESPONSE),
+            out: Vec::with_capacity(privlink_core::dns::MAX_UDP_RESPONSE),
             cache: ForwardCache::new(CACHE_ENTRIES),
             forwarder,
             forward: ForwardCounters::default(),
@@ -178,7 +178,7 @@ impl Resolver {
             let Some(p) = f.pending.remove(&id) else { continue };
             answer[..2].copy_from_slice(&p.id.to_be_bytes());
             self.cache.insert(now, &p.query, answer);
-            if answer.len() > crate::dns::PLAIN_UDP_LIMIT && !has_edns(&p.query) {
+            if answer.len() > privlink_core::dns::PLAIN_UDP_LIMIT && !has_edns(&p.query) {
                 // The upstream answered bigger than this client can take over UDP:
                 // send the header with TC so it retries over TCP.
                 let mut tc = answer[..12].to_vec();

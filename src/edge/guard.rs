@@ -1,8 +1,8 @@
 //! The ENI's guards at work: its security groups and its subnet's network
 //! ACL on every packet, both ways, and VPC Flow Logs of every decision.
 //!
-//! The rules themselves live in the sans-IO [`crate::filter`] (what AWS
-//! decides) and [`crate::flowlog`] (how AWS writes it down); this edge feeds
+//! The rules themselves live in the sans-IO [`privlink_core::filter`] (what AWS
+//! decides) and [`privlink_core::flowlog`] (how AWS writes it down); this edge feeds
 //! them packets with the time, swaps in new rules when the config changes
 //! (tracked flows survive; untracked ones are judged by the new rules at once),
 //! and writes flow-log records to a file and/or stdout.
@@ -18,10 +18,10 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
 
-use crate::config::FlowLogs;
-use crate::filter::{Action, Direction, Filter, FilterConfig, PacketFacts, Reason, RuleSet};
-use crate::flowlog::{FlowLog, FlowLogConfig, InterfaceHandle};
-use crate::packet::{self, PacketMeta};
+use privlink_core::config::FlowLogs;
+use privlink_core::filter::{Action, Direction, Filter, FilterConfig, PacketFacts, Reason, RuleSet};
+use privlink_core::flowlog::{FlowLog, FlowLogConfig, InterfaceHandle};
+use privlink_core::packet::{self, PacketMeta};
 
 /// Most distinct flows per flow-log window; more become a SKIPDATA record, as at AWS.
 const MAX_FLOWS_PER_WINDOW: usize = 65_536;
@@ -41,7 +41,7 @@ pub struct GuardCounters {
     pub accepted: u64,
 }
 
-counters_add!(GuardCounters { sg_ingress, sg_egress, nacl_ingress, nacl_egress, accepted });
+privlink_core::counters_add!(GuardCounters { sg_ingress, sg_egress, nacl_ingress, nacl_egress, accepted });
 
 /// The flow log all queues' guards share: the open window behind one lock,
 /// the writer behind another, so writing never holds up judging packets.
@@ -131,10 +131,10 @@ pub struct EniGuard {
 pub enum GuardError {
     /// The filter refused its configuration.
     #[error("connection tracking: {0}")]
-    Filter(#[from] crate::filter::FilterConfigError),
+    Filter(#[from] privlink_core::filter::FilterConfigError),
     /// The flow log could not be set up.
     #[error("flow logs: {0}")]
-    FlowLog(#[from] crate::flowlog::FlowLogError),
+    FlowLog(#[from] privlink_core::flowlog::FlowLogError),
     /// The flow-log file could not be opened.
     #[error("flow log file {path}: {source}")]
     File {
@@ -339,10 +339,10 @@ mod tests {
     fn the_next_packet_meets_rules_published_since_the_last() {
         // The demo's endpoint group, allowing TCP `port` from the VPC.
         let rules = |port: &str| {
-            let text = crate::config::DEMO_CONFIG.replace(r#"ports = "443""#, &format!(r#"ports = "{port}""#));
-            let config = crate::config::Config::from_toml("demo.toml", &text).unwrap();
-            let mut state = crate::model::State::default();
-            let plan = crate::model::Plan::make(&config, &mut state, crate::daemon::random_id_bytes).unwrap();
+            let text = privlink_core::config::DEMO_CONFIG.replace(r#"ports = "443""#, &format!(r#"ports = "{port}""#));
+            let config = privlink_core::config::Config::from_toml("demo.toml", &text).unwrap();
+            let mut state = privlink_core::model::State::default();
+            let plan = privlink_core::model::Plan::make(&config, &mut state, crate::edge::daemon::random_id_bytes).unwrap();
             Arc::new(plan.rule_set().unwrap())
         };
         let (publish, rules_rx) = watch::channel(rules("443"));

@@ -15,6 +15,8 @@
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
+pub mod sample;
+
 use etherparse::{Ipv4HeaderSlice, PacketBuilder, TcpHeaderSlice};
 
 /// IP protocol numbers the ENI cares about.
@@ -321,38 +323,10 @@ pub fn emit_rst(syn: &PacketMeta, out: &mut [u8]) -> usize {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
+    use super::sample::*;
     use super::*;
     use proptest::prelude::*;
-
-    pub const CLIENT: [u8; 4] = [10, 0, 1, 10];
-    pub const ENI: [u8; 4] = [10, 0, 1, 49];
-
-    pub fn tcp(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, syn: bool, payload: &[u8]) -> Vec<u8> {
-        let b = PacketBuilder::ipv4(src, dst, 64).tcp(sport, dport, 1000, 65535);
-        let b = if syn { b.syn() } else { b.ack(1) };
-        let mut v = Vec::new();
-        b.write(&mut v, payload).unwrap();
-        v
-    }
-
-    pub fn udp(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
-        let mut v = Vec::new();
-        PacketBuilder::ipv4(src, dst, 64).udp(sport, dport).write(&mut v, payload).unwrap();
-        v
-    }
-
-    pub fn icmp_echo(src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
-        let mut v = Vec::new();
-        PacketBuilder::ipv4(src, dst, 64).icmpv4_echo_request(7, 1).write(&mut v, b"ping").unwrap();
-        v
-    }
-
-    pub fn ipv6_tcp() -> Vec<u8> {
-        let mut v = Vec::new();
-        PacketBuilder::ipv6([0xfd; 16], [0xfe; 16], 64).tcp(5000, 443, 1, 100).syn().write(&mut v, &[]).unwrap();
-        v
-    }
 
     #[test]
     fn partial_checksum_completes_to_the_full_one() {

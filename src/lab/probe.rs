@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::{CertificateDer, ServerName};
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::netns;
+use crate::edge::netns;
 
 /// What an HTTPS request through the ENI saw.
 #[derive(Debug, Clone)]
@@ -88,7 +88,7 @@ pub fn socket_in<T: Send + 'static>(ns: &str, make: impl FnOnce() -> io::Result<
 pub fn icmp_echo(ns: &str, dst: Ipv4Addr, wait: Duration) -> io::Result<bool> {
     let sock = socket_in(ns, || Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4)))?;
     let mut echo = [8u8, 0, 0, 0, 0x12, 0x34, 0, 1, b'p', b'l', b'k', b'!'];
-    let sum = !crate::packet::fold(crate::packet::sum(&echo, 0));
+    let sum = !privlink_core::packet::fold(privlink_core::packet::sum(&echo, 0));
     echo[2..4].copy_from_slice(&sum.to_be_bytes());
     sock.send_to(&echo, &SocketAddr::V4(SocketAddrV4::new(dst, 0)).into())?;
     let deadline = Instant::now() + wait;

@@ -3,7 +3,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::model::State;
+use privlink_core::model::State;
 
 /// Default state directory.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/privlink";
@@ -71,7 +71,7 @@ impl StateDir {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{EndpointState, EniState};
+    use privlink_core::model::{EndpointState, EniState};
 
     #[test]
     fn round_trip_and_missing_file() {

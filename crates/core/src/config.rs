@@ -1,4 +1,4 @@
-//! The TOML configuration: the user-facing contract of `../shared/DESIGN.md`.
+//! The TOML configuration: the user-facing contract (the README's config reference).
 //!
 //! Parsing happens in two steps. `serde` + `toml` read the file into `Raw*`
 //! structs (unknown keys and ill-typed values are refused there, with the
@@ -11,7 +11,6 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::ops::Range;
-use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -22,7 +21,7 @@ use crate::filter::{
     ConntrackTimeouts, GroupMembers, Ipv4Cidr, NaclEntry, NetworkAcl, PortRange, PrefixList, Protocol, RuleAction,
     RuleNumber, RuleSet, RuleSetConfig, SecurityGroup, SgPeer, SgRule, DEFAULT_GROUP_ID,
 };
-use crate::model::Cidr;
+use crate::cidr::Cidr;
 use crate::policy::PolicyDocument;
 use crate::shaper::{ByteSize, Rate};
 
@@ -390,13 +389,6 @@ impl Source<'_> {
 }
 
 impl Config {
-    /// Reads and validates a configuration file.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { file: file.clone(), source })?;
-        Config::from_toml(&file, &text)
-    }
-
     /// Validates configuration text; `file` is only used in error messages.
     pub fn from_toml(file: &str, text: &str) -> Result<Config, ConfigError> {
         let src = Source { file, text };
@@ -747,7 +739,7 @@ fn validate_endpoint(
         }
     };
     let hello_timeout = match raw.hello_timeout {
-        None => crate::relay::HELLO_TIMEOUT,
+        None => crate::policy::DEFAULT_HELLO_TIMEOUT,
         Some(t) => match parse_duration(t.get_ref()) {
             Some(d) if d > Duration::ZERO && d <= Duration::from_secs(300) => d,
             _ => return src.invalid(t.span(), key("hello_timeout"), "a duration like \"10s\", at most 300s"),

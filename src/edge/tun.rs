@@ -40,8 +40,8 @@ use std::os::unix::fs::OpenOptionsExt;
 
 use tokio::io::unix::AsyncFd;
 
-use crate::netns::{self, NetnsError};
-use crate::packet;
+use crate::edge::netns::{self, NetnsError};
+use privlink_core::packet;
 
 /// Bytes of the `virtio_net_hdr` before every packet on the fd.
 pub const VNET_HDR_LEN: usize = 10;
@@ -340,7 +340,7 @@ mod tests {
 
     #[test]
     fn egress_headers_hand_tcp_checksums_and_segmentation_to_the_kernel() {
-        use crate::packet::tests::{tcp, udp, CLIENT, ENI};
+        use privlink_core::packet::sample::{tcp, udp, CLIENT, ENI};
         let mut big = tcp(ENI, CLIENT, 443, 40000, false, &[7u8; 30000]);
         let h = VnetHdr::for_egress(&mut big, 8460);
         let want = VnetHdr {

@@ -4,7 +4,7 @@
 //!
 //! One task owns one queue of the TUN, a smoltcp `Interface` and
 //! `SocketSet`, and every connection the kernel steers to that queue (see
-//! [`crate::daemon`] for how flows stay on one queue). Nothing is shared
+//! [`crate::edge::daemon`] for how flows stay on one queue). Nothing is shared
 //! across tasks but the ready list that wakers fill and the channel that
 //! upstream connect attempts answer on; across queues, only the flow log and
 //! the per-endpoint connection counts ([`ConnectionSlots`]).
@@ -57,16 +57,16 @@ use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use crate::dns::DnsCounters;
-use crate::guard::{EniGuard, GuardCounters};
-use crate::model::{Plan, Upstream};
-use crate::packet::{self, DropReason, FlowKey, PacketMeta};
-use crate::pipeline::{Counters, EniRoute, Pipeline, Verdict};
-use crate::policy::{ConnContext, PolicyDecision, PolicyDocument, SniPolicy};
-use crate::relay::{self, Conn, ConnId, Progress, ReadySet, Shaping};
-use crate::resolver::{ForwardCounters, Resolver};
-use crate::shaper::{AutoscaleConfig, Autoscaler, Direction as ShapeDir, EniShaper, ShaperConfig};
-use crate::tun::{self, Tun};
+use privlink_core::dns::DnsCounters;
+use crate::edge::guard::{EniGuard, GuardCounters};
+use privlink_core::model::{Plan, Upstream};
+use privlink_core::packet::{self, DropReason, FlowKey, PacketMeta};
+use privlink_core::pipeline::{Counters, EniRoute, Pipeline, Verdict};
+use privlink_core::policy::{ConnContext, PolicyDecision, PolicyDocument, SniPolicy};
+use crate::edge::relay::{self, Conn, ConnId, Progress, ReadySet, Shaping};
+use crate::edge::resolver::{ForwardCounters, Resolver};
+use privlink_core::shaper::{AutoscaleConfig, Autoscaler, Direction as ShapeDir, EniShaper, ShaperConfig};
+use crate::edge::tun::{self, Tun};
 
 /// Bytes in each of a connection's two smoltcp rings. 1 MiB lets the window
 /// scale far past 64 KiB; measured: 256 KiB costs throughput at MTU 8500+.
@@ -137,7 +137,7 @@ pub struct ConnStats {
     pub sni_denied: u64,
 }
 
-counters_add!(ConnStats { accepted, refused, closed, policy_denied, sni_denied });
+privlink_core::counters_add!(ConnStats { accepted, refused, closed, policy_denied, sni_denied });
 
 /// Final report of a stack run.
 #[derive(Debug, Clone, Default)]
@@ -246,7 +246,7 @@ impl Stack {
         dns_tcp: SocketAddr,
         guard: EniGuard,
         slots: ConnectionSlots,
-    ) -> Result<Stack, crate::policy::SniPatternError> {
+    ) -> Result<Stack, privlink_core::policy::SniPatternError> {
         let mut enis: Vec<EniRoute> = plan
             .endpoints
             .iter()
@@ -293,7 +293,7 @@ impl Stack {
                         .map(|p| (p, e.hello_timeout)),
                 })
             })
-            .collect::<Result<_, crate::policy::SniPatternError>>()?;
+            .collect::<Result<_, privlink_core::policy::SniPatternError>>()?;
         let now = std::time::Instant::now();
         let shapers = plan
             .endpoints

@@ -27,16 +27,16 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
-use crate::config::{Config, MAX_QUEUES};
-use crate::dns::{DnsError, Zone};
-use crate::filter::{FilterConfig, RuleSet, RuleSetError};
-use crate::guard::{EniGuard, GuardError};
-use crate::model::{Plan, PlanError, State};
-use crate::netns::{self, Netns, NetnsError};
-use crate::resolver::{self, Resolver};
-use crate::stack::{ConnectionSlots, Report, Stack};
-use crate::store::{StateDir, StoreError};
-use crate::tun::{Tun, TunError, TunQueue};
+use privlink_core::config::{Config, MAX_QUEUES};
+use privlink_core::dns::{DnsError, Zone};
+use privlink_core::filter::{FilterConfig, RuleSet, RuleSetError};
+use crate::edge::guard::{EniGuard, GuardError};
+use privlink_core::model::{Plan, PlanError, State};
+use crate::edge::netns::{self, Netns, NetnsError};
+use crate::edge::resolver::{self, Resolver};
+use crate::edge::stack::{ConnectionSlots, Report, Stack};
+use crate::edge::store::{StateDir, StoreError};
+use crate::edge::tun::{Tun, TunError, TunQueue};
 
 /// Why the daemon could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -61,7 +61,7 @@ pub enum DaemonError {
     Guard(#[from] GuardError),
     /// An SNI name in the config is not a valid pattern.
     #[error("allowed_sni: {0}")]
-    Sni(#[from] crate::policy::SniPatternError),
+    Sni(#[from] privlink_core::policy::SniPatternError),
     /// The private DNS zone could not be built.
     #[error("private DNS zone: {0}")]
     Dns(#[from] DnsError),
@@ -334,7 +334,7 @@ async fn apply_reloads(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::DEMO_CONFIG;
+    use privlink_core::config::DEMO_CONFIG;
 
     fn plan(edit: impl Fn(&str) -> String) -> Plan {
         let config = Config::from_toml("demo.toml", &edit(DEMO_CONFIG)).unwrap();

@@ -1,0 +1,39 @@
+//! Sample packets, built with etherparse, for tests and benchmarks across
+//! the workspace: a client in subnet a, an ENI, and one builder per kind.
+
+use etherparse::PacketBuilder;
+
+/// The client of the samples: 10.0.1.10, in subnet a.
+pub const CLIENT: [u8; 4] = [10, 0, 1, 10];
+/// The ENI of the samples: 10.0.1.49.
+pub const ENI: [u8; 4] = [10, 0, 1, 49];
+
+/// A TCP packet: a SYN when `syn`, else an ACK carrying `payload`.
+pub fn tcp(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, syn: bool, payload: &[u8]) -> Vec<u8> {
+    let b = PacketBuilder::ipv4(src, dst, 64).tcp(sport, dport, 1000, 65535);
+    let b = if syn { b.syn() } else { b.ack(1) };
+    let mut v = Vec::new();
+    b.write(&mut v, payload).unwrap();
+    v
+}
+
+/// A UDP datagram.
+pub fn udp(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ipv4(src, dst, 64).udp(sport, dport).write(&mut v, payload).unwrap();
+    v
+}
+
+/// An ICMP echo request.
+pub fn icmp_echo(src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ipv4(src, dst, 64).icmpv4_echo_request(7, 1).write(&mut v, b"ping").unwrap();
+    v
+}
+
+/// An IPv6 TCP SYN.
+pub fn ipv6_tcp() -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ipv6([0xfd; 16], [0xfe; 16], 64).tcp(5000, 443, 1, 100).syn().write(&mut v, &[]).unwrap();
+    v
+}

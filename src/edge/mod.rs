@@ -1,0 +1,12 @@
+//! The I/O edges: namespaces, the TUN, the per-queue stack loop, the relay,
+//! the resolver's sockets, the state store and the daemon.
+
+pub mod config_file;
+pub mod daemon;
+pub mod guard;
+pub mod netns;
+pub mod relay;
+pub mod resolver;
+pub mod stack;
+pub mod store;
+pub mod tun;

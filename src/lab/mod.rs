@@ -1,0 +1,4 @@
+//! Lab helpers: the demo, the probe a test uses from inside a namespace.
+
+pub mod demo;
+pub mod probe;
