@@ -306,7 +306,7 @@ fn recycled_sockets_carry_only_their_own_bytes() {
     // Finished connections leave their sockets for the next SYNs; more rounds
     // than spares, closed by FIN and by RST in turn, so every socket is reused
     // from both kinds of ending. Each must carry its own bytes only.
-    const ROUNDS: usize = 3 * privlink::edge::stack::SPARE_SOCKETS;
+    const ROUNDS: usize = 3 * privlink::edge::queue::SPARE_SOCKETS;
     let (upstream, _) = chunk_echo_server();
     let lab = plain_lab(upstream);
     let ns = lab.ns.clone();

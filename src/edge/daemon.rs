@@ -27,16 +27,18 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
+use crate::edge::guard::{EniGuard, GuardError};
+use crate::edge::netns::{self, Netns, NetnsError};
+use crate::edge::queue::report::{ConnectionSlots, Report};
+use crate::edge::queue::Stack;
+use crate::edge::resolver::{self, Resolver};
+use crate::edge::store::{StateDir, StoreError};
+use crate::edge::tun::{Tun, TunError, TunQueue};
+use crate::edge::upstream::TcpConnector;
 use privlink_core::config::{Config, MAX_QUEUES};
 use privlink_core::dns::{DnsError, Zone};
 use privlink_core::filter::{FilterConfig, RuleSet, RuleSetError};
-use crate::edge::guard::{EniGuard, GuardError};
 use privlink_core::model::{Plan, PlanError, State};
-use crate::edge::netns::{self, Netns, NetnsError};
-use crate::edge::resolver::{self, Resolver};
-use crate::edge::stack::{ConnectionSlots, Report, Stack};
-use crate::edge::store::{StateDir, StoreError};
-use crate::edge::tun::{Tun, TunError, TunQueue};
 
 /// Why the daemon could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -156,7 +158,7 @@ pub async fn up(
     }
     let reload_task = reload.map(|rx| tokio::spawn(apply_reloads(rx, plan.clone(), state, zone_tx, rules_tx)));
 
-    let stack = Stack::new(&plan, tun, udp, dns_tcp_addr, guard, slots)?;
+    let stack = Stack::new(&plan, tun, udp, dns_tcp_addr, guard, slots, TcpConnector, std::time::Instant::now())?;
     if queues > 1 {
         tracing::info!("{queues} TUN queues, one stack and thread each");
     }
@@ -234,7 +236,16 @@ impl Workers {
                 let built = async {
                     let tun = queue.register()?;
                     let udp = Resolver::new(shared.zone, &shared.forward).await?;
-                    Ok::<_, DaemonError>(Stack::new(&shared.plan, tun, udp, shared.dns_tcp_addr, guard, slots)?)
+                    Ok::<_, DaemonError>(Stack::new(
+                        &shared.plan,
+                        tun,
+                        udp,
+                        shared.dns_tcp_addr,
+                        guard,
+                        slots,
+                        TcpConnector,
+                        std::time::Instant::now(),
+                    )?)
                 };
                 // Dropping `ready_tx` unsent tells the caller the stack could not be built.
                 let stack = built.await?;

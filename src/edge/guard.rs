@@ -342,7 +342,8 @@ mod tests {
             let text = privlink_core::config::DEMO_CONFIG.replace(r#"ports = "443""#, &format!(r#"ports = "{port}""#));
             let config = privlink_core::config::Config::from_toml("demo.toml", &text).unwrap();
             let mut state = privlink_core::model::State::default();
-            let plan = privlink_core::model::Plan::make(&config, &mut state, crate::edge::daemon::random_id_bytes).unwrap();
+            let plan =
+                privlink_core::model::Plan::make(&config, &mut state, crate::edge::daemon::random_id_bytes).unwrap();
             Arc::new(plan.rule_set().unwrap())
         };
         let (publish, rules_rx) = watch::channel(rules("443"));

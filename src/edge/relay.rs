@@ -1,5 +1,6 @@
 //! The relay: one client connection (a smoltcp socket on the ENI) spliced to
-//! one upstream connection (a tokio `TcpStream` in the host namespace).
+//! one upstream connection (a tokio `TcpStream` in the host namespace, or any
+//! other [`UpstreamIo`]).
 //!
 //! # Theory of operation
 //!
@@ -7,7 +8,7 @@
 //! `socket.recv(|ring| upstream.try_write(ring))` and
 //! `socket.send(|ring| upstream.try_read(ring))`. There is no intermediate
 //! buffer and no channel, so a connection's memory is its two smoltcp rings
-//! ([`crate::edge::stack::SOCKET_BUFFER`] each) and nothing grows with traffic.
+//! (the stack's `SOCKET_BUFFER` each) and nothing grows with traffic.
 //!
 //! Backpressure falls out of that: when the upstream cannot take more, bytes
 //! stay in the socket's rx ring and smoltcp's advertised window closes, so
@@ -23,8 +24,14 @@
 //! ended) closes the upstream with `SO_LINGER` 0, which sends an RST.
 //!
 //! The relay never blocks: it is driven by wakers. smoltcp wakes the
-//! connection when its rings or state change, tokio when the upstream is
-//! ready; both wakers push the connection's id onto the stack's ready list.
+//! connection when its rings or state change, the upstream when it is ready;
+//! both wakers push the connection's id onto the stack's ready list.
+//!
+//! A connection's life is a [`ConnState`]: the client's handshake, then
+//! relaying with each direction closing on its own ([`Half`]), or a reset.
+//! Before the first byte goes upstream the stream may have to pass the
+//! endpoint's SNI check, a [`FirstFlight`] gate decided in the core; its
+//! deadline is the stack's to keep ([`Conn::hello_deadline`]).
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,13 +39,13 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Wake, Waker};
 use std::time::{Duration, Instant};
 
+use crate::edge::upstream::UpstreamIo;
+
 use smoltcp::socket::tcp::{self, State};
-use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
-use privlink_core::model::Upstream;
 use privlink_core::packet::FlowKey;
-use privlink_core::policy::{client_hello_sni, MAX_CLIENT_HELLO, SniDeny, SniOutcome, SniPolicy, SniVerdict};
+use privlink_core::policy::{client_hello_sni, SniDeny, SniOutcome, SniPolicy, SniVerdict, MAX_CLIENT_HELLO};
 use privlink_core::shaper::{Direction as ShapeDir, EniShaper, FlowShare, Grant};
 
 /// Index of a connection in the stack's table.
@@ -99,7 +106,6 @@ pub enum Progress {
     Finished,
 }
 
-
 /// The stream layer's part in one service pass: the ENI's shaper and this
 /// connection's share of it, and the clock.
 pub struct Shaping<'a> {
@@ -118,8 +124,43 @@ pub enum StreamDenial {
     HelloTimeout,
 }
 
+/// One direction of a relayed stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Half {
+    /// Bytes flow.
+    Open,
+    /// The sender's FIN arrived; bytes before it may still be in the ring.
+    Draining,
+    /// The FIN was passed on: nothing more flows this way.
+    Closed,
+}
+
+/// Where a relayed connection stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnState {
+    /// The client's handshake with smoltcp is not complete.
+    Handshake,
+    /// Bytes flow; each direction closes on its own. `to_client` goes from
+    /// `Open` straight to `Closed`: smoltcp sends its ring out before the FIN.
+    Relaying {
+        /// Client → service.
+        to_service: Half,
+        /// Service → client.
+        to_client: Half,
+    },
+    /// Reset, by either side or by the stream policy: nothing more moves.
+    Reset,
+}
+
+impl ConnState {
+    /// The client's FIN has arrived.
+    fn client_fin(self) -> bool {
+        matches!(self, ConnState::Relaying { to_service: Half::Draining | Half::Closed, .. })
+    }
+}
+
 /// One relayed connection.
-pub struct Conn {
+pub struct Conn<U> {
     /// The smoltcp socket on the ENI.
     pub handle: smoltcp::iface::SocketHandle,
     /// Client and ENI addresses.
@@ -130,26 +171,19 @@ pub struct Conn {
     pub eni: usize,
     /// The connection's share of its ENI's shaper, when the endpoint is shaped.
     pub share: Option<FlowShare>,
-    upstream: TcpStream,
+    upstream: U,
     waker: Arc<ConnWaker>,
     waker_handle: Waker,
     /// The SNI check still to pass before any byte goes upstream, and its deadline.
     sni: Option<(Arc<SniPolicy>, Instant)>,
     /// Set when the stream layer reset the connection.
     pub denied: Option<StreamDenial>,
-    established: bool,
-    /// The upstream sent EOF and the socket was closed (FIN queued).
-    upstream_eof: bool,
-    /// The client sent FIN and the upstream's write side was shut.
-    client_eof: bool,
-    reset: bool,
-    /// The client's FIN was seen (the socket passed through a state after it).
-    fin_seen: bool,
+    state: ConnState,
     /// Bytes relayed client -> upstream and upstream -> client.
     pub bytes: (u64, u64),
 }
 
-impl Conn {
+impl<U: UpstreamIo> Conn<U> {
     /// A connection for socket `handle`, relaying to `upstream`; `sni` is the
     /// policy its first flight must pass (checked on a copy; the bytes go
     /// upstream untouched), `None` to carry anything.
@@ -160,21 +194,13 @@ impl Conn {
         flow: FlowKey,
         endpoint: usize,
         eni: usize,
-        upstream: TcpStream,
+        upstream: U,
         ready: Arc<ReadySet>,
         sni: Option<(Arc<SniPolicy>, Duration)>,
         now: Instant,
-    ) -> Conn {
+    ) -> Conn<U> {
         let waker = Arc::new(ConnWaker { id, queued: AtomicBool::new(false), ready });
         let waker_handle = Waker::from(waker.clone());
-        if let Some((_, timeout)) = sni {
-            // Come back at the deadline, in case the client never finishes its hello.
-            let w = waker_handle.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(timeout).await;
-                w.wake();
-            });
-        }
         Conn {
             handle,
             flow,
@@ -186,13 +212,20 @@ impl Conn {
             waker_handle,
             sni: sni.map(|(p, timeout)| (p, now + timeout)),
             denied: None,
-            established: false,
-            upstream_eof: false,
-            client_eof: false,
-            reset: false,
-            fin_seen: false,
+            state: ConnState::Handshake,
             bytes: (0, 0),
         }
+    }
+
+    /// When the first flight must have passed, while it has not: the stack
+    /// services the connection then, in case the client never finishes its hello.
+    pub fn hello_deadline(&self) -> Option<Instant> {
+        self.sni.as_ref().map(|(_, at)| *at)
+    }
+
+    /// Where the connection stands.
+    pub fn state(&self) -> ConnState {
+        self.state
     }
 
     /// Moves what can move, in both directions, without blocking. `shaping`
@@ -202,27 +235,15 @@ impl Conn {
     pub fn service(&mut self, sock: &mut tcp::Socket<'_>, mut shaping: Option<Shaping<'_>>, now: Instant) -> Progress {
         // Clear first: a wake-up from here on queues the connection again.
         self.waker.queued.store(false, Ordering::Release);
-        let state = sock.state();
-        // States in which the client's FIN has been received.
-        if matches!(state, State::CloseWait | State::LastAck | State::Closing | State::TimeWait) {
-            self.fin_seen = true;
-        }
-        if state == State::Established || self.fin_seen {
-            self.established = true;
-        }
-        if state == State::Closed && !self.fin_seen && !self.reset {
-            // Closed without a FIN from the client: it reset the connection (or
-            // smoltcp timed it out). Reset the upstream too.
-            self.reset_upstream();
-        }
-        if self.reset {
+        self.follow_socket(sock.state());
+        if self.state == ConnState::Reset {
             return Progress::Finished;
         }
         if self.sni.is_some() && !self.check_first_flight(sock, now) {
             // Nothing goes upstream before the first flight passes; the service
             // may still speak (or fail) first, and the client must hear it.
-            let moved = !self.reset && self.upstream_to_client(sock, shaping.as_mut(), now);
-            if self.reset {
+            let moved = self.state != ConnState::Reset && self.upstream_to_client(sock, shaping.as_mut(), now);
+            if self.state == ConnState::Reset {
                 return Progress::Finished;
             }
             sock.register_recv_waker(&self.waker_handle);
@@ -233,7 +254,10 @@ impl Conn {
         // bytes: they go upstream before the connection counts as finished.
         let moved =
             self.client_to_upstream(sock, shaping.as_mut(), now) | self.upstream_to_client(sock, shaping.as_mut(), now);
-        if self.reset || (matches!(sock.state(), State::Closed | State::TimeWait) && self.client_eof) {
+        let to_service_closed = matches!(self.state, ConnState::Relaying { to_service: Half::Closed, .. });
+        if self.state == ConnState::Reset
+            || (matches!(sock.state(), State::Closed | State::TimeWait) && to_service_closed)
+        {
             return Progress::Finished;
         }
         sock.register_recv_waker(&self.waker_handle);
@@ -245,10 +269,32 @@ impl Conn {
         }
     }
 
+    /// Follows what the socket's state says of the client: its handshake
+    /// done, its FIN, or its reset (closed without a FIN).
+    fn follow_socket(&mut self, sock: State) {
+        // States in which the client's FIN has been received.
+        let fin = matches!(sock, State::CloseWait | State::LastAck | State::Closing | State::TimeWait);
+        match &mut self.state {
+            ConnState::Reset => {}
+            ConnState::Handshake if sock == State::Established || fin => {
+                let to_service = if fin { Half::Draining } else { Half::Open };
+                self.state = ConnState::Relaying { to_service, to_client: Half::Open };
+            }
+            ConnState::Relaying { to_service: to_service @ Half::Open, .. } if fin => *to_service = Half::Draining,
+            _ => {}
+        }
+        if sock == State::Closed && !self.state.client_fin() && self.state != ConnState::Reset {
+            // Closed without a FIN from the client: it reset the connection (or
+            // smoltcp timed it out). Reset the upstream too.
+            self.reset_upstream();
+        }
+    }
+
     /// Reads the first flight on a copy and asks the SNI policy. `true`: carry on.
     fn check_first_flight(&mut self, sock: &mut tcp::Socket<'_>, now: Instant) -> bool {
         let Some((policy, deadline)) = &self.sni else { return true };
         let queued = sock.recv_queue().min(MAX_CLIENT_HELLO);
+        let fin = self.state.client_fin();
         // The first flight starts the ring, so it is one contiguous region:
         // read it in place, no copy.
         let outcome = match sock.peek(queued) {
@@ -261,11 +307,11 @@ impl Conn {
                 self.sni = None;
                 true
             }
-            SniVerdict::Wait if now < *deadline && !self.fin_seen => false,
+            SniVerdict::Wait if now < *deadline && !fin => false,
             // Where non-TLS streams are carried, a client that has sent nothing
             // yet is simply idle (or waits for a service that speaks first):
             // only a started, unfinished ClientHello times out.
-            SniVerdict::Wait if queued == 0 && policy.allow_non_tls && !self.fin_seen => false,
+            SniVerdict::Wait if queued == 0 && policy.allow_non_tls && !fin => false,
             SniVerdict::Wait => self.deny(sock, StreamDenial::HelloTimeout),
             SniVerdict::Deny(why) => self.deny(sock, StreamDenial::Sni(why)),
         }
@@ -280,8 +326,8 @@ impl Conn {
     }
 
     fn reset_upstream(&mut self) {
-        let _ = socket2::SockRef::from(&self.upstream).set_linger(Some(Duration::ZERO));
-        self.reset = true;
+        self.upstream.reset_on_close();
+        self.state = ConnState::Reset;
     }
 
     fn client_to_upstream(
@@ -293,7 +339,7 @@ impl Conn {
         let mut moved = false;
         let waker = self.waker_handle.clone();
         let mut cx = Context::from_waker(&waker);
-        while !self.client_eof {
+        while !matches!(self.state, ConnState::Relaying { to_service: Half::Closed, .. } | ConnState::Reset) {
             if sock.can_recv() {
                 let up = &self.upstream;
                 let mut later = false;
@@ -333,10 +379,12 @@ impl Conn {
                 }
             } else {
                 // `!may_recv()` is also true before the handshake ends: only a FIN after it counts.
-                if self.established && !sock.may_recv() {
-                    let _ = socket2::SockRef::from(&self.upstream).shutdown(std::net::Shutdown::Write);
-                    self.client_eof = true;
-                    moved = true;
+                if let ConnState::Relaying { to_service, .. } = &mut self.state {
+                    if !sock.may_recv() {
+                        self.upstream.shutdown_write();
+                        *to_service = Half::Closed;
+                        moved = true;
+                    }
                 }
                 break;
             }
@@ -353,7 +401,9 @@ impl Conn {
         let mut moved = false;
         let waker = self.waker_handle.clone();
         let mut cx = Context::from_waker(&waker);
-        while !self.upstream_eof && sock.can_send() {
+        while !matches!(self.state, ConnState::Relaying { to_client: Half::Closed, .. } | ConnState::Reset)
+            && sock.can_send()
+        {
             // Ask the shaper only when the upstream has bytes: a grant never
             // used would mark this connection as wanting more than it does.
             if shaping.is_some() && self.upstream.poll_read_ready(&mut cx).is_pending() {
@@ -377,7 +427,9 @@ impl Conn {
                     refund(shaping.as_deref_mut(), ShapeDir::ToClient, allowed - n);
                     if n == 0 {
                         sock.close();
-                        self.upstream_eof = true;
+                        if let ConnState::Relaying { to_client, .. } = &mut self.state {
+                            *to_client = Half::Closed;
+                        }
                     } else {
                         self.bytes.1 += n as u64;
                     }
@@ -418,7 +470,7 @@ impl Conn {
     fn upstream_failed(&mut self, sock: &mut tcp::Socket<'_>, e: &io::Error) {
         tracing::debug!(flow = %self.flow, "upstream failed: {e}; resetting the client");
         sock.abort();
-        self.reset = true;
+        self.state = ConnState::Reset;
     }
 }
 
@@ -448,30 +500,6 @@ fn grant(shaping: Option<&mut Shaping<'_>>, now: Instant, dir: ShapeDir, want: u
         Grant::Later(_) => {
             *later = true;
             0
-        }
-    }
-}
-
-/// Opens the upstream connection for a new flow: resolve (the host's resolver,
-/// unless `host` is an address) and connect, within `timeout`.
-pub async fn connect(upstream: &Upstream, timeout: Duration) -> io::Result<TcpStream> {
-    let attempt = async {
-        let mut last = io::Error::new(io::ErrorKind::NotFound, format!("{} resolves to no address", upstream.host));
-        for addr in tokio::net::lookup_host((upstream.host.as_str(), upstream.port)).await? {
-            match TcpStream::connect(addr).await {
-                Ok(s) => {
-                    s.set_nodelay(true)?;
-                    return Ok(s);
-                }
-                Err(e) => last = e,
-            }
-        }
-        Err(last)
-    };
-    match tokio::time::timeout(timeout, attempt).await {
-        Ok(r) => r,
-        Err(_) => {
-            Err(io::Error::new(io::ErrorKind::TimedOut, format!("connect to {upstream} timed out after {timeout:?}")))
         }
     }
 }

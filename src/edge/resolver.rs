@@ -16,7 +16,6 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,9 +23,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::watch;
 
+use crate::edge::queue::link::Link;
 use privlink_core::dns::{DnsCounters, ForwardCache, ForwardMode, Outcome, Responder, Transport, Zone};
 use privlink_core::packet::{self, PacketMeta};
-use crate::edge::tun;
 
 /// Forwarded queries waiting for an answer, at most.
 const MAX_PENDING: usize = 4096;
@@ -125,17 +124,17 @@ impl Resolver {
     }
 
     /// Answers or forwards one UDP query that arrived on the TUN.
-    pub fn handle_udp(&mut self, now: Instant, meta: &PacketMeta, query: &[u8], fd: RawFd, tx: &mut [u8]) {
+    pub fn handle_udp(&mut self, now: Instant, meta: &PacketMeta, query: &[u8], link: &mut impl Link, tx: &mut [u8]) {
         self.refresh_zone();
         let client = SocketAddrV4::new(meta.src, meta.src_port);
         let resolver = meta.dst;
         match self.responder.handle_query(query, Transport::Udp, &mut self.out) {
-            Outcome::Respond => reply(fd, tx, resolver, client, &self.out),
+            Outcome::Respond => reply(link, tx, resolver, client, &self.out),
             Outcome::Drop(_) => {}
             Outcome::Forward => {
                 if self.cache.get(now, query, Transport::Udp, &mut self.out) {
                     self.forward.cached += 1;
-                    reply(fd, tx, resolver, client, &self.out);
+                    reply(link, tx, resolver, client, &self.out);
                 } else if let Some(f) = self.forwarder.as_mut() {
                     if f.send(now, query, client, resolver) {
                         self.forward.sent += 1;
@@ -156,7 +155,7 @@ impl Resolver {
     }
 
     /// Relays every answer waiting on the forwarding socket back through the TUN.
-    pub fn handle_forward_replies(&mut self, now: Instant, fd: RawFd, tx: &mut [u8]) {
+    pub fn handle_forward_replies(&mut self, now: Instant, link: &mut impl Link, tx: &mut [u8]) {
         let Some(f) = self.forwarder.as_mut() else { return };
         let mut buf = [0u8; 4096];
         loop {
@@ -187,9 +186,9 @@ impl Resolver {
                 let qlen = question_len(&p.query);
                 tc[5] = p.query[5];
                 tc.extend_from_slice(&p.query[12..12 + qlen]);
-                reply(fd, tx, p.resolver, p.client, &tc);
+                reply(link, tx, p.resolver, p.client, &tc);
             } else {
-                reply(fd, tx, p.resolver, p.client, answer);
+                reply(link, tx, p.resolver, p.client, answer);
             }
             self.forward.answered += 1;
         }
@@ -227,10 +226,10 @@ impl Forwarder {
     }
 }
 
-fn reply(fd: RawFd, tx: &mut [u8], resolver: Ipv4Addr, client: SocketAddrV4, msg: &[u8]) {
+fn reply(link: &mut impl Link, tx: &mut [u8], resolver: Ipv4Addr, client: SocketAddrV4, msg: &[u8]) {
     if let Some(n) = packet::emit_udp(SocketAddrV4::new(resolver, 53), client, msg, tx) {
-        if let Err(e) = tun::write_packet(fd, &tx[..n]) {
-            tracing::debug!("TUN write (DNS reply): {e}");
+        if let Err(e) = link.write_packet(&tx[..n]) {
+            tracing::debug!("link write (DNS reply): {e}");
         }
     }
 }

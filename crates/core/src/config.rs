@@ -17,11 +17,11 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::catalog::{self, ServiceInfo};
+use crate::cidr::Cidr;
 use crate::filter::{
     ConntrackTimeouts, GroupMembers, Ipv4Cidr, NaclEntry, NetworkAcl, PortRange, PrefixList, Protocol, RuleAction,
     RuleNumber, RuleSet, RuleSetConfig, SecurityGroup, SgPeer, SgRule, DEFAULT_GROUP_ID,
 };
-use crate::cidr::Cidr;
 use crate::policy::PolicyDocument;
 use crate::shaper::{ByteSize, Rate};
 

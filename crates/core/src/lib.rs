@@ -16,6 +16,7 @@ macro_rules! counters_add {
     };
 }
 
+pub mod admission;
 pub mod catalog;
 pub mod cidr;
 pub mod config;
