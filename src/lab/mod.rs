@@ -1,4 +1,5 @@
 //! Lab helpers: the demo, the probe a test uses from inside a namespace.
 
 pub mod demo;
+pub mod memory;
 pub mod probe;
