@@ -19,6 +19,9 @@
 //!   operator also with `IfExists` (the keys always exist here). Operators
 //!   are ANDed, keys within an operator ANDed, values of a key ORed (for the
 //!   negated operators: none may match);
+//! - IP values are IPv4 CIDR blocks ([`Cidr`]): a bare address is a /32, and
+//!   host bits below the prefix are ignored, as IAM does (`10.0.1.77/24` is
+//!   `10.0.1.0/24`);
 //! - **`aws:SourceIp`**: at AWS, a request through an endpoint carries the
 //!   client's *private* address only in `aws:VpcSourceIp`; `aws:SourceIp` does
 //!   not see it, so a policy testing private CIDRs against `aws:SourceIp` never
@@ -47,6 +50,8 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 
 use serde_json::{Map, Value};
+
+use crate::cidr::Cidr;
 
 /// The policy AWS attaches when none is given: full access.
 pub const FULL_ACCESS_POLICY: &str =
@@ -163,35 +168,42 @@ enum Key {
     SourceVpce,
 }
 
+/// Which of the connection's ids a string condition compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IdKey {
+    /// `aws:SourceVpc`.
+    Vpc,
+    /// `aws:SourceVpce`.
+    Vpce,
+}
+
+/// One key's test, with the key's kind fixed by the operator's (checked at parse time).
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Test {
-    /// IPv4 (base, mask) blocks; IPv6 values are kept out (they never match).
-    Ip(Vec<(u32, u32)>),
-    Str {
-        values: Vec<String>,
-        ignore_case: bool,
-    },
+    /// The client's private address lies in one of the blocks (`aws:SourceIp`
+    /// or `aws:VpcSourceIp`); IPv6 values are kept out (they never match).
+    Ip(Vec<Cidr>),
+    /// The id equals one of the values.
+    Str { id: IdKey, values: Vec<String>, ignore_case: bool },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Condition {
-    key: Key,
     test: Test,
     negated: bool,
 }
 
 impl Condition {
     fn holds(&self, ctx: &ConnContext<'_>) -> bool {
-        let any = match (&self.test, self.key) {
-            (Test::Ip(blocks), Key::SourceIp | Key::VpcSourceIp) => {
-                let ip = u32::from(ctx.source_ip);
-                blocks.iter().any(|&(base, mask)| ip & mask == base)
-            }
-            (Test::Str { values, ignore_case }, Key::SourceVpc | Key::SourceVpce) => {
-                let v = if self.key == Key::SourceVpc { ctx.vpc_id } else { ctx.vpce_id };
+        let any = match &self.test {
+            Test::Ip(blocks) => blocks.iter().any(|b| b.contains(ctx.source_ip)),
+            Test::Str { id, values, ignore_case } => {
+                let v = match id {
+                    IdKey::Vpc => ctx.vpc_id,
+                    IdKey::Vpce => ctx.vpce_id,
+                };
                 values.iter().any(|x| if *ignore_case { x.eq_ignore_ascii_case(v) } else { x == v })
             }
-            _ => unreachable!("operator and key kinds are checked at parse time"),
         };
         any != self.negated
     }
@@ -411,12 +423,16 @@ fn parse_statement(
                         (Test::Ip(blocks), base == "NotIpAddress")
                     }
                     "StringEquals" | "StringNotEquals" | "StringEqualsIgnoreCase" | "StringNotEqualsIgnoreCase" => {
-                        if !matches!(key, Key::SourceVpc | Key::SourceVpce) {
-                            warn(format!("{op} on {key_name}"), false);
-                            continue;
-                        }
+                        let id = match key {
+                            Key::SourceVpc => IdKey::Vpc,
+                            Key::SourceVpce => IdKey::Vpce,
+                            Key::SourceIp | Key::VpcSourceIp => {
+                                warn(format!("{op} on {key_name}"), false);
+                                continue;
+                            }
+                        };
                         let values = vals.into_iter().map(str::to_string).collect();
-                        (Test::Str { values, ignore_case: base.ends_with("IgnoreCase") }, base.contains("Not"))
+                        (Test::Str { id, values, ignore_case: base.ends_with("IgnoreCase") }, base.contains("Not"))
                     }
                     _ => {
                         warn(format!("condition operator {op}"), false);
@@ -426,7 +442,7 @@ fn parse_statement(
                 if key == Key::SourceIp {
                     warn(format!("{op} on aws:SourceIp (matched against the client's private IP, unlike AWS)"), true);
                 }
-                conditions.push(Condition { key, test, negated });
+                conditions.push(Condition { test, negated });
             }
         }
     }
@@ -434,27 +450,20 @@ fn parse_statement(
 }
 
 /// An IP or CIDR as IAM writes it; `Ok(None)` for IPv6 (valid, never matches here).
-fn parse_ip_block(v: &str) -> Result<Option<(u32, u32)>, String> {
+fn parse_ip_block(v: &str) -> Result<Option<Cidr>, String> {
     let (addr, prefix) = match v.split_once('/') {
         Some((a, p)) => (a, Some(p)),
         None => (v, None),
     };
     let bad = || format!("{v:?} is not an IP address or CIDR block");
+    let prefix_up_to = |max: u8| prefix.map(|p| p.parse::<u8>().ok().filter(|&p| p <= max).ok_or_else(bad)).transpose();
     match addr.parse::<IpAddr>().map_err(|_| bad())? {
-        IpAddr::V6(_) => {
-            if prefix.is_some_and(|p| p.parse::<u8>().map_or(true, |p| p > 128)) {
-                return Err(bad());
-            }
-            Ok(None)
-        }
+        IpAddr::V6(_) => prefix_up_to(128).map(|_| None),
         IpAddr::V4(a) => {
-            let len = match prefix {
-                Some(p) => p.parse::<u8>().ok().filter(|&p| p <= 32).ok_or_else(bad)?,
-                None => 32,
-            };
-            let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
-            // IAM accepts host bits below the prefix; they are ignored.
-            Ok(Some((u32::from(a) & mask, mask)))
+            let len = prefix_up_to(32)?.unwrap_or(32);
+            // IAM accepts host bits below the prefix and ignores them; a Cidr has none.
+            let host_bits = u32::MAX.checked_shr(u32::from(len)).unwrap_or(0);
+            Cidr::new(Ipv4Addr::from(u32::from(a) & !host_bits), len).ok_or_else(bad).map(Some)
         }
     }
 }

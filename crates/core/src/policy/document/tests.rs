@@ -13,6 +13,24 @@ fn doc(statements: &str) -> PolicyDocument {
     PolicyDocument::parse(&format!(r#"{{"Version":"2012-10-17","Statement":[{statements}]}}"#)).unwrap()
 }
 
+/// `d` allows clients from each of `allowed` and implicitly denies those from each of `denied`.
+fn assert_allows(d: &PolicyDocument, allowed: &[&str], denied: &[&str]) {
+    for ip in allowed {
+        assert_eq!(d.evaluate(&ctx(ip)), PolicyDecision::Allow, "{ip}");
+    }
+    for ip in denied {
+        assert_eq!(d.evaluate(&ctx(ip)), PolicyDecision::ImplicitDeny, "{ip}");
+    }
+}
+
+/// An Allow-all statement with one condition on `aws:VpcSourceIp`: `op` and its `values` (JSON).
+fn vpc_source_ip(op: &str, values: &str) -> PolicyDocument {
+    doc(&format!(
+        r#"{{"Effect":"Allow","Principal":{{"AWS":"*"}},"Action":"*","Resource":"*",
+            "Condition":{{"{op}":{{"aws:VpcSourceIp":{values}}}}}}}"#
+    ))
+}
+
 const ALLOW_ALL: &str = r#"{"Effect":"Allow","Principal":"*","Action":"*","Resource":"*"}"#;
 
 #[test]
@@ -35,21 +53,15 @@ fn deny_by_source_cidr() {
 
 #[test]
 fn allow_only_from_a_cidr_denies_others_implicitly() {
-    let d = doc(r#"{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"*","Resource":"*",
-            "Condition":{"IpAddress":{"aws:VpcSourceIp":["10.0.1.0/24","10.0.9.9"]}}}"#);
-    assert_eq!(d.evaluate(&ctx("10.0.1.200")), PolicyDecision::Allow);
-    assert_eq!(d.evaluate(&ctx("10.0.9.9")), PolicyDecision::Allow);
-    assert_eq!(d.evaluate(&ctx("10.0.9.8")), PolicyDecision::ImplicitDeny);
-    assert_eq!(d.evaluate(&ctx("10.0.2.1")), PolicyDecision::ImplicitDeny);
+    // A bare address is a /32.
+    let d = vpc_source_ip("IpAddress", r#"["10.0.1.0/24","10.0.9.9"]"#);
+    assert_allows(&d, &["10.0.1.200", "10.0.9.9"], &["10.0.9.8", "10.0.9.10", "10.0.2.1"]);
 }
 
 #[test]
 fn not_ip_address_must_match_none_of_the_values() {
-    let d = doc(r#"{"Effect":"Allow","Principal":"*","Action":"*","Resource":"*",
-            "Condition":{"NotIpAddress":{"aws:VpcSourceIp":["10.0.1.0/24","10.0.3.0/24"]}}}"#);
-    assert_eq!(d.evaluate(&ctx("10.0.2.1")), PolicyDecision::Allow);
-    assert_eq!(d.evaluate(&ctx("10.0.1.1")), PolicyDecision::ImplicitDeny);
-    assert_eq!(d.evaluate(&ctx("10.0.3.1")), PolicyDecision::ImplicitDeny);
+    let d = vpc_source_ip("NotIpAddress", r#"["10.0.1.0/24","10.0.3.0/24"]"#);
+    assert_allows(&d, &["10.0.2.1"], &["10.0.1.1", "10.0.3.1"]);
 }
 
 #[test]
@@ -132,13 +144,27 @@ fn unenforceable_allow_alone_is_an_implicit_deny() {
 
 #[test]
 fn ip_values_ipv6_and_host_bits() {
-    let d = doc(r#"{"Effect":"Allow","Principal":"*","Action":"*","Resource":"*",
-            "Condition":{"IpAddress":{"aws:VpcSourceIp":["2001:db8::/32","10.0.1.77/24"]}}}"#);
-    assert_eq!(d.evaluate(&ctx("10.0.1.1")), PolicyDecision::Allow);
-    assert_eq!(d.evaluate(&ctx("10.0.2.1")), PolicyDecision::ImplicitDeny);
-    let any = doc(r#"{"Effect":"Allow","Principal":"*","Action":"*","Resource":"*",
-            "Condition":{"IpAddress":{"aws:VpcSourceIp":"0.0.0.0/0"}}}"#);
+    let d = vpc_source_ip("IpAddress", r#"["2001:db8::/32","10.0.1.77/24"]"#);
+    assert_allows(&d, &["10.0.1.1"], &["10.0.2.1"]);
+    let any = vpc_source_ip("IpAddress", r#""0.0.0.0/0""#);
     assert_eq!(any.evaluate(&ctx("203.0.113.9")), PolicyDecision::Allow);
+    // Host bits are ignored at every prefix length, /32 and /31 included.
+    let host = vpc_source_ip("IpAddress", r#"["10.0.5.5/32","10.0.7.7/31","203.0.113.9/1"]"#);
+    assert_allows(&host, &["10.0.5.5", "10.0.7.6", "192.0.2.1"], &["10.0.5.4", "10.0.7.8", "127.0.0.1"]);
+    // An IPv6 value alone is valid and matches no (IPv4) client.
+    assert_eq!(vpc_source_ip("IpAddress", r#""2001:db8::1""#).evaluate(&ctx("10.0.1.1")), PolicyDecision::ImplicitDeny);
+}
+
+#[test]
+fn bad_ip_values_are_refused_by_name() {
+    for bad in ["10.0.0.256", "10.0.0.0/", "10.0.0.0/x", "10.0.0.0/-1", "10.0/8", "2001:db8::/129", "vpc-1a2b3c4d"] {
+        let text = format!(
+            r#"{{"Statement":{{"Effect":"Allow","Principal":"*","Action":"*","Resource":"*",
+                "Condition":{{"IpAddress":{{"aws:SourceIp":"{bad}"}}}}}}}}"#
+        );
+        let e = PolicyDocument::parse(&text).unwrap_err().to_string();
+        assert!(e.contains(bad) && e.contains("aws:SourceIp"), "{bad}: {e}");
+    }
 }
 
 #[test]
