@@ -18,9 +18,6 @@ use std::io::Read;
 /// ClientHello is usually under 2 KiB (about 1.8 KiB with a post-quantum key
 /// share), so more than this is refused rather than buffered.
 pub const MAX_CLIENT_HELLO: usize = 16 * 1024;
-/// How long a client may take to send its whole ClientHello, by default
-/// (`hello_timeout`). When it fires, the stream is reset and counted as SNI-denied.
-pub const DEFAULT_HELLO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// TLS record content type "handshake" (RFC 8446 section 5.1).
 const CONTENT_HANDSHAKE: u8 = 0x16;

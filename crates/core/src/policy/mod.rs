@@ -6,29 +6,37 @@
 //! A new connection is judged twice, both times on data the caller passes in:
 //! - when it is accepted, by the endpoint policy ([`PolicyDocument::evaluate`]
 //!   on a [`ConnContext`]: the client's address, VPC and endpoint ids);
-//! - on its first bytes, by the SNI check: [`client_hello_sni`] reads the
-//!   server name from the ClientHello and [`SniPolicy::check`] decides. No
-//!   byte goes upstream before it passes.
+//! - on its first bytes, by the first-flight gate ([`FirstFlight::judge`]):
+//!   [`client_hello_sni`] reads the server name from the ClientHello,
+//!   [`SniPolicy::check`] decides, and the gate adds the hello deadline and
+//!   the client's FIN. No byte goes upstream before it says [`Gate::Pass`].
 //!
 //! The parts, one file each:
 //! - `hello`: the ClientHello reader ([`client_hello_sni`], [`SniOutcome`]);
 //! - `sni`: name patterns and the SNI verdict ([`SniPolicy`], [`SniVerdict`]);
+//! - `first_flight`: the gate in time ([`FirstFlight`], [`Gate`], [`StreamDenial`]);
 //! - `document`: the IAM endpoint policy ([`PolicyDocument`], [`PolicyDecision`]).
 //!
-//! # Limits
-//! - [`MAX_CLIENT_HELLO`] (16 KiB): a first flight that looks like TLS and is
-//!   longer is refused as [`SniOutcome::TooLarge`], never buffered further.
-//! - [`DEFAULT_HELLO_TIMEOUT`] (10 s, the endpoint's `hello_timeout`): a
-//!   ClientHello still incomplete then is reset, counted as SNI-denied.
+//! # Timers and limits
+//! - Hello deadline, [`DEFAULT_HELLO_TIMEOUT`] (10 s, the endpoint's
+//!   `hello_timeout`) after the stream is accepted: a ClientHello still
+//!   incomplete then is reset as [`StreamDenial::HelloTimeout`]. Where
+//!   non-TLS streams are carried, a client that has sent nothing is not.
+//! - [`MAX_CLIENT_HELLO`] (16 KiB): [`client_hello_sni`] refuses a longer
+//!   first flight that looks like TLS as [`SniOutcome::TooLarge`]; the gate is
+//!   given at most that many bytes, so a longer ClientHello waits out the
+//!   deadline instead.
 
 mod document;
+mod first_flight;
 mod hello;
 mod sni;
 
 pub use document::{
     ConnContext, Effect, PolicyDecision, PolicyDocument, PolicyError, PolicyWarning, UnknownParts, FULL_ACCESS_POLICY,
 };
-pub use hello::{client_hello_sni, SniOutcome, DEFAULT_HELLO_TIMEOUT, MAX_CLIENT_HELLO};
+pub use first_flight::{FirstFlight, Gate, StreamDenial, DEFAULT_HELLO_TIMEOUT};
+pub use hello::{client_hello_sni, SniOutcome, MAX_CLIENT_HELLO};
 pub use sni::{SniDeny, SniPatternError, SniPolicy, SniVerdict};
 
 #[cfg(test)]
