@@ -1,22 +1,6 @@
-//! Connection-time policy for an endpoint (sans-IO): which TLS server names
-//! may go through it ([`SniPolicy`]), and the endpoint policy document
-//! ([`PolicyDocument`]) evaluated with what the data plane can see.
+//! The endpoint policy document ([`PolicyDocument`]), evaluated with what the
+//! data plane can see of a connection.
 //!
-//! # SNI
-//! The relay never terminates TLS: it peeks at the client's first flight,
-//! [`client_hello_sni`] parses the ClientHello with rustls's `Acceptor` (on a
-//! copy; the original bytes go upstream untouched) and [`SniPolicy::check`]
-//! decides. AWS itself does not filter on SNI: an interface endpoint forwards
-//! any TCP traffic to the service. privlink can, so that a lab shows which
-//! names reach which endpoint; leave every list empty to behave like AWS (see
-//! [`SniPolicy::allow_all`]).
-//!
-//! Name matching follows certificate name matching (RFC 6125 section 6.4.3):
-//! case-insensitive, a trailing dot ignored, and `*` only as the whole
-//! leftmost label, standing for exactly one label (`*.example.com` matches
-//! `a.example.com`, not `example.com` nor `a.b.example.com`).
-//!
-//! # Endpoint policy
 //! AWS: "An endpoint policy is a resource-based policy that you attach to a
 //! VPC endpoint to control which AWS principals can use the endpoint to access
 //! an AWS service." The default policy allows full access:
@@ -35,6 +19,9 @@
 //!   operator also with `IfExists` (the keys always exist here). Operators
 //!   are ANDed, keys within an operator ANDed, values of a key ORed (for the
 //!   negated operators: none may match);
+//! - IP values are IPv4 CIDR blocks ([`Cidr`]): a bare address is a /32, and
+//!   host bits below the prefix are ignored, as IAM does (`10.0.1.77/24` is
+//!   `10.0.1.0/24`);
 //! - **`aws:SourceIp`**: at AWS, a request through an endpoint carries the
 //!   client's *private* address only in `aws:VpcSourceIp`; `aws:SourceIp` does
 //!   not see it, so a policy testing private CIDRs against `aws:SourceIp` never
@@ -51,255 +38,20 @@
 //!   "could some request on this connection be allowed?": unknown parts may
 //!   match for an Allow and do not match for a Deny.
 //!
-//! ## Not emulated
+//! Not emulated:
 //! - Per-request evaluation (principals, actions, resources): the service
 //!   would do it at AWS; privlink only sees connections.
 //! - IPv6 client addresses (the endpoint is IPv4-only): IPv6 values in
 //!   `IpAddress` conditions are accepted and never match.
 //! - Policy variables (`${aws:username}`), `ForAnyValue:`/`ForAllValues:`
 //!   qualifiers, and the 20,480-character size quota.
-//! - SNI in ECH (Encrypted Client Hello): only the outer name is seen.
 
 use std::fmt;
-use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr};
 
 use serde_json::{Map, Value};
 
-// ---------------------------------------------------------------------------
-// SNI extraction
-// ---------------------------------------------------------------------------
-
-/// The most bytes of first flight [`client_hello_sni`] will look at; a
-/// ClientHello is usually under 2 KiB (about 1.8 KiB with a post-quantum key
-/// share), so more than this is refused rather than buffered.
-pub const MAX_CLIENT_HELLO: usize = 16 * 1024;
-/// How long a client may take to send its whole ClientHello, by default
-/// (`hello_timeout`). When it fires, the stream is reset and counted as SNI-denied.
-pub const DEFAULT_HELLO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// TLS record content type "handshake" (RFC 8446 section 5.1).
-const CONTENT_HANDSHAKE: u8 = 0x16;
-/// Handshake message type "client_hello" (RFC 8446 section 4).
-const HANDSHAKE_CLIENT_HELLO: u8 = 0x01;
-/// Largest TLSPlaintext fragment, 2^14 (RFC 8446 section 5.1).
-const MAX_FRAGMENT: usize = 1 << 14;
-
-/// What the first bytes of a connection say about its TLS server name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SniOutcome {
-    /// A TLS ClientHello has started but is incomplete: accumulate and call again.
-    NeedMore,
-    /// The ClientHello names this server (lowercase, as sent).
-    Sni(String),
-    /// A TLS ClientHello without `server_name` (e.g. the client dialled an IP).
-    NoSni,
-    /// Not TLS (e.g. plain HTTP), or a malformed TLS record or ClientHello.
-    NotTls,
-    /// Looks like TLS but the ClientHello exceeds [`MAX_CLIENT_HELLO`].
-    TooLarge,
-}
-
-/// Extracts the SNI from a connection's first flight (all bytes received so far).
-pub fn client_hello_sni(first_flight: &[u8]) -> SniOutcome {
-    // Cheap checks first, so plain HTTP is recognised from its first byte.
-    let Some(&content_type) = first_flight.first() else { return SniOutcome::NeedMore };
-    if content_type != CONTENT_HANDSHAKE {
-        return SniOutcome::NotTls;
-    }
-    // legacy_record_version is 0x0301 in ClientHellos (0x0300..=0x0304 seen in the wild).
-    if first_flight.get(1).is_some_and(|&v| v != 0x03) || first_flight.get(2).is_some_and(|&v| v > 0x04) {
-        return SniOutcome::NotTls;
-    }
-    if let Some(len) = first_flight.get(3..5).map(|b| u16::from_be_bytes([b[0], b[1]]) as usize) {
-        if len == 0 || len > MAX_FRAGMENT {
-            return SniOutcome::NotTls;
-        }
-    }
-    if first_flight.get(5).is_some_and(|&t| t != HANDSHAKE_CLIENT_HELLO) {
-        return SniOutcome::NotTls;
-    }
-    if first_flight.len() > MAX_CLIENT_HELLO {
-        return SniOutcome::TooLarge;
-    }
-    let mut acceptor = rustls::server::Acceptor::default();
-    let mut rd = first_flight;
-    while !rd.is_empty() {
-        match acceptor.read_tls(&mut rd as &mut dyn Read) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(_) => return SniOutcome::NotTls,
-        }
-    }
-    match acceptor.accept() {
-        Ok(None) => SniOutcome::NeedMore,
-        Ok(Some(accepted)) => match accepted.client_hello().server_name() {
-            Some(name) => SniOutcome::Sni(name.to_ascii_lowercase()),
-            None => SniOutcome::NoSni,
-        },
-        Err(_) => SniOutcome::NotTls,
-    }
-}
-
-// ---------------------------------------------------------------------------
-// SNI policy
-// ---------------------------------------------------------------------------
-
-/// A server-name pattern that is not a name or a one-label wildcard.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{pattern:?}: {problem}")]
-pub struct SniPatternError {
-    /// The pattern as given.
-    pub pattern: String,
-    /// What is wrong with it.
-    pub problem: &'static str,
-}
-
-/// A compiled name pattern: exact, or `*.` + suffix.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum NamePattern {
-    Exact(String),
-    /// The part after `*.` (lowercase).
-    Wildcard(String),
-}
-
-impl NamePattern {
-    fn parse(p: &str) -> Result<NamePattern, SniPatternError> {
-        let err = |problem| SniPatternError { pattern: p.to_string(), problem };
-        let s = p.trim_end_matches('.').to_ascii_lowercase();
-        if s.is_empty() {
-            return Err(err("empty name"));
-        }
-        let (wild, rest) = match s.strip_prefix("*.") {
-            Some(rest) => (true, rest.to_string()),
-            None => (false, s.clone()),
-        };
-        if rest.contains('*') {
-            return Err(err("'*' is only allowed as the whole leftmost label, as in *.example.com"));
-        }
-        if rest.split('.').any(|l| l.is_empty() || l.len() > 63) {
-            return Err(err("empty or over-long label"));
-        }
-        if !rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_') {
-            return Err(err("names are letters, digits, '-' and '.' (use the A-label form for IDNs)"));
-        }
-        Ok(if wild { NamePattern::Wildcard(rest) } else { NamePattern::Exact(rest) })
-    }
-
-    /// `name` is lowercase without a trailing dot.
-    fn matches(&self, name: &str) -> bool {
-        match self {
-            NamePattern::Exact(e) => e == name,
-            NamePattern::Wildcard(suffix) => name
-                .strip_suffix(suffix.as_str())
-                .and_then(|head| head.strip_suffix('.'))
-                .is_some_and(|label| !label.is_empty() && !label.contains('.')),
-        }
-    }
-}
-
-/// Why a connection's server name was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SniDeny {
-    /// The name is not one of the endpoint's names nor allowed explicitly.
-    #[error("server name {0:?} is not a name of this endpoint")]
-    NameNotAllowed(String),
-    /// A ClientHello without a server name.
-    #[error("TLS ClientHello without a server name (SNI)")]
-    NoSni,
-    /// Not TLS, and the endpoint requires TLS.
-    #[error("not TLS")]
-    NotTls,
-    /// A ClientHello too large to inspect.
-    #[error("ClientHello larger than {MAX_CLIENT_HELLO} bytes")]
-    TooLarge,
-}
-
-/// What to do with the connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SniVerdict {
-    /// Relay it.
-    Allow,
-    /// Refuse it (reset the client).
-    Deny(SniDeny),
-    /// Need more bytes of the first flight.
-    Wait,
-}
-
-/// Which server names an endpoint accepts. Build with [`SniPolicy::new`].
-#[derive(Debug, Clone, Default)]
-pub struct SniPolicy {
-    patterns: Vec<NamePattern>,
-    filter: bool,
-    /// Accept a ClientHello without SNI.
-    pub allow_no_sni: bool,
-    /// Accept connections that do not start with a TLS ClientHello.
-    pub allow_non_tls: bool,
-}
-
-impl SniPolicy {
-    /// Accepts any name, no SNI and non-TLS: what AWS does.
-    pub fn allow_all() -> SniPolicy {
-        SniPolicy { patterns: Vec::new(), filter: false, allow_no_sni: true, allow_non_tls: true }
-    }
-
-    /// Accepts the service's default names (`names`, wildcards allowed), the
-    /// endpoint-specific names (regional, zonal, S3 prefixes, see
-    /// [`SniPolicy::s3_endpoint_names`]) and the extra `allowed_sni`.
-    pub fn new(
-        names: &[impl AsRef<str>],
-        endpoint_names: &[impl AsRef<str>],
-        allowed_sni: &[impl AsRef<str>],
-        allow_non_tls: bool,
-    ) -> Result<SniPolicy, SniPatternError> {
-        let patterns = (names.iter().map(AsRef::as_ref))
-            .chain(endpoint_names.iter().map(AsRef::as_ref))
-            .chain(allowed_sni.iter().map(AsRef::as_ref))
-            .map(NamePattern::parse)
-            .collect::<Result<_, _>>()?;
-        Ok(SniPolicy { patterns, filter: true, allow_no_sni: false, allow_non_tls })
-    }
-
-    /// The names S3 clients use with an interface endpoint whose regional name
-    /// is `regional` (`vpce-….s3.<region>.vpce.amazonaws.com`): `bucket.`,
-    /// `*.bucket.` (virtual-hosted style), `accesspoint.` and `control.` prefixes.
-    pub fn s3_endpoint_names(regional: &str) -> Vec<String> {
-        ["bucket.", "*.bucket.", "accesspoint.", "control."].iter().map(|p| format!("{p}{regional}")).collect()
-    }
-
-    /// Whether every first flight passes (no check needed at all).
-    pub fn allows_everything(&self) -> bool {
-        !self.filter && self.allow_no_sni && self.allow_non_tls
-    }
-
-    /// Whether `name` is accepted (case-insensitive, trailing dot ignored).
-    pub fn allows_name(&self, name: &str) -> bool {
-        if !self.filter {
-            return true;
-        }
-        let name = name.trim_end_matches('.').to_ascii_lowercase();
-        self.patterns.iter().any(|p| p.matches(&name))
-    }
-
-    /// The verdict for what [`client_hello_sni`] found.
-    pub fn check(&self, outcome: &SniOutcome) -> SniVerdict {
-        match outcome {
-            SniOutcome::NeedMore => SniVerdict::Wait,
-            SniOutcome::Sni(name) if self.allows_name(name) => SniVerdict::Allow,
-            SniOutcome::Sni(name) => SniVerdict::Deny(SniDeny::NameNotAllowed(name.clone())),
-            SniOutcome::NoSni if self.allow_no_sni => SniVerdict::Allow,
-            SniOutcome::NoSni => SniVerdict::Deny(SniDeny::NoSni),
-            SniOutcome::NotTls if self.allow_non_tls => SniVerdict::Allow,
-            SniOutcome::NotTls => SniVerdict::Deny(SniDeny::NotTls),
-            SniOutcome::TooLarge if !self.filter => SniVerdict::Allow,
-            SniOutcome::TooLarge => SniVerdict::Deny(SniDeny::TooLarge),
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Endpoint policy
-// ---------------------------------------------------------------------------
+use crate::cidr::Cidr;
 
 /// The policy AWS attaches when none is given: full access.
 pub const FULL_ACCESS_POLICY: &str =
@@ -416,35 +168,42 @@ enum Key {
     SourceVpce,
 }
 
+/// Which of the connection's ids a string condition compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IdKey {
+    /// `aws:SourceVpc`.
+    Vpc,
+    /// `aws:SourceVpce`.
+    Vpce,
+}
+
+/// One key's test, with the key's kind fixed by the operator's (checked at parse time).
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Test {
-    /// IPv4 (base, mask) blocks; IPv6 values are kept out (they never match).
-    Ip(Vec<(u32, u32)>),
-    Str {
-        values: Vec<String>,
-        ignore_case: bool,
-    },
+    /// The client's private address lies in one of the blocks (`aws:SourceIp`
+    /// or `aws:VpcSourceIp`); IPv6 values are kept out (they never match).
+    Ip(Vec<Cidr>),
+    /// The id equals one of the values.
+    Str { id: IdKey, values: Vec<String>, ignore_case: bool },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Condition {
-    key: Key,
     test: Test,
     negated: bool,
 }
 
 impl Condition {
     fn holds(&self, ctx: &ConnContext<'_>) -> bool {
-        let any = match (&self.test, self.key) {
-            (Test::Ip(blocks), Key::SourceIp | Key::VpcSourceIp) => {
-                let ip = u32::from(ctx.source_ip);
-                blocks.iter().any(|&(base, mask)| ip & mask == base)
-            }
-            (Test::Str { values, ignore_case }, Key::SourceVpc | Key::SourceVpce) => {
-                let v = if self.key == Key::SourceVpc { ctx.vpc_id } else { ctx.vpce_id };
+        let any = match &self.test {
+            Test::Ip(blocks) => blocks.iter().any(|b| b.contains(ctx.source_ip)),
+            Test::Str { id, values, ignore_case } => {
+                let v = match id {
+                    IdKey::Vpc => ctx.vpc_id,
+                    IdKey::Vpce => ctx.vpce_id,
+                };
                 values.iter().any(|x| if *ignore_case { x.eq_ignore_ascii_case(v) } else { x == v })
             }
-            _ => unreachable!("operator and key kinds are checked at parse time"),
         };
         any != self.negated
     }
@@ -664,12 +423,16 @@ fn parse_statement(
                         (Test::Ip(blocks), base == "NotIpAddress")
                     }
                     "StringEquals" | "StringNotEquals" | "StringEqualsIgnoreCase" | "StringNotEqualsIgnoreCase" => {
-                        if !matches!(key, Key::SourceVpc | Key::SourceVpce) {
-                            warn(format!("{op} on {key_name}"), false);
-                            continue;
-                        }
+                        let id = match key {
+                            Key::SourceVpc => IdKey::Vpc,
+                            Key::SourceVpce => IdKey::Vpce,
+                            Key::SourceIp | Key::VpcSourceIp => {
+                                warn(format!("{op} on {key_name}"), false);
+                                continue;
+                            }
+                        };
                         let values = vals.into_iter().map(str::to_string).collect();
-                        (Test::Str { values, ignore_case: base.ends_with("IgnoreCase") }, base.contains("Not"))
+                        (Test::Str { id, values, ignore_case: base.ends_with("IgnoreCase") }, base.contains("Not"))
                     }
                     _ => {
                         warn(format!("condition operator {op}"), false);
@@ -679,7 +442,7 @@ fn parse_statement(
                 if key == Key::SourceIp {
                     warn(format!("{op} on aws:SourceIp (matched against the client's private IP, unlike AWS)"), true);
                 }
-                conditions.push(Condition { key, test, negated });
+                conditions.push(Condition { test, negated });
             }
         }
     }
@@ -687,27 +450,20 @@ fn parse_statement(
 }
 
 /// An IP or CIDR as IAM writes it; `Ok(None)` for IPv6 (valid, never matches here).
-fn parse_ip_block(v: &str) -> Result<Option<(u32, u32)>, String> {
+fn parse_ip_block(v: &str) -> Result<Option<Cidr>, String> {
     let (addr, prefix) = match v.split_once('/') {
         Some((a, p)) => (a, Some(p)),
         None => (v, None),
     };
     let bad = || format!("{v:?} is not an IP address or CIDR block");
+    let prefix_up_to = |max: u8| prefix.map(|p| p.parse::<u8>().ok().filter(|&p| p <= max).ok_or_else(bad)).transpose();
     match addr.parse::<IpAddr>().map_err(|_| bad())? {
-        IpAddr::V6(_) => {
-            if prefix.is_some_and(|p| p.parse::<u8>().map_or(true, |p| p > 128)) {
-                return Err(bad());
-            }
-            Ok(None)
-        }
+        IpAddr::V6(_) => prefix_up_to(128).map(|_| None),
         IpAddr::V4(a) => {
-            let len = match prefix {
-                Some(p) => p.parse::<u8>().ok().filter(|&p| p <= 32).ok_or_else(bad)?,
-                None => 32,
-            };
-            let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
-            // IAM accepts host bits below the prefix; they are ignored.
-            Ok(Some((u32::from(a) & mask, mask)))
+            let len = prefix_up_to(32)?.unwrap_or(32);
+            // IAM accepts host bits below the prefix and ignores them; a Cidr has none.
+            let host_bits = u32::MAX.checked_shr(u32::from(len)).unwrap_or(0);
+            Cidr::new(Ipv4Addr::from(u32::from(a) & !host_bits), len).ok_or_else(bad).map(Some)
         }
     }
 }
