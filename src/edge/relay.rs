@@ -45,7 +45,7 @@ use smoltcp::socket::tcp::{self, State};
 use tokio::sync::Notify;
 
 use privlink_core::packet::FlowKey;
-use privlink_core::policy::{client_hello_sni, SniDeny, SniOutcome, SniPolicy, SniVerdict, MAX_CLIENT_HELLO};
+use privlink_core::policy::{FirstFlight, Gate, SniPolicy, StreamDenial, MAX_CLIENT_HELLO};
 use privlink_core::shaper::{Direction as ShapeDir, EniShaper, FlowShare, Grant};
 
 /// Index of a connection in the stack's table.
@@ -115,15 +115,6 @@ pub struct Shaping<'a> {
     pub flow: FlowShare,
 }
 
-/// Why a connection was reset by the stream layer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StreamDenial {
-    /// The SNI policy refused the first flight.
-    Sni(SniDeny),
-    /// No complete ClientHello within the endpoint's `hello_timeout`.
-    HelloTimeout,
-}
-
 /// One direction of a relayed stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Half {
@@ -174,8 +165,8 @@ pub struct Conn<U> {
     upstream: U,
     waker: Arc<ConnWaker>,
     waker_handle: Waker,
-    /// The SNI check still to pass before any byte goes upstream, and its deadline.
-    sni: Option<(Arc<SniPolicy>, Instant)>,
+    /// The SNI check still to pass before any byte goes upstream.
+    gate: Option<FirstFlight>,
     /// Set when the stream layer reset the connection.
     pub denied: Option<StreamDenial>,
     state: ConnState,
@@ -210,7 +201,7 @@ impl<U: UpstreamIo> Conn<U> {
             upstream,
             waker,
             waker_handle,
-            sni: sni.map(|(p, timeout)| (p, now + timeout)),
+            gate: sni.map(|(policy, timeout)| FirstFlight::new(policy, now, timeout)),
             denied: None,
             state: ConnState::Handshake,
             bytes: (0, 0),
@@ -220,7 +211,7 @@ impl<U: UpstreamIo> Conn<U> {
     /// When the first flight must have passed, while it has not: the stack
     /// services the connection then, in case the client never finishes its hello.
     pub fn hello_deadline(&self) -> Option<Instant> {
-        self.sni.as_ref().map(|(_, at)| *at)
+        self.gate.as_ref().map(FirstFlight::deadline)
     }
 
     /// Where the connection stands.
@@ -239,7 +230,7 @@ impl<U: UpstreamIo> Conn<U> {
         if self.state == ConnState::Reset {
             return Progress::Finished;
         }
-        if self.sni.is_some() && !self.check_first_flight(sock, now) {
+        if self.gate.is_some() && !self.check_first_flight(sock, now) {
             // Nothing goes upstream before the first flight passes; the service
             // may still speak (or fail) first, and the client must hear it.
             let moved = self.state != ConnState::Reset && self.upstream_to_client(sock, shaping.as_mut(), now);
@@ -290,30 +281,21 @@ impl<U: UpstreamIo> Conn<U> {
         }
     }
 
-    /// Reads the first flight on a copy and asks the SNI policy. `true`: carry on.
+    /// Reads the first flight in place and asks the gate. `true`: carry on.
     fn check_first_flight(&mut self, sock: &mut tcp::Socket<'_>, now: Instant) -> bool {
-        let Some((policy, deadline)) = &self.sni else { return true };
-        let queued = sock.recv_queue().min(MAX_CLIENT_HELLO);
-        let fin = self.state.client_fin();
+        let Some(gate) = &self.gate else { return true };
+        let queued = sock.recv_queue();
         // The first flight starts the ring, so it is one contiguous region:
         // read it in place, no copy.
-        let outcome = match sock.peek(queued) {
-            Ok(first) if !first.is_empty() => client_hello_sni(first),
-            _ => SniOutcome::NeedMore,
-        };
-        match policy.check(&outcome) {
-            SniVerdict::Allow => {
-                tracing::debug!(flow = %self.flow, ?outcome, "first flight allowed");
-                self.sni = None;
+        let first = sock.peek(queued.min(MAX_CLIENT_HELLO)).unwrap_or(&[]);
+        match gate.judge(first, queued, now, self.state.client_fin()) {
+            Gate::Pass => {
+                tracing::debug!(flow = %self.flow, "first flight allowed");
+                self.gate = None;
                 true
             }
-            SniVerdict::Wait if now < *deadline && !fin => false,
-            // Where non-TLS streams are carried, a client that has sent nothing
-            // yet is simply idle (or waits for a service that speaks first):
-            // only a started, unfinished ClientHello times out.
-            SniVerdict::Wait if queued == 0 && policy.allow_non_tls && !fin => false,
-            SniVerdict::Wait => self.deny(sock, StreamDenial::HelloTimeout),
-            SniVerdict::Deny(why) => self.deny(sock, StreamDenial::Sni(why)),
+            Gate::Wait => false,
+            Gate::Reset(why) => self.deny(sock, why),
         }
     }
 

@@ -302,15 +302,15 @@ impl<L: Link, C: Connector> Stack<L, C> {
 
     /// Does everything there is to do at `now` (see the module doc).
     pub fn turn(&mut self, now: Instant) -> io::Result<Turn> {
-        while let Ok(c) = self.connect_rx.try_recv() {
-            self.finish_connect(c, now)?;
-        }
+        self.finish_connects(now)?;
         if self.guard.poll_timeout().is_some_and(|at| at <= now) {
             self.guard.handle_timeout(now);
         }
         let drained = self.poll(None, now)?;
         self.start_connects(now);
-        let mut moved = self.service_ready(now);
+        // A connector may answer at once (a refusal, or memory in tests).
+        let mut moved = self.finish_connects(now)?;
+        moved |= self.service_ready(now);
         moved |= self.handle_timers(now);
         self.reap_closing();
         let delay = self.iface.poll_delay(self.smol_now(now), &self.sockets);
@@ -397,6 +397,16 @@ impl<L: Link, C: Connector> Stack<L, C> {
             self.connector.start(flow, &ep.upstream, ep.connect_timeout, self.connect_tx.clone());
             self.held.insert(flow, syn);
         }
+    }
+
+    /// Takes every connect result that has arrived. Returns whether there was one.
+    fn finish_connects(&mut self, now: Instant) -> io::Result<bool> {
+        let mut any = false;
+        while let Ok(c) = self.connect_rx.try_recv() {
+            self.finish_connect(c, now)?;
+            any = true;
+        }
+        Ok(any)
     }
 
     /// Hands a connected upstream to a new socket, or refuses the client.

@@ -256,10 +256,8 @@ impl MemoryLab {
 
     /// Opens a client connection from `src` to `dst`.
     pub fn connect(&mut self, src: Ipv4Addr, dst: SocketAddrV4) -> SocketHandle {
-        let mut sock = tcp::Socket::new(
-            tcp::SocketBuffer::new(vec![0; 256 << 10]),
-            tcp::SocketBuffer::new(vec![0; 256 << 10]),
-        );
+        let mut sock =
+            tcp::Socket::new(tcp::SocketBuffer::new(vec![0; 256 << 10]), tcp::SocketBuffer::new(vec![0; 256 << 10]));
         let port = self.next_port;
         self.next_port = self.next_port.checked_add(1).unwrap_or(FIRST_PORT);
         let remote = IpEndpoint::new(IpAddress::Ipv4(*dst.ip()), dst.port());
@@ -354,7 +352,8 @@ impl MemoryLab {
     /// than `limit`. `false` if there is none before it.
     fn jump(&mut self, limit: Option<Instant>) -> bool {
         let at = SmolInstant::from_micros((self.now - self.epoch).as_micros() as i64);
-        let client = self.client.poll_delay(at, &self.sockets).map(|d| self.now + Duration::from_micros(d.total_micros()));
+        let client =
+            self.client.poll_delay(at, &self.sockets).map(|d| self.now + Duration::from_micros(d.total_micros()));
         let next = match (self.next, client) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

@@ -4,6 +4,7 @@
 //! to exercise the pipeline, the guards, the DNS responder and the relay as a
 //! normal user, with no root and no namespace.
 
+pub mod https;
 pub mod lab;
 pub mod link;
 pub mod net;
