@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use privlink::edge::{config_file, daemon, store};
-use privlink::lab::demo;
+use privlink::lab::{demo, standin};
 use privlink_core::config::Config;
 
 /// A working copy of an AWS interface VPC endpoint (PrivateLink ENI) on Linux.
@@ -138,7 +138,7 @@ fn main() -> ExitCode {
                 shutdown_signal()
             };
             let result = rt.block_on(async {
-                let standin = demo::TlsStandIn::start(&name, port).await?;
+                let standin = standin::TlsStandIn::start(&name, port).await?;
                 std::fs::write(&ca_out, &standin.cert.ca_pem)?;
                 println!("stand-in for {name} on {}; CA certificate in {}", standin.addr, ca_out.display());
                 shutdown.await;

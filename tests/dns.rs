@@ -8,8 +8,8 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use common::{config, counter, netns_available, unique, Lab};
-use privlink::lab::demo::PublicDns;
 use privlink::lab::probe::{self, DnsAnswer};
+use privlink::lab::standin::PublicDns;
 
 const EC2: &str = "ec2.us-east-1.amazonaws.com";
 const PUBLIC_EC2: Ipv4Addr = Ipv4Addr::new(52, 46, 154, 170);

@@ -6,10 +6,10 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
-use privlink::lab::demo::ServiceCert;
 use privlink::lab::memory::https::Https;
 use privlink::lab::memory::lab::{Echo, MemoryLab};
 use privlink::lab::probe;
+use privlink::lab::standin::ServiceCert;
 use privlink_core::packet::sample;
 use privlink_core::packet::DropReason;
 use smoltcp::socket::tcp::State;

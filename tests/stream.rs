@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{config, connect_from, netns_available, unique, Lab};
-use privlink::lab::demo::TlsStandIn;
 use privlink::lab::probe;
+use privlink::lab::standin::TlsStandIn;
 
 const EC2: &str = "ec2.us-east-1.amazonaws.com";
 

@@ -311,13 +311,8 @@ async fn apply_reloads(
                 continue;
             }
         };
-        let (v, w) = (&plan.vpc, &current.vpc);
-        if plan.data_path_shape() != current.data_path_shape()
-            || (&v.netns, &v.tun, v.mtu, v.queues) != (&w.netns, &w.tun, w.mtu, w.queues)
-        {
-            println!(
-                "privlink: reload refused: endpoints, ENIs, ports, upstreams or the VPC's netns, tun, mtu or queues changed; restart privlink for that"
-            );
+        if let Err(e) = privlink_core::reload::check(&current, &plan) {
+            println!("privlink: reload refused: {e}");
             continue;
         }
         match plan

@@ -27,4 +27,5 @@ pub mod model;
 pub mod packet;
 pub mod pipeline;
 pub mod policy;
+pub mod reload;
 pub mod shaper;
