@@ -1,4 +1,77 @@
-//! privlink's sans-IO core (map written below, in the layout commit's follow-up).
+//! privlink's sans-IO core: an AWS interface VPC endpoint as pure code over
+//! bytes and structs. No sockets, no files, no clock: callers pass bytes and
+//! `Instant`s in and get decisions and bytes back. The edges that do the I/O
+//! (namespaces, the TUN, the per-queue loop, the relay's sockets, the
+//! resolver's sockets, the state store, the daemon) are the `privlink` crate;
+//! this crate cannot reach them, nor tokio, libc or socket2 (they are not its
+//! dependencies), and `tests/boundary.rs` fails if its code names std's file
+//! system, sockets, processes or clock.
+//!
+//! # The data path (one packet, client to service)
+//!
+//! ```text
+//! TUN frame ─▶ pipeline ──▶ filter (ingress) ──▶ admission ──▶ smoltcp ──▶ relay ──▶ upstream
+//!  (edge)      MTU, parse,   NACL at the subnet    room, then     (edge)     first_flight
+//!              IPv6/non-TCP  boundary, then SGs;   endpoint                  gate (SNI), then
+//!              drops, route  conntrack             policy                    shaper grants
+//!                  │
+//!                  └─ UDP 53 to a resolver address ─▶ dns responder (zone, or REFUSED / forward)
+//! smoltcp's replies ─▶ filter (egress: SG by state, NACL stateless) ─▶ TUN; every decision ─▶ flowlog
+//! ```
+//!
+//! - [`packet`] parses once ([`packet::PacketMeta`]); nobody parses again.
+//! - [`pipeline`] drops by MTU, IPv6, malformed, no route, not TCP, port.
+//! - [`filter`] is the ENI's network ACL (stateless, only across the subnet
+//!   boundary) and security groups (stateful, with AWS's conntrack timeouts).
+//! - [`admission`] decides a new flow's SYN before anything is connected.
+//! - [`policy`] holds the endpoint policy (IAM JSON), the ClientHello reader
+//!   and the SNI gate a stream's first flight must pass.
+//! - [`shaper`] shares an ENI's rate among its connections (token buckets).
+//! - [`dns`] compiles the private zone and answers queries on the wire.
+//! - [`flowlog`] aggregates decisions into VPC Flow Log v2 records.
+//!
+//! # The control path (a config becomes a running endpoint)
+//!
+//! [`config`] reads TOML into typed, validated specs (errors name the file,
+//! line and key); [`catalog`] knows the AWS services' DNS facts; [`model`]
+//! turns them into the [`model::Plan`], whose endpoints are the one
+//! authoritative model: ids and ENI IPs allocated once and kept ([`cidr`]
+//! keeps AWS's five reserved addresses free), and from which the zone, the
+//! rule set and the stack's view are derived. [`reload`] says which changes
+//! a running privlink takes live.
+//!
+//! # Who owns what (in the edge crate)
+//!
+//! Each TUN queue has one thread with a current-thread runtime and owns its
+//! stack: pipeline, filter and conntrack, resolver, connections, shapers.
+//! Shared across queues: the rule set and zone (`Arc`, swapped on reload and
+//! taken up per packet and per query), the flow-log window (one lock), and
+//! the per-endpoint connection counts (atomics). The first queue's thread
+//! also runs the DNS-over-TCP server and applies reloads.
+//!
+//! # Timers and limits
+//!
+//! | what | default | when it fires or is reached |
+//! |---|---|---|
+//! | `connect_timeout` | 10 s (≤ 300) | the upstream did not answer: the client gets an RST |
+//! | `hello_timeout` ([`policy::DEFAULT_HELLO_TIMEOUT`]) | 10 s (≤ 300) | no complete ClientHello: stream and upstream reset, counted `sni_denied` |
+//! | [`policy::MAX_CLIENT_HELLO`] | 16 KiB | the SNI check reads no more of a first flight |
+//! | smoltcp socket timeout (edge) | 300 s | a peer that stops ACKing is gone: the socket closes, the upstream is reset |
+//! | [`admission::MAX_HALF_OPEN`] | 1,024 per queue | new SYNs dropped (`connection_limit`); clients retry |
+//! | `max_connections` | 10,000 per endpoint | new SYNs dropped (`connection_limit`) |
+//! | conntrack, established TCP | 432,000 s (5 days) | entry expires: the flow is judged by the rules again |
+//! | conntrack, TCP handshake / closing / closed | 60 / 120 / 10 s | entry expires |
+//! | conntrack, UDP / UDP stream / ICMP / other | 30 / 180 / 30 / 600 s | entry expires |
+//! | conntrack table | 65,536 flows | a new flow is rejected |
+//! | flow-log window (`[flow_logs] interval`) | 60 s | the window's records are written |
+//! | flows per flow-log window | 65,536 | one SKIPDATA record per ENI, as AWS |
+//! | DNS answer / negative TTL | 60 / 60 s | clients ask again |
+//! | DNS forward cache | 4,096 answers, ≤ 3,600 s | the answer is fetched upstream again |
+//! | DNS forwards in flight (edge) | 4,096, 5 s each | forgotten; the client retries |
+//! | DNS over UDP answer size | 512 B, or EDNS up to 1,232 | TC set: the client asks again over TCP |
+//! | shaper autoscaling (`max_bandwidth`) | sampled each 1 s; ×2 after 60 s saturated, ÷2 after 300 s not | the ENI's rate steps |
+//! | shaper retry | when tokens suffice | the connection is serviced again; meanwhile TCP's window slows the sender |
+//! | TUN read budget (edge) | 256 frames per poll | the loop yields, then comes back at once |
 
 #[macro_export]
 /// Gives a struct of `u64` counters an `add` that sums another's into it
