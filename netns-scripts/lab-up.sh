@@ -30,6 +30,9 @@ for s in a b; do
   fi
   ip -n "$VPC" addr replace "$p.1/24" dev "sub-$s"
   ip -n "$VPC" link set "sub-$s" mtu 8500 up
+  # The VPC router answers ARP for the subnet's other addresses, as AWS's
+  # fabric does, so an instance reaches an ENI in its own subnet.
+  ip netns exec "$VPC" sysctl -qw "net.ipv4.conf.sub-$s.proxy_arp=1"
   ip -n "$inst" addr replace "$p.10/24" dev eth0
   ip -n "$inst" link set eth0 mtu 8500 up
   ip -n "$inst" route replace default via "$p.1"

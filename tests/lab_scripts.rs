@@ -72,6 +72,16 @@ fn lab_is_idempotent_routes_to_the_eni_and_cleans_up() {
     s.read_to_string(&mut got).unwrap();
     assert_eq!(got, "from instance b");
     drop(s);
+    // An instance in subnet a reaches the ENI of its own subnet: the router answers ARP for it.
+    let mut c =
+        probe::tcp_connect(&names[1], SocketAddrV4::new([10, 0, 1, 49].into(), 443), Duration::from_secs(5)).unwrap();
+    let (mut s, _) = listener.accept().unwrap();
+    c.write_all(b"from instance a").unwrap();
+    c.shutdown(Shutdown::Write).unwrap();
+    let mut got = String::new();
+    s.read_to_string(&mut got).unwrap();
+    assert_eq!(got, "from instance a");
+    drop(s);
     // privlink found the namespace there, so it must leave it there.
     lab.stop_keeping_netns();
     let routes = Command::new("ip").args(["-n", vpc, "route"]).output().unwrap();
