@@ -19,7 +19,11 @@
 //! - `Forward`: the name is outside every private zone; the caller sends the
 //!   original query to an upstream resolver (privacy mode answers REFUSED
 //!   instead, `[dns] forward = []`);
-//! - `Drop`: stay silent (not a query, or too broken to trust).
+//! - `Drop`: stay silent (not a query, or too broken to trust), for a
+//!   [`QueryDropReason`]. That is not [`crate::packet::DropReason`]: the
+//!   pipeline's reasons are about IP packets and index its counters, these are
+//!   about a DNS message inside a packet the pipeline already accepted, and
+//!   are counted in [`DnsCounters`].
 //!
 //! [`ForwardCache`] optionally keeps upstream answers for forwarded names
 //! (the caller passes `now`).
@@ -98,7 +102,7 @@ mod wire;
 mod zone;
 
 pub use cache::{ForwardCache, MAX_CACHE_TTL};
-pub use responder::{DnsCounters, DropReason, ForwardMode, Outcome, Responder};
+pub use responder::{DnsCounters, ForwardMode, Outcome, QueryDropReason, Responder};
 pub use spec::{EndpointDns, ZoneApex, ZoneEntry, ZoneSpec, S3_ENDPOINT_PREFIXES};
 pub use zone::{DnsError, Zone};
 

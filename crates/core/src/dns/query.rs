@@ -7,7 +7,7 @@
 //! root); their names are skipped, never followed.
 
 use super::name::skip_owner_name;
-use super::responder::DropReason;
+use super::responder::QueryDropReason;
 use super::wire::{read_u16, EDNS_DO, FLAG_QR, HEADER_LEN, MASK_OPCODE, MAX_NAME_LEN, TYPE_OPT};
 use super::MAX_QUERY_LEN;
 
@@ -36,7 +36,7 @@ pub(super) struct Edns {
 
 /// Why a query could not be parsed past its header.
 pub(super) enum ParseError {
-    Drop(DropReason),
+    Drop(QueryDropReason),
     FormErr,
 }
 
@@ -61,7 +61,7 @@ pub(super) fn parse_query(msg: &[u8], id: u16, flags: u16) -> Result<Query, Pars
                     return Err(ParseError::FormErr);
                 }
             }
-            0xC0 => return Err(ParseError::Drop(DropReason::Malformed)),
+            0xC0 => return Err(ParseError::Drop(QueryDropReason::Malformed)),
             // 0x40 and 0x80: extended and binary labels (RFC 6891 section 5), unsupported.
             _ => return Err(ParseError::FormErr),
         }
@@ -148,7 +148,7 @@ mod tests {
         let r = lab();
         for len in 0..HEADER_LEN {
             let q = vec![0u8; len];
-            assert_eq!(outcome(&r, &q, Transport::Udp).0, Outcome::Drop(DropReason::TooShort));
+            assert_eq!(outcome(&r, &q, Transport::Udp).0, Outcome::Drop(QueryDropReason::TooShort));
         }
         assert_eq!(r.counters().dropped_too_short, HEADER_LEN as u64);
     }
@@ -159,12 +159,12 @@ mod tests {
         let mut q = query(EC2_REGIONAL, RecordType::A);
         q[2] |= 0x80;
         let (o, out) = outcome(&r, &q, Transport::Udp);
-        assert_eq!(o, Outcome::Drop(DropReason::NotQuery));
+        assert_eq!(o, Outcome::Drop(QueryDropReason::NotQuery));
         assert!(out.is_empty());
         // Our own response fed back in is dropped too: no reflection loops.
         let mut resp = Vec::new();
         r.handle_query(&query(EC2_REGIONAL, RecordType::A), Transport::Udp, &mut resp);
-        assert_eq!(outcome(&r, &resp, Transport::Udp).0, Outcome::Drop(DropReason::NotQuery));
+        assert_eq!(outcome(&r, &resp, Transport::Udp).0, Outcome::Drop(QueryDropReason::NotQuery));
         assert_eq!(r.counters().dropped_not_query, 2);
     }
 
@@ -187,10 +187,10 @@ mod tests {
     fn oversized_queries_are_dropped() {
         let r = lab();
         let q = padded_query(MAX_QUERY_LEN, true);
-        assert_eq!(outcome(&r, &q, Transport::Tcp).0, Outcome::Drop(DropReason::Oversized));
+        assert_eq!(outcome(&r, &q, Transport::Tcp).0, Outcome::Drop(QueryDropReason::Oversized));
         // Over 512 without EDNS: dropped over UDP, fine over TCP.
         let q = padded_query(600, false);
-        assert_eq!(outcome(&r, &q, Transport::Udp).0, Outcome::Drop(DropReason::Oversized));
+        assert_eq!(outcome(&r, &q, Transport::Udp).0, Outcome::Drop(QueryDropReason::Oversized));
         assert_eq!(a_records(&ask(&r, &q, Transport::Tcp)), IPS);
         // With EDNS the same size is a query.
         let q = padded_query(600, true);
@@ -243,11 +243,11 @@ mod tests {
         let mut q = query(EC2_REGIONAL, RecordType::A);
         q.truncate(HEADER_LEN);
         q.extend_from_slice(&[0xC0, 0x0C, 0, 1, 0, 1]);
-        assert_eq!(outcome(&r, &q, Transport::Udp).0, Outcome::Drop(DropReason::Malformed));
+        assert_eq!(outcome(&r, &q, Transport::Udp).0, Outcome::Drop(QueryDropReason::Malformed));
         // A label, then a pointer back to it.
         let mut q2 = q[..HEADER_LEN].to_vec();
         q2.extend_from_slice(&[3, b'e', b'c', b'2', 0xC0, 0x0C, 0, 1, 0, 1]);
-        assert_eq!(outcome(&r, &q2, Transport::Udp).0, Outcome::Drop(DropReason::Malformed));
+        assert_eq!(outcome(&r, &q2, Transport::Udp).0, Outcome::Drop(QueryDropReason::Malformed));
         assert_eq!(r.counters().dropped_malformed, 2);
     }
 

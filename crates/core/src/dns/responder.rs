@@ -37,12 +37,13 @@ pub enum Outcome {
     /// Send the original query to an upstream resolver; `out` is empty.
     Forward,
     /// Send nothing; `out` is empty.
-    Drop(DropReason),
+    Drop(QueryDropReason),
 }
 
-/// Why a message got no answer at all.
+/// Why a DNS message got no response at all (the module doc says why this
+/// is not [`crate::packet::DropReason`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum DropReason {
+pub enum QueryDropReason {
     /// Shorter than a DNS header.
     TooShort,
     /// The QR bit is set: a response, never answered (no reflection loops).
@@ -187,10 +188,10 @@ impl Responder {
         let outcome = self.respond(query, transport, out);
         if let Outcome::Drop(reason) = outcome {
             self.bump(match reason {
-                DropReason::TooShort => Counter::DroppedTooShort,
-                DropReason::NotQuery => Counter::DroppedNotQuery,
-                DropReason::Oversized => Counter::DroppedOversized,
-                DropReason::Malformed => Counter::DroppedMalformed,
+                QueryDropReason::TooShort => Counter::DroppedTooShort,
+                QueryDropReason::NotQuery => Counter::DroppedNotQuery,
+                QueryDropReason::Oversized => Counter::DroppedOversized,
+                QueryDropReason::Malformed => Counter::DroppedMalformed,
             });
         } else if outcome == Outcome::Forward {
             self.bump(Counter::Forwarded);
@@ -200,15 +201,15 @@ impl Responder {
 
     fn respond(&self, msg: &[u8], transport: Transport, out: &mut Vec<u8>) -> Outcome {
         if msg.len() < HEADER_LEN {
-            return Outcome::Drop(DropReason::TooShort);
+            return Outcome::Drop(QueryDropReason::TooShort);
         }
         let id = read_u16(msg, 0);
         let flags = read_u16(msg, 2);
         if flags & FLAG_QR != 0 {
-            return Outcome::Drop(DropReason::NotQuery);
+            return Outcome::Drop(QueryDropReason::NotQuery);
         }
         if msg.len() > MAX_QUERY_LEN {
-            return Outcome::Drop(DropReason::Oversized);
+            return Outcome::Drop(QueryDropReason::Oversized);
         }
         if flags & MASK_OPCODE != 0 {
             self.bump(Counter::NotImp);
@@ -225,7 +226,7 @@ impl Responder {
             }
         };
         if transport == Transport::Udp && query.edns.is_none() && msg.len() > PLAIN_UDP_LIMIT {
-            return Outcome::Drop(DropReason::Oversized);
+            return Outcome::Drop(QueryDropReason::Oversized);
         }
 
         let Some((answer, counter)) = self.decide(msg, &query) else {
