@@ -26,7 +26,9 @@
 //!   are counted in [`DnsCounters`].
 //!
 //! [`ForwardCache`] optionally keeps upstream answers for forwarded names
-//! (the caller passes `now`).
+//! (the caller passes `now`). [`forwarded_udp_reply`] decides what a UDP
+//! client gets for an upstream answer: the answer itself, or a TC message if
+//! it is too big for a client without EDNS.
 //!
 //! The rules, as the Amazon resolver applies them to a private hosted zone
 //! ("a private hosted zone shadows the public zone of the same name"):
@@ -50,6 +52,7 @@
 //! - `answer`: writing a response within its size limit (TC);
 //! - `responder`: [`Responder`], the rules above and the counters;
 //! - `cache`: [`ForwardCache`], upstream answers kept for their TTL;
+//! - `forwarded`: [`forwarded_udp_reply`], the size rule for upstream answers;
 //! - `wire`: the protocol's numbers (types, classes, rcodes, flags);
 //! - `hash`: the FNV hasher of the name maps.
 //!
@@ -59,7 +62,9 @@
 //! - UDP responses never exceed 512 bytes, or the client's EDNS size capped
 //!   at [`MAX_UDP_RESPONSE`]. A larger answer is sent with TC set and no
 //!   records at all (no partial RRset), so the client retries over TCP, where
-//!   the whole answer is returned.
+//!   the whole answer is returned. A forwarded answer over 512 bytes to a
+//!   query without EDNS is replaced the same way, by its header with TC and
+//!   the question ([`forwarded_udp_reply`]).
 //! - Amplification: every response is the query's header and question plus
 //!   at most the A records of one name (16 bytes per IP), or one SOA, plus an
 //!   11-byte OPT. Error responses (FORMERR, NOTIMP) are a 12-byte header.
@@ -91,6 +96,7 @@
 
 mod answer;
 mod cache;
+mod forwarded;
 mod hash;
 mod name;
 mod query;
@@ -102,6 +108,7 @@ mod wire;
 mod zone;
 
 pub use cache::{ForwardCache, MAX_CACHE_TTL};
+pub use forwarded::forwarded_udp_reply;
 pub use responder::{DnsCounters, ForwardMode, Outcome, QueryDropReason, Responder};
 pub use spec::{EndpointDns, ZoneApex, ZoneEntry, ZoneSpec, S3_ENDPOINT_PREFIXES};
 pub use zone::{DnsError, Zone};

@@ -105,7 +105,8 @@ pub(super) fn parse_query(msg: &[u8], id: u16, flags: u16) -> Result<Query, Pars
 
 /// Parses a well-formed standard query (opcode QUERY, QR clear, at most
 /// [`MAX_QUERY_LEN`] bytes); `None` for anything else. For the callers that
-/// see a query again after the responder accepted it: the cache.
+/// see a query again after the responder accepted it: the cache and the
+/// forwarded-answer rule.
 pub(super) fn parse_standard_query(query: &[u8]) -> Option<Query> {
     if query.len() < HEADER_LEN || query.len() > MAX_QUERY_LEN {
         return None;
