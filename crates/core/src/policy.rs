@@ -260,11 +260,12 @@ impl SniPolicy {
         Ok(SniPolicy { patterns, filter: true, allow_no_sni: false, allow_non_tls })
     }
 
-    /// The names S3 clients use with an interface endpoint whose regional name
-    /// is `regional` (`vpce-….s3.<region>.vpce.amazonaws.com`): `bucket.`,
-    /// `*.bucket.` (virtual-hosted style), `accesspoint.` and `control.` prefixes.
+    /// The names S3 clients use under an interface endpoint's name `regional`
+    /// (`vpce-….s3.<region>.vpce.amazonaws.com`), as the catalogue lists them
+    /// ([`crate::catalog::s3_endpoint_names`]): `bucket.`, `accesspoint.` and
+    /// `control.`, each with a one-label wildcard under it.
     pub fn s3_endpoint_names(regional: &str) -> Vec<String> {
-        ["bucket.", "*.bucket.", "accesspoint.", "control."].iter().map(|p| format!("{p}{regional}")).collect()
+        crate::catalog::s3_endpoint_names(regional)
     }
 
     /// Whether every first flight passes (no check needed at all).

@@ -110,7 +110,7 @@ mod zone;
 pub use cache::{ForwardCache, MAX_CACHE_TTL};
 pub use forwarded::forwarded_udp_reply;
 pub use responder::{DnsCounters, ForwardMode, Outcome, QueryDropReason, Responder};
-pub use spec::{EndpointDns, ZoneApex, ZoneEntry, ZoneSpec, S3_ENDPOINT_PREFIXES};
+pub use spec::{EndpointDns, ZoneApex, ZoneEntry, ZoneSpec};
 pub use zone::{DnsError, Zone};
 
 /// TTL of the A records, as AWS's endpoint records (alias, 60 s is typical).

@@ -4,8 +4,9 @@
 //!
 //! Every endpoint puts its endpoint-specific names (regional: every ENI IP;
 //! zonal: that AZ's IP) under the service's `vpce` apex, always answered, and
-//! for S3 the names under them ([`S3_ENDPOINT_PREFIXES`]). The service's
-//! default names go in with their own apexes,
+//! the names a client may use under them ([`ServiceInfo::endpoint_sub_names`]:
+//! S3's `bucket.`, `accesspoint.` and `control.` forms, the same list the SNI
+//! policy accepts). The service's default names go in with their own apexes,
 //! flagged with the endpoint's private DNS setting, so with private DNS off
 //! they fall outside every zone and are forwarded, as at AWS, while the
 //! endpoint-specific names keep answering.
@@ -13,9 +14,6 @@
 use std::net::Ipv4Addr;
 
 use crate::catalog::{endpoint_dns_names, ServiceInfo};
-
-/// The S3 endpoint-specific sub-names AWS documents (`bucket.vpce-…` and so on).
-pub const S3_ENDPOINT_PREFIXES: [&str; 3] = ["bucket", "accesspoint", "control"];
 
 /// What the private zones hold: apexes and A records, plain data from `model`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -64,9 +62,10 @@ pub struct EndpointDns<'a> {
 impl ZoneSpec {
     /// Adds an endpoint's names: regional (all IPs), zonal (that AZ's IP), default names when private DNS is on.
     ///
-    /// For S3 (`vpce_dns_part == "s3"`) each endpoint-specific name `N` also
-    /// gets `bucket.N`, `accesspoint.N`, `control.N` and a wildcard under each
-    /// (`*.bucket.N` answers `my-bucket.bucket.N`).
+    /// Under each endpoint-specific name `N` go the service's sub-names too
+    /// ([`ServiceInfo::endpoint_sub_names`]): for S3, `bucket.N`,
+    /// `accesspoint.N`, `control.N` and a wildcard under each (`*.bucket.N`
+    /// answers `my-bucket.bucket.N`).
     pub fn add_endpoint(&mut self, ep: &EndpointDns<'_>) {
         let service = ep.service;
         let mut azs: Vec<String> = Vec::new();
@@ -86,11 +85,8 @@ impl ZoneSpec {
             specific.push((name, ips));
         }
         for (name, ips) in specific {
-            if service.vpce_dns_part == "s3" {
-                for prefix in S3_ENDPOINT_PREFIXES {
-                    self.add_entry(format!("{prefix}.{name}"), ips.clone(), true);
-                    self.add_entry(format!("*.{prefix}.{name}"), ips.clone(), true);
-                }
+            for sub_name in service.endpoint_sub_names(&name) {
+                self.add_entry(sub_name, ips.clone(), true);
             }
             self.add_entry(name, ips, true);
         }
@@ -147,6 +143,52 @@ mod tests {
         }
         let msg = ask_udp(&r, &format!("website.{S3_REGIONAL}"), RecordType::A);
         assert_eq!(msg.metadata.response_code, ResponseCode::NXDomain);
+    }
+
+    /// The demo's endpoint in two AZs made an S3 one, planned as the daemon plans it.
+    fn s3_plan() -> crate::model::Plan {
+        let text = crate::config::DEMO_CONFIG
+            .replace("com.amazonaws.us-east-1.ec2", "com.amazonaws.us-east-1.s3")
+            .replace("private_dns = true", "private_dns = false");
+        let config = crate::config::Config::from_toml("demo.toml", &text).unwrap();
+        crate::model::Plan::make(&config, &mut crate::model::State::default(), || [7; 9]).unwrap()
+    }
+
+    #[test]
+    fn every_s3_name_the_zone_answers_passes_the_sni_policy() {
+        let plan = s3_plan();
+        let endpoint = &plan.endpoints[0];
+        let sni = endpoint.sni_policy().unwrap();
+        let zone = Arc::new(plan.zone().unwrap());
+        let r = Responder::new(zone.clone(), ForwardMode::Refuse);
+        // S3 has no private DNS: the endpoint-specific names are all there is.
+        let specific = endpoint.dns_names();
+        assert_eq!(specific.len(), 3, "{specific:?}");
+
+        // Everything the zone holds, a wildcard filled with one label, as an SDK fills it.
+        let answered: Vec<String> = zone.owner_names().iter().map(|n| n.replacen('*', "x", 1)).collect();
+        for name in &answered {
+            assert!(specific.iter().any(|s| name.ends_with(s.as_str())), "{name} is not under the endpoint's names");
+            assert!(!a_records(&ask_udp(&r, name, RecordType::A)).is_empty(), "{name} is not answered");
+            assert!(sni.allows_name(name), "the zone answers {name} but the SNI policy resets it");
+        }
+        // The documented forms are among them, under the regional and every zonal name.
+        for n in &specific {
+            for form in ["", "bucket.", "x.bucket.", "accesspoint.", "x.accesspoint.", "control.", "x.control."] {
+                assert!(answered.contains(&format!("{form}{n}")), "{form}{n} missing");
+            }
+        }
+        assert_eq!(answered.len(), specific.len() * 7);
+        // And the names an SDK really sends pass both.
+        let regional = &specific[0];
+        for name in [
+            format!("my-bucket.bucket.{regional}"),
+            format!("my-ap-123456789012.accesspoint.{regional}"),
+            format!("123456789012.control.{regional}"),
+        ] {
+            assert!(!a_records(&ask_udp(&r, &name, RecordType::A)).is_empty(), "{name}");
+            assert!(sni.allows_name(&name), "{name}");
+        }
     }
 
     #[test]

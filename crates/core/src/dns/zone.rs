@@ -220,6 +220,36 @@ impl Zone {
     }
 }
 
+#[cfg(test)]
+impl Zone {
+    /// Every owner name with records, dotted and lowercased, wildcards as
+    /// `*.<name>`: what the zone answers, for tests that compare it with
+    /// another list.
+    pub(super) fn owner_names(&self) -> Vec<String> {
+        let dotted = |wire: &[u8]| {
+            let mut labels = Vec::new();
+            let mut off = 0;
+            while wire[off] != 0 {
+                let len = usize::from(wire[off]);
+                labels.push(String::from_utf8_lossy(&wire[off + 1..off + 1 + len]).into_owned());
+                off += 1 + len;
+            }
+            labels.join(".")
+        };
+        let mut names = Vec::new();
+        for (wire, node) in &self.nodes {
+            if node.records.is_some() {
+                names.push(dotted(wire));
+            }
+            if node.wildcard.is_some() {
+                names.push(format!("*.{}", dotted(wire)));
+            }
+        }
+        names.sort();
+        names
+    }
+}
+
 /// The SOA record of a Route 53 private zone, after the owner name.
 pub(super) fn soa_tail() -> Vec<u8> {
     let mut rdata = Vec::new();
