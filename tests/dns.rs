@@ -1,6 +1,7 @@
 //! The VPC resolver, end to end: queries from inside a namespace made by each
 //! test to the resolver addresses on the TUN, answered from the private zone
-//! or forwarded to a loopback stand-in for the public DNS.
+//! or forwarded to a loopback stand-in for the public DNS (or one that
+//! ignores size limits).
 
 mod common;
 
@@ -194,4 +195,56 @@ fn truncated_over_udp_whole_over_tcp() {
     assert_eq!(tcp.ips.len(), AZS);
     let counters = lab.stop();
     assert!(counter(&counters, "truncated") >= 1, "{counters}");
+}
+
+/// A stand-in upstream resolver that ignores the client's size limit: every
+/// UDP query gets `n` A records, EDNS or not. Lives until the test process ends.
+fn oversized_upstream(n: u8) -> SocketAddrV4 {
+    use hickory_proto::op::{Message, OpCode};
+    use hickory_proto::rr::{rdata::A, RData, Record};
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let SocketAddr::V4(addr) = sock.local_addr().unwrap() else { unreachable!() };
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1500];
+        while let Ok((len, from)) = sock.recv_from(&mut buf) {
+            let Ok(query) = Message::from_vec(&buf[..len]) else { continue };
+            let mut answer = Message::response(query.metadata.id, OpCode::Query);
+            answer.metadata.recursion_desired = query.metadata.recursion_desired;
+            answer.metadata.recursion_available = true;
+            answer.edns = query.edns.clone();
+            let name = query.queries[0].name().clone();
+            answer.add_query(query.queries[0].clone());
+            for i in 0..n {
+                answer.add_answer(Record::from_rdata(name.clone(), 60, RData::A(A::new(198, 51, 100, i))));
+            }
+            let _ = sock.send_to(&answer.to_vec().unwrap(), from);
+        }
+    });
+    addr
+}
+
+#[test]
+fn an_oversized_forwarded_answer_is_truncated_for_a_client_without_edns() {
+    if !netns_available("an_oversized_forwarded_answer_is_truncated_for_a_client_without_edns") {
+        return;
+    }
+    const RECORDS: u8 = 40;
+    let upstream = oversized_upstream(RECORDS);
+    let ns = unique("plkd");
+    let lab = Lab::start(&ns, &dns_config(&ns, &format!("\"{upstream}\""), ""));
+
+    // Without EDNS: the header with TC and the question, no records, so the client retries over TCP.
+    let plain = ask(&ns, RESOLVER, OTHER, "A");
+    assert!(plain.truncated, "{plain:?}");
+    assert_eq!((plain.rcode.as_str(), plain.ips.len()), ("NoError", 0));
+
+    // With EDNS the answer passes whole: the upstream saw the client's size and chose.
+    let q = probe::dns_query_bytes(0x7c7c, OTHER, "A", Some(1232)).unwrap();
+    let reply = probe::udp_exchange(&ns, RESOLVER, &q, Duration::from_secs(3)).unwrap().expect("an answer");
+    let whole = probe::dns_answer(&reply).unwrap();
+    assert!(!whole.truncated, "{whole:?}");
+    assert_eq!(whole.ips.len(), usize::from(RECORDS));
+
+    let counters = lab.stop();
+    assert_eq!(counter(&counters, "forwarded"), 2, "{counters}");
 }

@@ -24,7 +24,9 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::watch;
 
 use crate::edge::queue::link::Link;
-use privlink_core::dns::{DnsCounters, ForwardCache, ForwardMode, Outcome, Responder, Transport, Zone};
+use privlink_core::dns::{
+    forwarded_udp_reply, DnsCounters, ForwardCache, ForwardMode, Outcome, Responder, Transport, Zone,
+};
 use privlink_core::packet::{self, PacketMeta};
 
 /// Forwarded queries waiting for an answer, at most.
@@ -177,19 +179,8 @@ impl Resolver {
             let Some(p) = f.pending.remove(&id) else { continue };
             answer[..2].copy_from_slice(&p.id.to_be_bytes());
             self.cache.insert(now, &p.query, answer);
-            if answer.len() > privlink_core::dns::PLAIN_UDP_LIMIT && !has_edns(&p.query) {
-                // The upstream answered bigger than this client can take over UDP:
-                // send the header with TC so it retries over TCP.
-                let mut tc = answer[..12].to_vec();
-                tc[2] |= 0x02;
-                tc[6..12].fill(0);
-                let qlen = question_len(&p.query);
-                tc[5] = p.query[5];
-                tc.extend_from_slice(&p.query[12..12 + qlen]);
-                reply(link, tx, p.resolver, p.client, &tc);
-            } else {
-                reply(link, tx, p.resolver, p.client, answer);
-            }
+            let msg = forwarded_udp_reply(&p.query, answer, &mut self.out);
+            reply(link, tx, p.resolver, p.client, msg);
             self.forward.answered += 1;
         }
     }
@@ -232,20 +223,6 @@ fn reply(link: &mut impl Link, tx: &mut [u8], resolver: Ipv4Addr, client: Socket
             tracing::debug!("link write (DNS reply): {e}");
         }
     }
-}
-
-/// Whether a query carries an EDNS OPT record (so it accepts answers over 512 bytes).
-fn has_edns(query: &[u8]) -> bool {
-    query.len() >= 12 && u16::from_be_bytes([query[10], query[11]]) > 0
-}
-
-/// Length of the (single) question section of a query the responder accepted.
-fn question_len(query: &[u8]) -> usize {
-    let mut i = 12;
-    while i < query.len() && query[i] != 0 {
-        i += 1 + usize::from(query[i]);
-    }
-    (i + 5).min(query.len()) - 12
 }
 
 /// Serves DNS over TCP on `listener` (loopback): the TUN's TCP port 53 is

@@ -15,6 +15,20 @@
 //! The 8-character suffix is random per endpoint and fixed for its life; the
 //! caller supplies the randomness ([`random_suffix`]) so this module stays pure.
 //!
+//! Under each endpoint-specific name `N`, S3 clients use further names
+//! (Amazon S3 guide, "AWS PrivateLink for Amazon S3"), listed once, in
+//! [`S3_ENDPOINT_LABELS`], and spelled out by [`s3_endpoint_names`]:
+//! `bucket.N` (path-style requests) and `<bucket>.bucket.N` (virtual-hosted
+//! style), `accesspoint.N` and `<name>-<account>.accesspoint.N` (access
+//! points), `control.N` and `<account>.control.N` (S3 Control: the SDKs put
+//! the account id in front). The private zone answers these names and the
+//! SNI policy accepts them, both from this one list, so a name that resolves
+//! is not reset by the SNI check. One difference is the protocols' own: the
+//! zone's `*` (RFC 4592) also answers `a.b.bucket.N`, while the SNI pattern's
+//! `*` covers one label, as a TLS certificate's does (RFC 6125); no TLS client
+//! can use the deeper names (the certificate would not match them), which is
+//! why SDKs fall back to path style for bucket names with dots.
+//!
 //! ## Not emulated
 //! - Services outside the table (add them to the data file), global services
 //!   (`com.amazonaws.s3-global.accesspoint`, IAM) and per-region availability:
@@ -35,6 +49,10 @@ const AWS_PREFIX: &str = "com.amazonaws.";
 
 /// Prefix of endpoint services that customers and partners publish.
 const CUSTOM_AWS_PREFIX: &str = "com.amazonaws.vpce.";
+
+/// The labels S3 puts in front of an S3 interface endpoint's specific names,
+/// each with a one-label wildcard under it (see the module doc).
+pub const S3_ENDPOINT_LABELS: [&str; 3] = ["bucket", "accesspoint", "control"];
 
 /// What privlink knows about one endpoint service.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -198,6 +216,26 @@ impl ServiceInfo {
         apexes
     }
 
+    /// The names clients use under the endpoint-specific name `name`, besides
+    /// `name` itself: for S3, `bucket.N`, `*.bucket.N`, `accesspoint.N`,
+    /// `*.accesspoint.N`, `control.N` and `*.control.N` ([`S3_ENDPOINT_LABELS`]);
+    /// none for any other service. The private zone answers them and the SNI
+    /// policy accepts them.
+    pub fn endpoint_sub_names(&self, name: &str) -> Vec<String> {
+        if self.is_s3() {
+            s3_endpoint_names(name)
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Whether this is the AWS S3 service (`com.amazonaws.<region>.s3`), not a
+    /// custom service whose name happens to end in `s3`.
+    fn is_s3(&self) -> bool {
+        self.service_name.strip_prefix(AWS_PREFIX).and_then(|rest| rest.strip_prefix(self.region.as_str()))
+            == Some(".s3")
+    }
+
     /// The apex under which this service's endpoint-specific names live,
     /// e.g. `ec2.us-east-1.vpce.amazonaws.com`.
     pub fn vpce_zone_apex(&self) -> String {
@@ -221,6 +259,13 @@ pub fn endpoint_dns_names(
     let regional = format!("vpce-{id}-{suffix}.{tail}");
     let zonal = azs.iter().map(|az| (az.clone(), format!("vpce-{id}-{suffix}-{az}.{tail}"))).collect();
     (regional, zonal)
+}
+
+/// The names S3 clients use under one endpoint-specific name `name` of an S3
+/// interface endpoint: for each of [`S3_ENDPOINT_LABELS`], `label.name` and
+/// `*.label.name`.
+pub fn s3_endpoint_names(name: &str) -> Vec<String> {
+    S3_ENDPOINT_LABELS.iter().flat_map(|label| [format!("{label}.{name}"), format!("*.{label}.{name}")]).collect()
 }
 
 /// Makes the 8-character lowercase alphanumeric suffix from caller-supplied random bytes.
@@ -485,6 +530,19 @@ mod tests {
     fn endpoint_names_for_ecr_api() {
         let (regional, _) = endpoint_dns_names("vpce-0a1b2c3d4e5f60718", "abcd1234", "api.ecr", "us-west-2", &[]);
         assert_eq!(regional, "vpce-0a1b2c3d4e5f60718-abcd1234.api.ecr.us-west-2.vpce.amazonaws.com");
+    }
+
+    #[test]
+    fn only_the_aws_s3_service_gets_s3_sub_names() {
+        let s3 = lookup("com.amazonaws.eu-west-1.s3").unwrap();
+        assert_eq!(
+            s3.endpoint_sub_names("n"),
+            ["bucket.n", "*.bucket.n", "accesspoint.n", "*.accesspoint.n", "control.n", "*.control.n"]
+        );
+        let custom = ServiceInfo::custom("com.example.s3", "eu-west-1", &[]).unwrap();
+        assert_eq!(custom.vpce_dns_part, "s3");
+        assert!(custom.endpoint_sub_names("n").is_empty());
+        assert!(lookup("com.amazonaws.eu-west-1.ec2").unwrap().endpoint_sub_names("n").is_empty());
     }
 
     #[test]

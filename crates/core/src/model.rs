@@ -188,15 +188,14 @@ impl Endpoint {
 
 impl Endpoint {
     /// The server names its streams may ask for: the service's default names,
-    /// its endpoint-specific names (with S3's prefixes) and `allowed_sni`.
+    /// its endpoint-specific names and the names under them (S3's, from
+    /// [`crate::catalog::ServiceInfo::endpoint_sub_names`], the list the
+    /// private zone answers too) and `allowed_sni`.
     pub fn sni_policy(&self) -> Result<crate::policy::SniPolicy, crate::policy::SniPatternError> {
         let mut specific = self.dns_names();
         specific.retain(|n| !self.service_info.default_dns_names.contains(n));
-        if self.service_info.vpce_dns_part == "s3" {
-            let extra: Vec<String> =
-                specific.iter().flat_map(|n| crate::policy::SniPolicy::s3_endpoint_names(n)).collect();
-            specific.extend(extra);
-        }
+        let sub_names: Vec<String> = specific.iter().flat_map(|n| self.service_info.endpoint_sub_names(n)).collect();
+        specific.extend(sub_names);
         crate::policy::SniPolicy::new(
             &self.service_info.default_dns_names,
             &specific,

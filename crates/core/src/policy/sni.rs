@@ -111,8 +111,8 @@ impl SniPolicy {
     }
 
     /// Accepts the service's default names (`names`, wildcards allowed), the
-    /// endpoint-specific names (regional, zonal, S3 prefixes, see
-    /// [`SniPolicy::s3_endpoint_names`]) and the extra `allowed_sni`.
+    /// endpoint-specific names (regional, zonal, and S3's names under them,
+    /// see [`crate::catalog::s3_endpoint_names`]) and the extra `allowed_sni`.
     pub fn new(
         names: &[impl AsRef<str>],
         endpoint_names: &[impl AsRef<str>],
@@ -125,13 +125,6 @@ impl SniPolicy {
             .map(NamePattern::parse)
             .collect::<Result<_, _>>()?;
         Ok(SniPolicy { patterns, filter: true, allow_no_sni: false, allow_non_tls })
-    }
-
-    /// The names S3 clients use with an interface endpoint whose regional name
-    /// is `regional` (`vpce-….s3.<region>.vpce.amazonaws.com`): `bucket.`,
-    /// `*.bucket.` (virtual-hosted style), `accesspoint.` and `control.` prefixes.
-    pub fn s3_endpoint_names(regional: &str) -> Vec<String> {
-        ["bucket.", "*.bucket.", "accesspoint.", "control."].iter().map(|p| format!("{p}{regional}")).collect()
     }
 
     /// Whether every first flight passes (no check needed at all).

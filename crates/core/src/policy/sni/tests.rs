@@ -31,7 +31,7 @@ fn endpoint_specific_and_extra_names_match_case_insensitively() {
 #[test]
 fn s3_prefixes() {
     let regional = "vpce-1a2b3c4d-5e6f.s3.us-east-1.vpce.amazonaws.com";
-    let names = SniPolicy::s3_endpoint_names(regional);
+    let names = crate::catalog::s3_endpoint_names(regional);
     let p = SniPolicy::new(NONE, &names, NONE, false).unwrap();
     for ok in ["bucket.", "my-bucket.bucket.", "accesspoint.", "control."] {
         assert!(p.allows_name(&format!("{ok}{regional}")), "{ok}");
