@@ -4,9 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use privlink_core::config::Config;
 use privlink::edge::{config_file, daemon, store};
 use privlink::lab::demo;
+use privlink_core::config::Config;
 
 /// A working copy of an AWS interface VPC endpoint (PrivateLink ENI) on Linux.
 #[derive(Parser)]

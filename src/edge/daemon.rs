@@ -27,16 +27,16 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
-use privlink_core::config::{Config, MAX_QUEUES};
-use privlink_core::dns::{DnsError, Zone};
-use privlink_core::filter::{FilterConfig, RuleSet, RuleSetError};
 use crate::edge::guard::{EniGuard, GuardError};
-use privlink_core::model::{Plan, PlanError, State};
 use crate::edge::netns::{self, Netns, NetnsError};
 use crate::edge::resolver::{self, Resolver};
 use crate::edge::stack::{ConnectionSlots, Report, Stack};
 use crate::edge::store::{StateDir, StoreError};
 use crate::edge::tun::{Tun, TunError, TunQueue};
+use privlink_core::config::{Config, MAX_QUEUES};
+use privlink_core::dns::{DnsError, Zone};
+use privlink_core::filter::{FilterConfig, RuleSet, RuleSetError};
+use privlink_core::model::{Plan, PlanError, State};
 
 /// Why the daemon could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]

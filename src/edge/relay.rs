@@ -36,10 +36,10 @@ use smoltcp::socket::tcp::{self, State};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
+use privlink_core::flow::{Direction as ShapeDir, FlowKey};
 use privlink_core::model::Upstream;
-use privlink_core::packet::FlowKey;
-use privlink_core::policy::{client_hello_sni, MAX_CLIENT_HELLO, SniDeny, SniOutcome, SniPolicy, SniVerdict};
-use privlink_core::shaper::{Direction as ShapeDir, EniShaper, FlowShare, Grant};
+use privlink_core::policy::{client_hello_sni, SniDeny, SniOutcome, SniPolicy, SniVerdict, MAX_CLIENT_HELLO};
+use privlink_core::shaper::{EniShaper, FlowShare, Grant};
 
 /// Index of a connection in the stack's table.
 pub type ConnId = usize;
@@ -98,7 +98,6 @@ pub enum Progress {
     /// with no pending RST, or in `TimeWait`.
     Finished,
 }
-
 
 /// The stream layer's part in one service pass: the ENI's shaper and this
 /// connection's share of it, and the clock.
@@ -299,7 +298,7 @@ impl Conn {
                 let mut later = false;
                 let sh = shaping.as_deref_mut();
                 match sock.recv(|ring| {
-                    let allowed = grant(sh, now, ShapeDir::ToService, ring.len(), &mut later);
+                    let allowed = grant(sh, now, ShapeDir::Ingress, ring.len(), &mut later);
                     if allowed == 0 {
                         return (0, Ok((0, 0)));
                     }
@@ -309,7 +308,7 @@ impl Conn {
                     }
                 }) {
                     Ok(Ok(n)) => {
-                        refund(shaping.as_deref_mut(), ShapeDir::ToService, n.1 - n.0);
+                        refund(shaping.as_deref_mut(), ShapeDir::Ingress, n.1 - n.0);
                         if later {
                             break;
                         }
@@ -317,7 +316,7 @@ impl Conn {
                         moved = true
                     }
                     Ok(Err((e, allowed))) => {
-                        refund(shaping.as_deref_mut(), ShapeDir::ToService, allowed);
+                        refund(shaping.as_deref_mut(), ShapeDir::Ingress, allowed);
                         let blocked = e.kind() == io::ErrorKind::WouldBlock;
                         match self.after_error(
                             sock,
@@ -363,7 +362,7 @@ impl Conn {
             let mut later = false;
             let sh = shaping.as_deref_mut();
             match sock.send(|ring| {
-                let allowed = grant(sh, now, ShapeDir::ToClient, ring.len(), &mut later);
+                let allowed = grant(sh, now, ShapeDir::Egress, ring.len(), &mut later);
                 if allowed == 0 {
                     return (0, Ok((usize::MAX, 0)));
                 }
@@ -374,7 +373,7 @@ impl Conn {
             }) {
                 Ok(Ok((usize::MAX, _))) => break,
                 Ok(Ok((n, allowed))) => {
-                    refund(shaping.as_deref_mut(), ShapeDir::ToClient, allowed - n);
+                    refund(shaping.as_deref_mut(), ShapeDir::Egress, allowed - n);
                     if n == 0 {
                         sock.close();
                         self.upstream_eof = true;
@@ -387,7 +386,7 @@ impl Conn {
                     }
                 }
                 Ok(Err((e, allowed))) => {
-                    refund(shaping.as_deref_mut(), ShapeDir::ToClient, allowed);
+                    refund(shaping.as_deref_mut(), ShapeDir::Egress, allowed);
                     let blocked = e.kind() == io::ErrorKind::WouldBlock;
                     match self.after_error(sock, &e, blocked && self.upstream.poll_read_ready(&mut cx).is_pending()) {
                         AfterError::Retry => {}

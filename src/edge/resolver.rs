@@ -24,9 +24,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::watch;
 
+use crate::edge::tun;
 use privlink_core::dns::{DnsCounters, ForwardCache, ForwardMode, Outcome, Responder, Transport, Zone};
 use privlink_core::packet::{self, PacketMeta};
-use crate::edge::tun;
 
 /// Forwarded queries waiting for an answer, at most.
 const MAX_PENDING: usize = 4096;

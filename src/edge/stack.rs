@@ -57,16 +57,17 @@ use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use privlink_core::dns::DnsCounters;
 use crate::edge::guard::{EniGuard, GuardCounters};
-use privlink_core::model::{Plan, Upstream};
-use privlink_core::packet::{self, DropReason, FlowKey, PacketMeta};
-use privlink_core::pipeline::{Counters, EniRoute, Pipeline, Verdict};
-use privlink_core::policy::{ConnContext, PolicyDecision, PolicyDocument, SniPolicy};
 use crate::edge::relay::{self, Conn, ConnId, Progress, ReadySet, Shaping};
 use crate::edge::resolver::{ForwardCounters, Resolver};
-use privlink_core::shaper::{AutoscaleConfig, Autoscaler, Direction as ShapeDir, EniShaper, ShaperConfig};
 use crate::edge::tun::{self, Tun};
+use privlink_core::dns::DnsCounters;
+use privlink_core::flow::{Direction as ShapeDir, FlowKey};
+use privlink_core::model::{Plan, Upstream};
+use privlink_core::packet::{self, DropReason, PacketMeta};
+use privlink_core::pipeline::{Counters, EniRoute, Pipeline, Verdict};
+use privlink_core::policy::{ConnContext, PolicyDecision, PolicyDocument, SniPolicy};
+use privlink_core::shaper::{AutoscaleConfig, Autoscaler, EniShaper, ShaperConfig};
 
 /// Bytes in each of a connection's two smoltcp rings. 1 MiB lets the window
 /// scale far past 64 KiB; measured: 256 KiB costs throughput at MTU 8500+.
@@ -613,7 +614,7 @@ impl Stack {
             });
             if let Some((scalers, at)) = sh.scale.as_mut() {
                 if *at <= now {
-                    for (i, dir) in [ShapeDir::ToService, ShapeDir::ToClient].into_iter().enumerate() {
+                    for (i, dir) in [ShapeDir::Ingress, ShapeDir::Egress].into_iter().enumerate() {
                         let saturated = sh.shaper.take_saturated(dir);
                         sh.shaper.set_rate(dir, scalers[i].handle_sample(now, saturated));
                     }

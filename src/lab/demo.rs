@@ -17,11 +17,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::oneshot;
 
+use crate::edge::{daemon, netns};
+use crate::lab::probe;
 use privlink_core::config::{Config, DEMO_CONFIG};
 use privlink_core::dns::{ForwardMode, Outcome, Responder, Transport, Zone, ZoneApex, ZoneEntry, ZoneSpec};
 use privlink_core::model::Plan;
-use crate::edge::{daemon, netns};
-use crate::lab::probe;
 
 /// A CA and a leaf certificate for one service name.
 pub struct ServiceCert {
