@@ -13,11 +13,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use privlink_core::cidr::Cidr;
 use privlink_core::filter::*;
+use privlink_core::flow::Direction;
+use privlink_core::packet::{sample, PacketMeta};
 
 const ENI_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 49);
 
-fn cidr(s: &str) -> Ipv4Cidr {
+fn cidr(s: &str) -> Cidr {
     s.parse().unwrap()
 }
 
@@ -62,15 +65,13 @@ fn full_quota() -> RuleSetConfig {
     }
 }
 
-fn syn(i: u32) -> PacketFacts {
-    PacketFacts {
+fn syn(i: u32) -> PacketMeta {
+    PacketMeta {
         src: Ipv4Addr::new(10, 0, 2, (i / 60_000) as u8),
         dst: ENI_IP,
-        protocol: PROTO_TCP,
         src_port: 1024 + (i % 60_000) as u16,
         dst_port: 443,
-        tcp_flags: TCP_SYN,
-        len: 60,
+        ..sample::SYN
     }
 }
 
@@ -83,8 +84,8 @@ fn bench(c: &mut Criterion) {
     let mut f = Filter::new(rules.clone(), FilterConfig::default()).unwrap();
     let first = syn(0);
     assert!(f.handle_packet(now, 0, Direction::Ingress, &first).is_accept());
-    let ack = PacketFacts { tcp_flags: TCP_ACK, len: 1500, ..first };
-    let back = PacketFacts { src: first.dst, dst: first.src, src_port: 443, dst_port: first.src_port, ..ack };
+    let ack = PacketMeta { tcp_flags: TCP_ACK, len: 1500, ..first };
+    let back = PacketMeta { src: first.dst, dst: first.src, src_port: 443, dst_port: first.src_port, ..ack };
     assert!(f.handle_packet(now, 0, Direction::Egress, &back).is_accept());
     assert_eq!(f.handle_packet(now, 0, Direction::Ingress, &ack).reason, Reason::Tracked);
     c.bench_function("tracked_ingress", |b| {
@@ -107,7 +108,7 @@ fn bench(c: &mut Criterion) {
     // the table is refilled from empty in chunks (setup not timed), so the
     // chunk size is the table size the insert sees: 4k stays in L2, 50k
     // makes every insert an L3 access, as a busy endpoint would.
-    let packets: Vec<PacketFacts> = (0..50_000).map(syn).collect();
+    let packets: Vec<PacketMeta> = (0..50_000).map(syn).collect();
     let d = Filter::new(rules.clone(), FilterConfig::default()).unwrap().handle_packet(
         now,
         0,

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use privlink_core::flow::Direction;
 use privlink_core::policy::client_hello_sni;
-use privlink_core::shaper::{Direction, EniShaper, Grant, ShaperConfig};
+use privlink_core::shaper::{EniShaper, Grant, ShaperConfig};
 
 fn poll_grant(c: &mut Criterion) {
     let mut group = c.benchmark_group("poll_grant");
@@ -24,7 +25,7 @@ fn poll_grant(c: &mut Criterion) {
                 i += 1;
                 let now = t0 + Duration::from_nanos(i * 100);
                 let f = ids[(i as usize) % flows];
-                let g = s.poll_grant(now, black_box(f), Direction::ToClient, black_box(65536));
+                let g = s.poll_grant(now, black_box(f), Direction::Egress, black_box(65536));
                 if matches!(g, Grant::Later(_)) && i.is_multiple_of(1024) {
                     s.handle_timeout(now, |_| {});
                 }

@@ -19,7 +19,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 
 use privlink_core::config::FlowLogs;
-use privlink_core::filter::{Action, Direction, Filter, FilterConfig, PacketFacts, Reason, RuleSet};
+use privlink_core::filter::{Action, Filter, FilterConfig, Reason, RuleSet};
+use privlink_core::flow::Direction;
 use privlink_core::flowlog::{FlowLog, FlowLogConfig, InterfaceHandle};
 use privlink_core::packet::{self, PacketMeta};
 
@@ -235,7 +236,7 @@ impl EniGuard {
 
     /// Judges a packet toward ENI `eni`; `true` lets it pass.
     pub fn handle_ingress(&mut self, now: Instant, eni: usize, meta: &PacketMeta) -> bool {
-        self.judge(now, eni, Direction::Ingress, &facts(meta))
+        self.judge(now, eni, Direction::Ingress, meta)
     }
 
     /// Judges a packet the stack is about to send; `true` lets it pass.
@@ -244,22 +245,21 @@ impl EniGuard {
         match self.by_ip.binary_search_by_key(&meta.src, |&(ip, _)| ip) {
             Ok(i) => {
                 let eni = self.by_ip[i].1;
-                self.judge(now, eni, Direction::Egress, &facts(&meta))
+                self.judge(now, eni, Direction::Egress, &meta)
             }
             // From a resolver address: not guarded.
             Err(_) => true,
         }
     }
 
-    fn judge(&mut self, now: Instant, eni: usize, dir: Direction, f: &PacketFacts) -> bool {
+    fn judge(&mut self, now: Instant, eni: usize, dir: Direction, f: &PacketMeta) -> bool {
         self.refresh_rules();
         let d = self.filter.handle_packet(now, eni, dir, f);
         let unix = self.unix_secs(now);
         if let Some(shared) = &self.flow_log {
             let mut sink = lock(&shared.window);
             if let Some(&h) = sink.handles.get(eni) {
-                let (packets, bytes) = wire_packets(f, self.mtu);
-                sink.log.record_segments(unix, h, f, d.action, packets, bytes);
+                sink.log.record_segments(unix, h, dir, f, d.action, wire_packets(f, self.mtu));
             }
         }
         match d.action {
@@ -308,7 +308,7 @@ impl EniGuard {
 
 /// The packets and bytes a TCP superpacket (TUN offload) stands for on a wire
 /// of `mtu`: flow logs count what AWS would see, not what the TUN handed over.
-fn wire_packets(f: &PacketFacts, mtu: usize) -> (u64, u64) {
+fn wire_packets(f: &PacketMeta, mtu: usize) -> (u64, u64) {
     // IPv4 + TCP headers with the usual timestamp option, repeated per segment.
     const HEADERS: usize = 52;
     let len = usize::from(f.len);
@@ -319,21 +319,10 @@ fn wire_packets(f: &PacketFacts, mtu: usize) -> (u64, u64) {
     (segments as u64, (len + (segments - 1) * HEADERS) as u64)
 }
 
-fn facts(m: &PacketMeta) -> PacketFacts {
-    PacketFacts {
-        src: m.src,
-        dst: m.dst,
-        protocol: m.protocol,
-        src_port: m.src_port,
-        dst_port: m.dst_port,
-        tcp_flags: m.tcp_flags,
-        len: m.len,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use privlink_core::packet::sample;
 
     #[test]
     fn the_next_packet_meets_rules_published_since_the_last() {
@@ -350,15 +339,9 @@ mod tests {
         let enis = ["eni-a".to_string(), "eni-b".to_string()];
         let ips = [Ipv4Addr::new(10, 0, 1, 49), Ipv4Addr::new(10, 0, 2, 49)];
         let mut guard = EniGuard::new(rules_rx, FilterConfig::default(), &enis, &ips, 8500, None).unwrap();
-        let syn = |src_port| PacketFacts {
-            src: Ipv4Addr::new(10, 0, 1, 10),
-            dst: ips[0],
-            protocol: 6,
-            src_port,
-            dst_port: 443,
-            tcp_flags: 0x02,
-            len: 60,
-        };
+        // sample::SYN is 10.0.1.10 → 10.0.1.49:443, a client of ENI 0.
+        assert_eq!(sample::SYN.dst, ips[0]);
+        let syn = |src_port| PacketMeta { src_port, ..sample::SYN };
         let now = Instant::now();
         assert!(guard.judge(now, 0, Direction::Ingress, &syn(40000)));
         // No loop turn in between: another queue's thread may be anywhere when a reload lands.
@@ -369,15 +352,7 @@ mod tests {
 
     #[test]
     fn superpackets_count_as_wire_packets() {
-        let f = |len| PacketFacts {
-            src: Ipv4Addr::LOCALHOST,
-            dst: Ipv4Addr::LOCALHOST,
-            protocol: 6,
-            src_port: 1,
-            dst_port: 2,
-            tcp_flags: 0x10,
-            len,
-        };
+        let f = |len| PacketMeta { len, ..sample::SYN };
         assert_eq!(wire_packets(&f(1500), 8500), (1, 1500));
         assert_eq!(wire_packets(&f(8500), 8500), (1, 8500));
         // 64 KiB of payload in 8448-byte segments: 8 segments, headers on each.

@@ -44,9 +44,10 @@ use crate::edge::upstream::UpstreamIo;
 use smoltcp::socket::tcp::{self, State};
 use tokio::sync::Notify;
 
-use privlink_core::packet::FlowKey;
+use privlink_core::flow::Direction;
+use privlink_core::flow::FlowKey;
 use privlink_core::policy::{FirstFlight, Gate, SniPolicy, StreamDenial, MAX_CLIENT_HELLO};
-use privlink_core::shaper::{Direction as ShapeDir, EniShaper, FlowShare, Grant};
+use privlink_core::shaper::{EniShaper, FlowShare, Grant};
 
 /// Index of a connection in the stack's table.
 pub type ConnId = usize;
@@ -327,7 +328,7 @@ impl<U: UpstreamIo> Conn<U> {
                 let mut later = false;
                 let sh = shaping.as_deref_mut();
                 match sock.recv(|ring| {
-                    let allowed = grant(sh, now, ShapeDir::ToService, ring.len(), &mut later);
+                    let allowed = grant(sh, now, Direction::Ingress, ring.len(), &mut later);
                     if allowed == 0 {
                         return (0, Ok((0, 0)));
                     }
@@ -337,7 +338,7 @@ impl<U: UpstreamIo> Conn<U> {
                     }
                 }) {
                     Ok(Ok(n)) => {
-                        refund(shaping.as_deref_mut(), ShapeDir::ToService, n.1 - n.0);
+                        refund(shaping.as_deref_mut(), Direction::Ingress, n.1 - n.0);
                         if later {
                             break;
                         }
@@ -345,7 +346,7 @@ impl<U: UpstreamIo> Conn<U> {
                         moved = true
                     }
                     Ok(Err((e, allowed))) => {
-                        refund(shaping.as_deref_mut(), ShapeDir::ToService, allowed);
+                        refund(shaping.as_deref_mut(), Direction::Ingress, allowed);
                         let blocked = e.kind() == io::ErrorKind::WouldBlock;
                         match self.after_error(
                             sock,
@@ -395,7 +396,7 @@ impl<U: UpstreamIo> Conn<U> {
             let mut later = false;
             let sh = shaping.as_deref_mut();
             match sock.send(|ring| {
-                let allowed = grant(sh, now, ShapeDir::ToClient, ring.len(), &mut later);
+                let allowed = grant(sh, now, Direction::Egress, ring.len(), &mut later);
                 if allowed == 0 {
                     return (0, Ok((usize::MAX, 0)));
                 }
@@ -406,7 +407,7 @@ impl<U: UpstreamIo> Conn<U> {
             }) {
                 Ok(Ok((usize::MAX, _))) => break,
                 Ok(Ok((n, allowed))) => {
-                    refund(shaping.as_deref_mut(), ShapeDir::ToClient, allowed - n);
+                    refund(shaping.as_deref_mut(), Direction::Egress, allowed - n);
                     if n == 0 {
                         sock.close();
                         if let ConnState::Relaying { to_client, .. } = &mut self.state {
@@ -421,7 +422,7 @@ impl<U: UpstreamIo> Conn<U> {
                     }
                 }
                 Ok(Err((e, allowed))) => {
-                    refund(shaping.as_deref_mut(), ShapeDir::ToClient, allowed);
+                    refund(shaping.as_deref_mut(), Direction::Egress, allowed);
                     let blocked = e.kind() == io::ErrorKind::WouldBlock;
                     match self.after_error(sock, &e, blocked && self.upstream.poll_read_ready(&mut cx).is_pending()) {
                         AfterError::Retry => {}
@@ -467,7 +468,7 @@ enum AfterError {
 }
 
 /// Gives back to the shaper bytes it granted that did not move.
-fn refund(shaping: Option<&mut Shaping<'_>>, dir: ShapeDir, unused: usize) {
+fn refund(shaping: Option<&mut Shaping<'_>>, dir: Direction, unused: usize) {
     if let Some(s) = shaping {
         s.shaper.refund(s.flow, dir, unused);
     }
@@ -475,7 +476,7 @@ fn refund(shaping: Option<&mut Shaping<'_>>, dir: ShapeDir, unused: usize) {
 
 /// Bytes the shaper lets move now (all of `want` when unshaped); sets `later`
 /// when it said to come back.
-fn grant(shaping: Option<&mut Shaping<'_>>, now: Instant, dir: ShapeDir, want: usize, later: &mut bool) -> usize {
+fn grant(shaping: Option<&mut Shaping<'_>>, now: Instant, dir: Direction, want: usize, later: &mut bool) -> usize {
     let Some(s) = shaping else { return want };
     match s.shaper.poll_grant(now, s.flow, dir, want) {
         Grant::Now(n) => n,

@@ -17,8 +17,8 @@ use std::io;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use privlink_core::flow::FlowKey;
 use privlink_core::model::Upstream;
-use privlink_core::packet::FlowKey;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 

@@ -19,6 +19,13 @@ pub struct Cidr {
 }
 
 impl Cidr {
+    /// `0.0.0.0/0`, the whole IPv4 space.
+    pub const ANY: Cidr = Cidr { base: 0, prefix: 0 };
+
+    /// A /32 block holding one address.
+    pub fn host(addr: Ipv4Addr) -> Cidr {
+        Cidr { base: u32::from(addr), prefix: 32 }
+    }
     /// Builds a CIDR, refusing host bits set below the prefix.
     pub fn new(addr: Ipv4Addr, prefix: u8) -> Option<Cidr> {
         if prefix > 32 {
@@ -100,5 +107,54 @@ impl<'de> Deserialize<'de> for Cidr {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Cidr, D::Error> {
         let s = String::deserialize(d)?;
         s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cidr(s: &str) -> Cidr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn cidr_parse_and_contains() {
+        let c = cidr("10.0.1.0/24");
+        assert!(c.contains("10.0.1.200".parse().unwrap()));
+        assert!(!c.contains("10.0.2.1".parse().unwrap()));
+        assert!(cidr("10.0.0.0/16").contains_cidr(&c));
+        assert!(!c.contains_cidr(&cidr("10.0.0.0/16")));
+        assert!(c.overlaps(&cidr("10.0.0.0/16")));
+        assert!("10.0.1.1/24".parse::<Cidr>().unwrap_err().contains("did you mean 10.0.1.0/24"));
+        assert!("10.0.1.0/33".parse::<Cidr>().is_err());
+        assert_eq!(cidr("0.0.0.0/0").size(), 1 << 32);
+    }
+
+    #[test]
+    fn text_round_trips_and_bad_blocks_are_refused() {
+        for s in ["10.0.0.0/16", "0.0.0.0/0", "10.0.1.49/32", "192.0.2.0/24"] {
+            assert_eq!(cidr(s).to_string(), s);
+        }
+        for s in ["10.0.0.1/16", "10.0.0.0/33", "10.0.0.0", "10.0.0/8", "x/8", "10.0.0.0/-1"] {
+            assert!(s.parse::<Cidr>().is_err(), "{s} should be rejected");
+        }
+        assert_eq!(Cidr::ANY, cidr("0.0.0.0/0"));
+        assert!(Cidr::ANY.contains(Ipv4Addr::BROADCAST));
+        assert_eq!(Cidr::host(Ipv4Addr::new(10, 0, 1, 49)), cidr("10.0.1.49/32"));
+        assert_eq!(cidr("10.0.0.0/16").mask(), 0xffff_0000);
+        assert_eq!(Cidr::ANY.mask(), 0);
+    }
+
+    #[test]
+    fn five_reserved_addresses() {
+        let c = cidr("10.0.1.0/24");
+        let reserved: Vec<_> = (0..256).filter_map(|n| c.nth(n)).filter(|ip| c.is_reserved(*ip)).collect();
+        let want: Vec<Ipv4Addr> =
+            ["10.0.1.0", "10.0.1.1", "10.0.1.2", "10.0.1.3", "10.0.1.255"].iter().map(|s| s.parse().unwrap()).collect();
+        assert_eq!(reserved, want);
+        assert_eq!(c.assignable().next(), Some("10.0.1.4".parse().unwrap()));
+        assert_eq!(c.assignable().count(), 251);
+        assert_eq!(cidr("10.0.1.0/28").assignable().count(), 11);
     }
 }

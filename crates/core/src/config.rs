@@ -19,9 +19,10 @@ use toml::Spanned;
 use crate::catalog::{self, ServiceInfo};
 use crate::cidr::Cidr;
 use crate::filter::{
-    ConntrackTimeouts, GroupMembers, Ipv4Cidr, NaclEntry, NetworkAcl, PortRange, PrefixList, Protocol, RuleAction,
-    RuleNumber, RuleSet, RuleSetConfig, SecurityGroup, SgPeer, SgRule, DEFAULT_GROUP_ID,
+    ConntrackTimeouts, GroupMembers, NaclEntry, NetworkAcl, PortRange, PrefixList, Protocol, RuleAction, RuleNumber,
+    RuleSet, RuleSetConfig, SecurityGroup, SgPeer, SgRule, DEFAULT_GROUP_ID,
 };
+use crate::model::{Bandwidth, Subnet, Vpc};
 use crate::policy::PolicyDocument;
 use crate::shaper::{ByteSize, Rate};
 
@@ -104,68 +105,12 @@ pub struct FlowLogs {
     pub account_id: String,
 }
 
-/// An endpoint's bandwidth per ENI: AWS gives 10 Gbit/s per AZ, scaling up under load.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Bandwidth {
-    /// The rate (and the starting rate when autoscaling).
-    pub rate: Rate,
-    /// Bytes a connection may send at once above the rate.
-    pub burst: ByteSize,
-    /// With autoscaling: the most the rate may step up to.
-    pub max: Option<Rate>,
-}
-
 /// `[dns]`: what the VPC resolver does with names outside the private zones.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dns {
     /// Upstream resolvers. `None`: the host's `/etc/resolv.conf`; empty: privacy
     /// mode, where such names are REFUSED and nothing leaks.
     pub forward: Option<Vec<SocketAddr>>,
-}
-
-/// `[vpc]`.
-#[derive(Debug, Clone)]
-pub struct Vpc {
-    /// `vpc-…` id.
-    pub id: String,
-    /// The VPC CIDR.
-    pub cidr: Cidr,
-    /// AWS region, e.g. `us-east-1`.
-    pub region: String,
-    /// Network namespace that plays the VPC.
-    pub netns: String,
-    /// Name of the TUN device (the ENI) inside the namespace.
-    pub tun: String,
-    /// enableDnsSupport.
-    pub dns_support: bool,
-    /// enableDnsHostnames.
-    pub dns_hostnames: bool,
-    /// The ENI MTU.
-    pub mtu: u32,
-    /// TUN queues, each with its own thread and stack; `None`: one per CPU.
-    pub queues: Option<usize>,
-    /// The namespace side of the TUN: VPC base + 1, the VPC router.
-    pub router: Ipv4Addr,
-}
-
-impl Vpc {
-    /// The Amazon-provided DNS addresses: VPC base + 2 and 169.254.169.253.
-    pub fn resolvers(&self) -> [Ipv4Addr; 2] {
-        [self.cidr.nth(2).expect("a VPC CIDR has at least 4 addresses"), Ipv4Addr::new(169, 254, 169, 253)]
-    }
-}
-
-/// `[[subnet]]`.
-#[derive(Debug, Clone)]
-pub struct Subnet {
-    /// Subnet id as written.
-    pub id: String,
-    /// Its CIDR, inside the VPC's.
-    pub cidr: Cidr,
-    /// Its availability zone.
-    pub az: String,
-    /// Its network ACL; `None`: the VPC's default NACL (allows everything).
-    pub network_acl: Option<String>,
 }
 
 /// `[[endpoint]]`, validated.
@@ -240,7 +185,8 @@ struct RawSecurityGroup {
 struct RawSgRule {
     protocol: Protocol,
     ports: Option<PortRange>,
-    cidr: Option<Ipv4Cidr>,
+    #[serde(default, deserialize_with = "rule_cidr::optional")]
+    cidr: Option<Cidr>,
     group: Option<String>,
     prefix_list: Option<String>,
 }
@@ -261,7 +207,8 @@ struct RawNaclEntry {
     rule: u32,
     protocol: Protocol,
     ports: Option<PortRange>,
-    cidr: Ipv4Cidr,
+    #[serde(deserialize_with = "rule_cidr::one")]
+    cidr: Cidr,
     action: RuleAction,
 }
 
@@ -269,7 +216,32 @@ struct RawNaclEntry {
 #[serde(deny_unknown_fields)]
 struct RawPrefixList {
     id: String,
-    cidrs: Vec<Ipv4Cidr>,
+    #[serde(deserialize_with = "rule_cidr::many")]
+    cidrs: Vec<Cidr>,
+}
+
+/// Rule CIDRs (security group rules, NACL entries, prefix lists) are read
+/// with the filter's parser, so a bad one gets the rule error
+/// ([`crate::filter::ParseRuleError::Cidr`]), as every rule field does.
+mod rule_cidr {
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer};
+
+    use crate::cidr::Cidr;
+    use crate::filter::parse_rule_cidr;
+
+    pub(super) fn one<'de, D: Deserializer<'de>>(d: D) -> Result<Cidr, D::Error> {
+        parse_rule_cidr(&String::deserialize(d)?).map_err(D::Error::custom)
+    }
+
+    pub(super) fn optional<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cidr>, D::Error> {
+        Option::<String>::deserialize(d)?.map(|s| parse_rule_cidr(&s).map_err(D::Error::custom)).transpose()
+    }
+
+    pub(super) fn many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Cidr>, D::Error> {
+        let texts = Vec::<String>::deserialize(d)?;
+        texts.iter().map(|s| parse_rule_cidr(s).map_err(D::Error::custom)).collect()
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -416,12 +388,8 @@ impl Config {
             .flat_map(|e| e.subnets.iter().map(move |&si| (e, si)))
             .enumerate()
             .map(|(index, (e, si))| {
-                crate::model::eni_rules(
-                    index,
-                    subnets[si].cidr.nth(4).unwrap_or(subnets[si].cidr.base()),
-                    &subnets[si],
-                    &e.security_groups,
-                )
+                let subnet = &subnets[si];
+                subnet.eni_rules(index, subnet.cidr.nth(4).unwrap_or(subnet.cidr.base()), &e.security_groups)
             })
             .collect();
         if let Err(e) = RuleSet::build(&rules) {
@@ -1156,6 +1124,47 @@ upstream = "127.0.0.1:8443"
         assert!(e.contains("subnet[0].network_acl: no [[network_acl]] with id acl-y"), "{e}");
         let e = err(&GOOD.replace("region = \"us-east-1\"", "region = \"us-east-1\"\ntcp_established_timeout = 30"));
         assert!(e.contains("60 to 432000"), "{e}");
+    }
+
+    #[test]
+    fn bad_rule_cidrs_get_the_rule_error_and_line() {
+        // The filter's rule message, on the line toml names: the value's, or
+        // for a list the key's (`at`).
+        let check = |rules: &str, bad: &str, at: &str| {
+            let text = format!("{GOOD}{rules}");
+            let line = text[..text.find(at).unwrap()].matches('\n').count() + 1;
+            let want = format!("invalid CIDR block {bad:?}: expected a.b.c.d/n (n ≤ 32) with no host bits set");
+            assert_eq!(err(&text), format!("lab.toml:{line}: {want}"));
+        };
+        let sg = r#"
+[[security_group]]
+id = "sg-a"
+[[security_group.ingress]]
+protocol = "tcp"
+cidr = "10.0.0.1/16"
+"#;
+        check(sg, "10.0.0.1/16", r#"cidr = "10.0.0.1/16""#);
+        let acl = r#"
+[[network_acl]]
+id = "acl-x"
+[[network_acl.ingress]]
+rule = 100
+protocol = "all"
+cidr = "10.0.0.0/33"
+action = "allow"
+"#;
+        check(acl, "10.0.0.0/33", r#"cidr = "10.0.0.0/33""#);
+        let list = r#"
+[[prefix_list]]
+id = "pl-a"
+cidrs = [
+  "10.0.0.0/8",
+  "x/8",
+]
+"#;
+        check(list, "x/8", "cidrs = [");
+        // The VPC's and subnets' blocks keep their own, more specific, message.
+        assert!(err(&GOOD.replace("10.0.2.0/24", "10.0.2.1/24")).contains("did you mean 10.0.2.0/24"));
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! - One record per flow per capture window: "A flow log record represents
 //!   a network flow in your VPC", aggregated over the "maximum aggregation
 //!   interval" (60 s or 600 s at AWS; here any of 1..=600 s, 1 for tests).
-//!   A flow is (interface, srcaddr, dstaddr, srcport, dstport, protocol,
+//!   A flow is (interface, [`FlowKey`], [`Direction`], action), which is
+//!   AWS's (interface, srcaddr, dstaddr, srcport, dstport, protocol,
 //!   action): the two directions of a connection are two records, and a
 //!   request accepted while its NACL-denied reply is rejected gives an
 //!   ACCEPT and a REJECT record, as at AWS.
@@ -42,7 +43,9 @@ use std::fmt;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use crate::filter::{Action, PacketFacts, SeededState};
+use crate::filter::Action;
+use crate::flow::{Direction, FlowKey, SeededState};
+use crate::packet::PacketMeta;
 
 /// Flow log settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -150,20 +153,18 @@ impl fmt::Display for FlowLogRecord {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct InterfaceHandle(u32);
 
+/// What one record aggregates: a flow, one way, on one interface, with one verdict.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct FlowKey {
+struct LoggedFlow {
     iface: u32,
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
-    src_port: u16,
-    dst_port: u16,
-    protocol: u8,
+    flow: FlowKey,
+    dir: Direction,
     accept: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
 struct FlowStats {
-    key: FlowKey,
+    key: LoggedFlow,
     packets: u64,
     bytes: u64,
     first: u64,
@@ -180,7 +181,7 @@ pub struct FlowLog {
     /// Start of the open window (a multiple of `interval`), if any.
     window: Option<u64>,
     flows: Vec<FlowStats>,
-    index: HashMap<FlowKey, u32, SeededState>,
+    index: HashMap<LoggedFlow, u32, SeededState>,
     /// Per interface: packets not kept in the open window.
     skipped: Vec<u64>,
     skipped_total: u64,
@@ -228,21 +229,22 @@ impl FlowLog {
         h
     }
 
-    /// Counts one packet judged `action` on `iface` at `now_unix_secs`.
-    pub fn record(&mut self, now_unix_secs: u64, iface: InterfaceHandle, facts: &PacketFacts, action: Action) {
-        self.record_segments(now_unix_secs, iface, facts, action, 1, u64::from(facts.len));
+    /// Counts one packet crossing `iface` in `dir`, judged `action`, at Unix second `unix`.
+    pub fn record(&mut self, unix: u64, iface: InterfaceHandle, dir: Direction, packet: &PacketMeta, action: Action) {
+        self.record_segments(unix, iface, dir, packet, action, (1, u64::from(packet.len)));
     }
 
-    /// Counts `packets` packets of `bytes` bytes in all, judged `action`: a
-    /// TCP superpacket that offload hands over whole stands for several on the wire.
+    /// Counts `packet` as `wire.0` packets of `wire.1` bytes in all, judged
+    /// `action`: a TCP superpacket that offload hands over whole stands for
+    /// several on the wire.
     pub fn record_segments(
         &mut self,
         now_unix_secs: u64,
         iface: InterfaceHandle,
-        facts: &PacketFacts,
+        dir: Direction,
+        packet: &PacketMeta,
         action: Action,
-        packets: u64,
-        bytes: u64,
+        (packets, bytes): (u64, u64),
     ) {
         let start = now_unix_secs - now_unix_secs % self.interval;
         match self.window {
@@ -253,15 +255,7 @@ impl FlowLog {
             Some(_) => {}
             None => self.window = Some(start),
         }
-        let key = FlowKey {
-            iface: iface.0,
-            src: facts.src,
-            dst: facts.dst,
-            src_port: facts.src_port,
-            dst_port: facts.dst_port,
-            protocol: facts.protocol,
-            accept: action == Action::Accept,
-        };
+        let key = LoggedFlow { iface: iface.0, flow: packet.flow_in(dir), dir, accept: action == Action::Accept };
         if let Some(&i) = self.index.get(&key) {
             let s = &mut self.flows[i as usize];
             s.packets += packets;
@@ -304,15 +298,16 @@ impl FlowLog {
         let Some(w) = self.window else { return };
         for s in self.flows.drain(..) {
             let k = s.key;
+            let (src, dst) = k.flow.ends(k.dir);
             self.ready.push_back(FlowLogRecord {
                 account_id: self.account_id.clone(),
                 interface_id: self.interfaces[k.iface as usize].clone(),
                 traffic: Some(FlowTraffic {
-                    src: k.src,
-                    dst: k.dst,
-                    src_port: k.src_port,
-                    dst_port: k.dst_port,
-                    protocol: k.protocol,
+                    src: src.0,
+                    dst: dst.0,
+                    src_port: src.1,
+                    dst_port: dst.1,
+                    protocol: k.flow.protocol,
                     packets: s.packets,
                     bytes: s.bytes,
                     action: if k.accept { Action::Accept } else { Action::Reject },
@@ -344,19 +339,20 @@ impl FlowLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::filter::{PROTO_TCP, TCP_ACK};
+    use crate::flow::Direction::{Egress, Ingress};
+    use crate::packet::{sample, tcp_flags};
 
     const ENI: &str = "eni-1235b8ca123456789";
 
-    /// AWS's documentation example flow: 172.31.16.139:20641 → 172.31.16.21:22.
-    const SSH: PacketFacts = PacketFacts {
+    /// AWS's documentation example flow, toward the ENI: 172.31.16.139:20641 → 172.31.16.21:22.
+    const SSH: PacketMeta = PacketMeta {
         src: Ipv4Addr::new(172, 31, 16, 139),
         dst: Ipv4Addr::new(172, 31, 16, 21),
-        protocol: PROTO_TCP,
         src_port: 20641,
         dst_port: 22,
-        tcp_flags: TCP_ACK,
+        tcp_flags: tcp_flags::ACK,
         len: 200,
+        ..sample::SYN
     };
 
     fn log(interval_secs: u32, max_flows: usize) -> FlowLog {
@@ -416,7 +412,7 @@ mod tests {
         // 20 packets summing to 4249 bytes between T and T + 38.
         for i in 0..20u64 {
             let len = if i == 19 { 4249 - 19 * 200 } else { 200 };
-            l.record(T + 2 * i, eni, &PacketFacts { len, ..SSH }, Action::Accept);
+            l.record(T + 2 * i, eni, Ingress, &PacketMeta { len, ..SSH }, Action::Accept);
         }
         assert_eq!(drain(&mut l, T + 59), Vec::<String>::new(), "window still open");
         assert_eq!(l.poll_timeout(), Some(T + 60));
@@ -434,11 +430,11 @@ mod tests {
         let a = l.interface("eni-a");
         let b = l.interface("eni-b");
         assert_eq!(l.interface("eni-a"), a, "interning returns the same handle");
-        let back = PacketFacts { src: SSH.dst, dst: SSH.src, src_port: 22, dst_port: 20641, len: 100, ..SSH };
-        l.record(120, a, &SSH, Action::Accept);
-        l.record(121, a, &back, Action::Reject); // e.g. the NACL denied the reply
-        l.record(122, b, &SSH, Action::Accept);
-        l.record(123, a, &SSH, Action::Accept);
+        let back = PacketMeta { src: SSH.dst, dst: SSH.src, src_port: 22, dst_port: 20641, len: 100, ..SSH };
+        l.record(120, a, Ingress, &SSH, Action::Accept);
+        l.record(121, a, Egress, &back, Action::Reject); // e.g. the NACL denied the reply
+        l.record(122, b, Ingress, &SSH, Action::Accept);
+        l.record(123, a, Ingress, &SSH, Action::Accept);
         assert_eq!(
             drain(&mut l, 180),
             [
@@ -453,16 +449,16 @@ mod tests {
     fn window_rollover_emits_the_closed_window_only() {
         let mut l = log(60, 100);
         let eni = l.interface(ENI);
-        l.record(100, eni, &SSH, Action::Accept); // window [60, 120)
-        l.record(119, eni, &SSH, Action::Accept);
-        l.record(120, eni, &SSH, Action::Accept); // window [120, 180)
+        l.record(100, eni, Ingress, &SSH, Action::Accept); // window [60, 120)
+        l.record(119, eni, Ingress, &SSH, Action::Accept);
+        l.record(120, eni, Ingress, &SSH, Action::Accept); // window [120, 180)
         assert_eq!(
             drain(&mut l, 125),
             ["2 123456789010 eni-1235b8ca123456789 172.31.16.139 172.31.16.21 20641 22 6 2 400 100 119 ACCEPT OK"]
         );
-        l.record(179, eni, &SSH, Action::Accept);
+        l.record(179, eni, Ingress, &SSH, Action::Accept);
         // A packet after a quiet gap closes the old window, not counted into it.
-        l.record(400, eni, &SSH, Action::Accept);
+        l.record(400, eni, Ingress, &SSH, Action::Accept);
         assert_eq!(
             drain(&mut l, 401),
             ["2 123456789010 eni-1235b8ca123456789 172.31.16.139 172.31.16.21 20641 22 6 2 400 120 179 ACCEPT OK"]
@@ -474,8 +470,8 @@ mod tests {
     fn one_second_windows_for_tests() {
         let mut l = log(1, 100);
         let eni = l.interface(ENI);
-        l.record(10, eni, &SSH, Action::Reject);
-        l.record(11, eni, &SSH, Action::Reject);
+        l.record(10, eni, Ingress, &SSH, Action::Reject);
+        l.record(11, eni, Ingress, &SSH, Action::Reject);
         let out = drain(&mut l, 12);
         assert_eq!(out.len(), 2);
         assert!(out[0].ends_with(" 6 1 200 10 10 REJECT OK"), "{}", out[0]);
@@ -488,11 +484,11 @@ mod tests {
         let a = l.interface("eni-a");
         let b = l.interface("eni-b");
         for port in [1, 2, 3, 4] {
-            l.record(60, a, &PacketFacts { src_port: port, ..SSH }, Action::Accept);
+            l.record(60, a, Ingress, &PacketMeta { src_port: port, ..SSH }, Action::Accept);
         }
-        l.record(61, b, &SSH, Action::Accept);
+        l.record(61, b, Ingress, &SSH, Action::Accept);
         // Existing flows still count when the window is full.
-        l.record(62, a, &PacketFacts { src_port: 1, ..SSH }, Action::Accept);
+        l.record(62, a, Ingress, &PacketMeta { src_port: 1, ..SSH }, Action::Accept);
         assert_eq!(l.skipped_packets(), 3);
         let out = drain(&mut l, 120);
         assert_eq!(
@@ -505,7 +501,7 @@ mod tests {
             ]
         );
         // The next window starts empty: room again, no SKIPDATA.
-        l.record(130, b, &SSH, Action::Accept);
+        l.record(130, b, Ingress, &SSH, Action::Accept);
         assert_eq!(drain(&mut l, 180).len(), 1);
     }
 
@@ -549,16 +545,8 @@ mod tests {
         let mut l = log(60, 100);
         let eni = l.interface("eni-0b16f0581c8ac6877");
         let t0 = std::time::Instant::now();
-        let syn = PacketFacts {
-            src: Ipv4Addr::new(10, 0, 2, 10),
-            dst: Ipv4Addr::new(10, 0, 1, 49),
-            protocol: PROTO_TCP,
-            src_port: 40000,
-            dst_port: 443,
-            tcp_flags: TCP_SYN,
-            len: 60,
-        };
-        let syn_ack = PacketFacts {
+        let syn = PacketMeta { src: Ipv4Addr::new(10, 0, 2, 10), len: 60, ..sample::SYN };
+        let syn_ack = PacketMeta {
             src: syn.dst,
             dst: syn.src,
             src_port: 443,
@@ -566,11 +554,9 @@ mod tests {
             tcp_flags: TCP_SYN | TCP_ACK,
             ..syn
         };
-        for (i, (dir, p)) in
-            [(Direction::Ingress, syn), (Direction::Egress, syn_ack), (Direction::Ingress, syn)].iter().enumerate()
-        {
+        for (i, (dir, p)) in [(Ingress, syn), (Egress, syn_ack), (Ingress, syn)].iter().enumerate() {
             let d = f.handle_packet(t0, 0, *dir, p);
-            l.record(600 + i as u64, eni, p, d.action);
+            l.record(600 + i as u64, eni, *dir, p, d.action);
         }
         assert_eq!(
             drain(&mut l, 660),

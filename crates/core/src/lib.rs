@@ -90,11 +90,13 @@ macro_rules! counters_add {
 }
 
 pub mod admission;
+pub mod allocation;
 pub mod catalog;
 pub mod cidr;
 pub mod config;
 pub mod dns;
 pub mod filter;
+pub mod flow;
 pub mod flowlog;
 pub mod model;
 pub mod packet;

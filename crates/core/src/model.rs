@@ -1,4 +1,11 @@
-//! The EC2 model: CIDRs, ids, ENIs and their IPs, and the plan a config becomes.
+//! The EC2 model: the VPC, its subnets, endpoints with their ENIs and IPs:
+//! the plan a config becomes, and the one source every run-time view is
+//! derived from.
+//!
+//! The config file declares a [`Vpc`], [`Subnet`]s and endpoint specs; the
+//! [`Plan`] ([`Plan::make`]) holds the [`Endpoint`]s with their ids and
+//! ENIs. The filter's rules, the private zone and the data path's settings
+//! are all read from the plan.
 //!
 //! AWS: "The first four IP addresses and the last IP address in each subnet
 //! CIDR block are not available for you to use." An ENI's private IP comes
@@ -14,17 +21,77 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::ServiceInfo;
 use crate::cidr::Cidr;
-use crate::config::{Config, Subnet, Vpc};
+use crate::filter::{EniRules, RuleSet, RuleSetConfig, RuleSetError, SgPeer};
+use crate::shaper::{ByteSize, Rate};
 
-/// The filter's view of one ENI: its address, its subnet (and the subnet's NACL), its groups.
-pub fn eni_rules(index: usize, ip: Ipv4Addr, subnet: &Subnet, security_groups: &[String]) -> crate::filter::EniRules {
-    crate::filter::EniRules {
-        index,
-        ip,
-        subnet: crate::filter::Ipv4Cidr::new(subnet.cidr.base(), subnet.cidr.prefix()).expect("a valid CIDR"),
-        security_groups: security_groups.to_vec(),
-        network_acl: subnet.network_acl.clone(),
+/// The VPC (the config's `[vpc]`): the network namespace plays it.
+#[derive(Debug, Clone)]
+pub struct Vpc {
+    /// `vpc-…` id.
+    pub id: String,
+    /// The VPC CIDR.
+    pub cidr: Cidr,
+    /// AWS region, e.g. `us-east-1`.
+    pub region: String,
+    /// Network namespace that plays the VPC.
+    pub netns: String,
+    /// Name of the TUN device (the ENI) inside the namespace.
+    pub tun: String,
+    /// enableDnsSupport.
+    pub dns_support: bool,
+    /// enableDnsHostnames.
+    pub dns_hostnames: bool,
+    /// The ENI MTU.
+    pub mtu: u32,
+    /// TUN queues, each with its own thread and stack; `None`: one per CPU.
+    pub queues: Option<usize>,
+    /// The namespace side of the TUN: VPC base + 1, the VPC router.
+    pub router: Ipv4Addr,
+}
+
+impl Vpc {
+    /// The Amazon-provided DNS addresses: VPC base + 2 and 169.254.169.253.
+    pub fn resolvers(&self) -> [Ipv4Addr; 2] {
+        [self.cidr.nth(2).expect("a VPC CIDR has at least 4 addresses"), Ipv4Addr::new(169, 254, 169, 253)]
     }
+}
+
+/// A subnet of the VPC (the config's `[[subnet]]`): one AZ's address range.
+#[derive(Debug, Clone)]
+pub struct Subnet {
+    /// Subnet id as written.
+    pub id: String,
+    /// Its CIDR, inside the VPC's.
+    pub cidr: Cidr,
+    /// Its availability zone.
+    pub az: String,
+    /// Its network ACL; `None`: the VPC's default NACL (allows everything).
+    pub network_acl: Option<String>,
+}
+
+impl Subnet {
+    /// The filter's view of an ENI at `ip` in this subnet with `security_groups`:
+    /// its address, the subnet's range and network ACL, its groups.
+    pub(crate) fn eni_rules(&self, index: usize, ip: Ipv4Addr, security_groups: &[String]) -> EniRules {
+        EniRules {
+            index,
+            ip,
+            subnet: self.cidr,
+            security_groups: security_groups.to_vec(),
+            network_acl: self.network_acl.clone(),
+        }
+    }
+}
+
+/// An endpoint's bandwidth per ENI: AWS gives 10 Gbit/s per AZ, scaling up under load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bandwidth {
+    /// The rate (and the starting rate when autoscaling).
+    pub rate: Rate,
+    /// Bytes a connection may send at once above the rate.
+    pub burst: ByteSize,
+    /// With autoscaling: the most the rate may step up to.
+    pub max: Option<Rate>,
 }
 
 /// Makes AWS-shaped ids (`vpce-`, `eni-` + 17 hex digits) from caller-supplied randomness.
@@ -63,7 +130,7 @@ pub struct EniState {
 /// Everything privlink remembers between runs.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct State {
-    /// By [`crate::config::EndpointSpec::state_key`].
+    /// By the endpoint's state key: its id when the config gives one, else its service name.
     pub endpoints: BTreeMap<String, EndpointState>,
 }
 
@@ -98,6 +165,12 @@ pub struct Eni {
 }
 
 /// An interface endpoint as planned: ids, ENIs, where its traffic goes.
+///
+/// This is the one authoritative endpoint. The config's endpoint spec is
+/// only its input (what the file says, before ids and IPs are allocated);
+/// every other view of an endpoint (the filter's ENI rules from
+/// [`Plan::eni_rules`], the private zone's records, the data path's
+/// per-endpoint settings) is derived from this one and never edited apart.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
     /// `vpce-…` id.
@@ -119,7 +192,7 @@ pub struct Endpoint {
     /// Security groups on its ENIs (empty: the VPC default group).
     pub security_groups: Vec<String>,
     /// Shaping per ENI, if any.
-    pub bandwidth: Option<crate::config::Bandwidth>,
+    pub bandwidth: Option<Bandwidth>,
     /// Server names accepted besides the endpoint's own.
     pub allowed_sni: Vec<String>,
     /// Carry streams that do not start with a TLS ClientHello.
@@ -143,8 +216,9 @@ pub struct Plan {
     pub subnets: Vec<Subnet>,
     /// Endpoints with their ENIs.
     pub endpoints: Vec<Endpoint>,
-    /// Security groups, NACLs, prefix lists, group members (ENIs not filled in).
-    pub rules: crate::filter::RuleSetConfig,
+    /// Security groups, NACLs, prefix lists, group members (ENIs not filled
+    /// in: [`Plan::eni_rules`] derives them).
+    pub rules: RuleSetConfig,
 }
 
 /// Why a plan cannot be made.
@@ -206,107 +280,6 @@ impl Endpoint {
 }
 
 impl Plan {
-    /// Turns a config into a plan, reusing and extending `state` (ids and IPs are
-    /// allocated once and kept). `random` supplies fresh randomness for new ids.
-    pub fn make(config: &Config, state: &mut State, mut random: impl FnMut() -> [u8; 9]) -> Result<Plan, PlanError> {
-        // Drop what the config no longer names, so a deleted endpoint frees its IPs.
-        let keys: Vec<String> = config.endpoints.iter().map(|e| e.state_key()).collect();
-        state.endpoints.retain(|k, _| keys.contains(k));
-
-        let mut taken: Vec<Ipv4Addr> = config.endpoints.iter().flat_map(|e| e.ips.values().copied()).collect();
-        for es in state.endpoints.values() {
-            taken.extend(es.enis.values().map(|e| e.ip));
-        }
-
-        let mut endpoints = Vec::with_capacity(config.endpoints.len());
-        for spec in &config.endpoints {
-            let st = state.endpoints.entry(spec.state_key()).or_default();
-            if let Some(id) = &spec.id {
-                st.id = id.clone();
-            } else if st.id.is_empty() {
-                st.id = make_id("vpce", random());
-            }
-            if st.suffix.is_empty() {
-                let r = random();
-                st.suffix = crate::catalog::random_suffix(r[..8].try_into().expect("8 bytes"));
-            }
-            let mut enis = Vec::with_capacity(spec.subnets.len());
-            for &si in &spec.subnets {
-                let subnet = &config.subnets[si];
-                let fixed = spec.ips.get(&si).copied();
-                let kept =
-                    st.enis.get(&subnet.id).filter(|e| subnet.cidr.contains(e.ip) && fixed.is_none_or(|f| f == e.ip));
-                let eni = match kept {
-                    Some(e) => e.clone(),
-                    None => {
-                        let ip = match fixed {
-                            Some(ip) => ip,
-                            None => subnet.cidr.assignable().find(|ip| !taken.contains(ip)).ok_or_else(|| {
-                                PlanError::SubnetFull {
-                                    subnet: subnet.id.clone(),
-                                    cidr: subnet.cidr,
-                                    endpoint: st.id.clone(),
-                                }
-                            })?,
-                        };
-                        taken.push(ip);
-                        let old_id = st.enis.get(&subnet.id).map(|e| e.id.clone());
-                        EniState { id: old_id.unwrap_or_else(|| make_id("eni", random())), ip }
-                    }
-                };
-                st.enis.insert(subnet.id.clone(), eni.clone());
-                enis.push(Eni {
-                    id: eni.id,
-                    subnet: subnet.id.clone(),
-                    subnet_cidr: subnet.cidr,
-                    az: subnet.az.clone(),
-                    ip: eni.ip,
-                });
-            }
-            let names: Vec<&String> = spec.subnets.iter().map(|&si| &config.subnets[si].id).collect();
-            st.enis.retain(|k, _| names.contains(&k));
-
-            let upstream = match &spec.upstream {
-                Some(u) => {
-                    let (h, p) = crate::config::parse_host_port(u).expect("validated");
-                    Upstream { host: h.to_string(), port: p }
-                }
-                None => Upstream {
-                    host: spec
-                        .service_info
-                        .default_dns_names
-                        .iter()
-                        .find(|n| !n.starts_with('*'))
-                        .ok_or_else(|| PlanError::NoUpstream {
-                            endpoint: st.id.clone(),
-                            service: spec.service.clone(),
-                        })?
-                        .clone(),
-                    port: 443,
-                },
-            };
-            endpoints.push(Endpoint {
-                id: st.id.clone(),
-                service: spec.service.clone(),
-                private_dns: spec.private_dns,
-                service_info: spec.service_info.clone(),
-                dns_suffix: st.suffix.clone(),
-                enis,
-                upstream,
-                ports: spec.ports.clone(),
-                security_groups: spec.security_groups.clone(),
-                bandwidth: spec.bandwidth,
-                allowed_sni: spec.allowed_sni.clone(),
-                allow_non_tls: spec.allow_non_tls,
-                hello_timeout: spec.hello_timeout,
-                policy: spec.policy.clone(),
-                connect_timeout: spec.connect_timeout,
-                max_connections: spec.max_connections,
-            });
-        }
-        Ok(Plan { vpc: config.vpc.clone(), subnets: config.subnets.clone(), endpoints, rules: config.rules.clone() })
-    }
-
     /// The private hosted zones of every endpoint, compiled for the resolver.
     pub fn zone(&self) -> Result<crate::dns::Zone, crate::dns::DnsError> {
         let mut spec = crate::dns::ZoneSpec::default();
@@ -323,19 +296,22 @@ impl Plan {
         crate::dns::Zone::build(&spec)
     }
 
-    /// The compiled security groups and NACLs of every ENI; ENI `i` is the
-    /// `i`th of [`Plan::eni_ips`].
-    pub fn rule_set(&self) -> Result<crate::filter::RuleSet, crate::filter::RuleSetError> {
-        let mut cfg = self.rules.clone();
-        let mut index = 0;
-        for e in &self.endpoints {
-            for n in &e.enis {
+    /// The filter's view of every ENI: its address, its subnet's range and
+    /// network ACL, its endpoint's security groups. ENI `i` is the `i`th of
+    /// [`Plan::eni_ips`].
+    pub fn eni_rules(&self) -> Vec<EniRules> {
+        let enis = self.endpoints.iter().flat_map(|e| e.enis.iter().map(move |n| (e, n)));
+        enis.enumerate()
+            .map(|(index, (e, n))| {
                 let subnet = self.subnets.iter().find(|s| s.id == n.subnet).expect("ENIs are in known subnets");
-                cfg.enis.push(eni_rules(index, n.ip, subnet, &e.security_groups));
-                index += 1;
-            }
-        }
-        crate::filter::RuleSet::build(&cfg)
+                subnet.eni_rules(index, n.ip, &e.security_groups)
+            })
+            .collect()
+    }
+
+    /// The compiled security groups and NACLs of every ENI (of [`Plan::eni_rules`]).
+    pub fn rule_set(&self) -> Result<RuleSet, RuleSetError> {
+        RuleSet::build(&RuleSetConfig { enis: self.eni_rules(), ..self.rules.clone() })
     }
 
     /// What the data path is built from; a reload that changes it needs a restart.
@@ -406,9 +382,9 @@ impl fmt::Display for Plan {
             for (dir, rules) in [("ingress", &g.ingress), ("egress", &g.egress)] {
                 for r in rules {
                     let peer = match &r.peer {
-                        crate::filter::SgPeer::Cidr(c) => c.to_string(),
-                        crate::filter::SgPeer::Group(g) => g.clone(),
-                        crate::filter::SgPeer::PrefixList(p) => p.clone(),
+                        SgPeer::Cidr(c) => c.to_string(),
+                        SgPeer::Group(g) => g.clone(),
+                        SgPeer::PrefixList(p) => p.clone(),
                     };
                     writeln!(
                         f,
@@ -445,35 +421,6 @@ impl fmt::Display for Plan {
 mod tests {
     use super::*;
 
-    fn cidr(s: &str) -> Cidr {
-        s.parse().unwrap()
-    }
-
-    #[test]
-    fn cidr_parse_and_contains() {
-        let c = cidr("10.0.1.0/24");
-        assert!(c.contains("10.0.1.200".parse().unwrap()));
-        assert!(!c.contains("10.0.2.1".parse().unwrap()));
-        assert!(cidr("10.0.0.0/16").contains_cidr(&c));
-        assert!(!c.contains_cidr(&cidr("10.0.0.0/16")));
-        assert!(c.overlaps(&cidr("10.0.0.0/16")));
-        assert!("10.0.1.1/24".parse::<Cidr>().unwrap_err().contains("did you mean 10.0.1.0/24"));
-        assert!("10.0.1.0/33".parse::<Cidr>().is_err());
-        assert_eq!(cidr("0.0.0.0/0").size(), 1 << 32);
-    }
-
-    #[test]
-    fn five_reserved_addresses() {
-        let c = cidr("10.0.1.0/24");
-        let reserved: Vec<_> = (0..256).filter_map(|n| c.nth(n)).filter(|ip| c.is_reserved(*ip)).collect();
-        let want: Vec<Ipv4Addr> =
-            ["10.0.1.0", "10.0.1.1", "10.0.1.2", "10.0.1.3", "10.0.1.255"].iter().map(|s| s.parse().unwrap()).collect();
-        assert_eq!(reserved, want);
-        assert_eq!(c.assignable().next(), Some("10.0.1.4".parse().unwrap()));
-        assert_eq!(c.assignable().count(), 251);
-        assert_eq!(cidr("10.0.1.0/28").assignable().count(), 11);
-    }
-
     #[test]
     fn ids_look_like_aws() {
         let id = make_id("vpce", [0xab; 9]);
@@ -482,7 +429,9 @@ mod tests {
         assert_eq!(make_id("eni", [1; 9]).len(), 4 + 17);
     }
 
-    const CFG: &str = r#"
+    #[test]
+    fn the_filters_view_of_each_eni_is_read_from_the_plan() {
+        let text = r#"
 [vpc]
 cidr = "10.0.0.0/16"
 region = "us-east-1"
@@ -490,6 +439,7 @@ region = "us-east-1"
 id = "a"
 cidr = "10.0.1.0/24"
 az = "us-east-1a"
+network_acl = "acl-a"
 [[subnet]]
 id = "b"
 cidr = "10.0.2.0/28"
@@ -497,63 +447,34 @@ az = "us-east-1b"
 [[endpoint]]
 service = "com.amazonaws.us-east-1.ec2"
 subnets = ["a", "b"]
-ips = { "a" = "10.0.1.4" }
+security_groups = ["sg-x"]
 [[endpoint]]
 service = "com.amazonaws.us-east-1.sts"
-subnets = ["a"]
+subnets = ["b"]
+[[security_group]]
+id = "sg-x"
+[[network_acl]]
+id = "acl-a"
 "#;
-
-    fn counter() -> impl FnMut() -> [u8; 9] {
-        let mut n = 0u8;
-        move || {
-            n += 1;
-            [n; 9]
-        }
-    }
-
-    #[test]
-    fn allocation_skips_reserved_and_taken_and_is_kept() {
-        let config = Config::from_toml("t", CFG).unwrap();
-        let mut state = State::default();
-        let plan = Plan::make(&config, &mut state, counter()).unwrap();
-        let ips: Vec<String> = plan.eni_ips().map(|(ip, _)| ip.to_string()).collect();
-        assert_eq!(ips, ["10.0.1.4", "10.0.2.4", "10.0.1.5"]);
-        assert_eq!(plan.endpoints[0].upstream.to_string(), "ec2.us-east-1.amazonaws.com:443");
-
-        // A restart with the same state gives the same ids and IPs, and draws no randomness.
-        let mut again = state.clone();
-        let plan2 = Plan::make(&config, &mut again, || panic!("no new ids on restart")).unwrap();
-        assert_eq!(again, state);
-        assert_eq!(plan2.endpoints[1].enis, plan.endpoints[1].enis);
-        assert_eq!(plan2.endpoints[0].id, plan.endpoints[0].id);
-    }
-
-    #[test]
-    fn removed_endpoint_frees_its_ip() {
-        let config = Config::from_toml("t", CFG).unwrap();
-        let mut state = State::default();
-        Plan::make(&config, &mut state, counter()).unwrap();
-        let only_sts = CFG.replace(
-            "service = \"com.amazonaws.us-east-1.ec2\"\nsubnets = [\"a\", \"b\"]\nips = { \"a\" = \"10.0.1.4\" }",
-            "service = \"com.amazonaws.us-east-1.ssm\"\nsubnets = [\"b\"]",
-        );
-        let config2 = Config::from_toml("t", &only_sts).unwrap();
-        Plan::make(&config2, &mut state, counter()).unwrap();
-        assert!(!state.endpoints.contains_key("com.amazonaws.us-east-1.ec2"));
-        assert_eq!(
-            state.endpoints["com.amazonaws.us-east-1.sts"].enis["a"].ip,
-            "10.0.1.5".parse::<Ipv4Addr>().unwrap()
-        );
-    }
-
-    #[test]
-    fn full_subnet_is_an_error() {
-        let many: String = (0..12)
-            .map(|i| format!("[[endpoint]]\nid = \"vpce-0000000000000000{i:x}\"\nservice = \"com.amazonaws.us-east-1.ec2\"\nsubnets = [\"b\"]\n"))
+        let config = crate::config::Config::from_toml("t", text).unwrap();
+        let plan = Plan::make(&config, &mut State::default(), || [7; 9]).unwrap();
+        let got: Vec<_> = plan
+            .eni_rules()
+            .into_iter()
+            .map(|r| (r.index, r.ip, r.subnet.to_string(), r.network_acl, r.security_groups))
             .collect();
-        let text = format!("{}\n{many}", &CFG[..CFG.find("[[endpoint]]").unwrap()]);
-        let config = Config::from_toml("t", &text).unwrap();
-        let err = Plan::make(&config, &mut State::default(), counter()).unwrap_err();
-        assert!(matches!(err, PlanError::SubnetFull { .. }), "{err}");
+        let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+        let x = vec!["sg-x".to_string()];
+        assert_eq!(
+            got,
+            [
+                (0, ip("10.0.1.4"), "10.0.1.0/24".into(), Some("acl-a".into()), x.clone()),
+                (1, ip("10.0.2.4"), "10.0.2.0/28".into(), None, x),
+                (2, ip("10.0.2.5"), "10.0.2.0/28".into(), None, vec![]),
+            ]
+        );
+        let ips: Vec<Ipv4Addr> = plan.eni_ips().map(|(ip, _)| ip).collect();
+        assert_eq!(ips, got.iter().map(|r| r.1).collect::<Vec<_>>(), "ENI i is the ith of eni_ips");
+        assert!(plan.rule_set().unwrap().contains_eni(2));
     }
 }

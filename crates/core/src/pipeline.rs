@@ -25,7 +25,7 @@ pub enum Verdict {
         meta: PacketMeta,
         /// The endpoint owning the destination ENI.
         endpoint: usize,
-        /// The ENI (index into [`Pipeline::enis`], the order they were given in).
+        /// The ENI: its index in the list given to [`Pipeline::new`].
         eni: usize,
     },
     /// UDP port 53 to a resolver address (TCP 53 is a stream like any other: `ToStack`).

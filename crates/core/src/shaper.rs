@@ -16,7 +16,8 @@
 //!   nanoseconds at `r` bit/s adds exactly `r·dt` units: integer arithmetic,
 //!   no rounding, no drift after hours.
 //! - [`EniShaper`]: one per ENI, with one bucket per direction
-//!   ([`Direction::ToService`], [`Direction::ToClient`]), both independent.
+//!   ([`Direction::Ingress`], client → service, and [`Direction::Egress`],
+//!   service → client), both independent.
 //!   Connections register and get a [`FlowShare`]. Fairness does not depend on
 //!   the order in which the caller services connections: each direction keeps
 //!   a *virtual time* `V`, the bytes a backlogged flow would have received in
@@ -74,6 +75,8 @@ use std::fmt;
 use std::num::NonZeroU64;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
+
+use crate::flow::Direction;
 
 /// Token units per byte: tokens are kept in units of 1/(8·10⁹) byte, so
 /// `rate_bits_per_s × elapsed_ns` is an exact refill.
@@ -410,15 +413,6 @@ fn duration_from_nanos(nanos: u128) -> Duration {
 // The ENI shaper
 // ---------------------------------------------------------------------------
 
-/// Which way bytes move through the relay.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Direction {
-    /// Client → service (the relay reads the smoltcp socket, writes upstream).
-    ToService = 0,
-    /// Service → client (the relay reads upstream, writes the smoltcp socket).
-    ToClient = 1,
-}
-
 /// A registered connection's handle in an [`EniShaper`]; stale handles are harmless.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FlowShare {
@@ -433,12 +427,12 @@ impl FlowShare {
     }
 }
 
-/// Rate and burst of one direction of an ENI.
+/// Rate and burst of each direction of an ENI.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShaperConfig {
-    /// Client → service.
+    /// Client → service ([`Direction::Ingress`]).
     pub to_service: (Rate, ByteSize),
-    /// Service → client.
+    /// Service → client ([`Direction::Egress`]).
     pub to_client: (Rate, ByteSize),
 }
 
@@ -570,22 +564,22 @@ impl EniShaper {
 
     /// The bucket of one direction (rate, burst, tokens).
     pub fn bucket(&self, dir: Direction) -> &TokenBucket {
-        &self.dirs[dir as usize].bucket
+        &self.dirs[dir.index()].bucket
     }
 
     /// Most bytes a backlogged flow may run ahead of its fair share in `dir`.
     pub fn lead(&self, dir: Direction) -> u64 {
-        self.dirs[dir as usize].bucket.quantum()
+        self.dirs[dir.index()].bucket.quantum()
     }
 
     /// Changes one direction's rate (e.g. from [`Autoscaler`]).
     pub fn set_rate(&mut self, dir: Direction, rate: Rate) {
-        self.dirs[dir as usize].bucket.set_rate(rate);
+        self.dirs[dir.index()].bucket.set_rate(rate);
     }
 
     /// Whether the bucket cut a grant short since the last call (demand ≥ rate).
     pub fn take_saturated(&mut self, dir: Direction) -> bool {
-        std::mem::take(&mut self.dirs[dir as usize].saturated)
+        std::mem::take(&mut self.dirs[dir.index()].saturated)
     }
 
     /// How many bytes `flow` may move in `dir` now, or when to ask again.
@@ -596,7 +590,7 @@ impl EniShaper {
         if self.next_sweep.is_some_and(|t| now >= t) {
             self.sweep(now, |_| {});
         }
-        let d = &mut self.dirs[dir as usize];
+        let d = &mut self.dirs[dir.index()];
         d.bucket.refill(now);
         if want == 0 {
             return Grant::Now(0);
@@ -607,7 +601,7 @@ impl EniShaper {
             d.saturated |= matches!(g, Grant::Later(_));
             return g;
         };
-        let f = &mut slot.dirs[dir as usize];
+        let f = &mut slot.dirs[dir.index()];
         f.wake_at = None;
         d.advance_vtime(now);
         let lead = lead_v(d);
@@ -673,12 +667,12 @@ impl EniShaper {
 
     /// Gives back bytes granted to `flow` but not moved (call right after the grant).
     pub fn refund(&mut self, flow: FlowShare, dir: Direction, bytes: usize) {
-        let d = &mut self.dirs[dir as usize];
+        let d = &mut self.dirs[dir.index()];
         d.bucket.refund(bytes);
         if let Some(slot) =
             self.slots.get_mut(flow.index as usize).filter(|s| s.live && s.generation == flow.generation)
         {
-            let f = &mut slot.dirs[dir as usize];
+            let f = &mut slot.dirs[dir.index()];
             f.served = f.served.saturating_sub(bytes as u128 * VSCALE);
         }
     }

@@ -14,7 +14,8 @@ use std::collections::HashMap;
 use std::io;
 use std::time::Instant;
 
-use privlink_core::packet::{FlowKey, PacketMeta};
+use privlink_core::flow::FlowKey;
+use privlink_core::packet::PacketMeta;
 use privlink_core::pipeline::{Pipeline, Verdict};
 use smoltcp::phy::{Checksum, ChecksumCapabilities, Device, DeviceCapabilities, Medium};
 use smoltcp::time::Instant as SmolInstant;

@@ -68,8 +68,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use privlink_core::admission::{Admission, SynVerdict, MAX_HALF_OPEN};
+use privlink_core::flow::FlowKey;
 use privlink_core::model::{Plan, Upstream};
-use privlink_core::packet::{self, FlowKey, PacketMeta};
+use privlink_core::packet::{self, PacketMeta};
 use privlink_core::pipeline::{EniRoute, Pipeline};
 use privlink_core::policy::SniPolicy;
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketSet};

@@ -9,8 +9,9 @@
 
 use std::time::{Duration, Instant};
 
+use privlink_core::flow::Direction;
 use privlink_core::model::Plan;
-use privlink_core::shaper::{AutoscaleConfig, Autoscaler, Direction, EniShaper, FlowShare, ShaperConfig};
+use privlink_core::shaper::{AutoscaleConfig, Autoscaler, EniShaper, FlowShare, ShaperConfig};
 
 use crate::edge::relay::{ConnId, Shaping};
 
@@ -89,7 +90,7 @@ impl Shapers {
             });
             if let Some((scalers, at)) = sh.scale.as_mut() {
                 if *at <= now {
-                    for (i, dir) in [Direction::ToService, Direction::ToClient].into_iter().enumerate() {
+                    for (i, dir) in [Direction::Ingress, Direction::Egress].into_iter().enumerate() {
                         let saturated = sh.shaper.take_saturated(dir);
                         sh.shaper.set_rate(dir, scalers[i].handle_sample(now, saturated));
                     }

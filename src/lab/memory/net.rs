@@ -7,8 +7,8 @@ use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use privlink_core::flow::FlowKey;
 use privlink_core::model::Upstream;
-use privlink_core::packet::FlowKey;
 use tokio::sync::mpsc;
 
 use super::pipe::{pipe, MemoryPeer, MemoryStream};

@@ -1,9 +1,10 @@
 //! Connection tracking: the memory that makes security groups stateful.
 //!
 //! # Theory of operation
-//! A flow is keyed by (ENI, protocol, local address/port, remote
-//! address/port) as seen from the ENI, so a packet and its reply share one
-//! key; the entry remembers which direction started the flow. For protocols
+//! A flow is keyed by the ENI's index and the crate's one
+//! [`crate::flow::FlowKey`] (protocol, ENI address/port, client
+//! address/port), so a packet and its reply share one key; the entry
+//! remembers which direction started the flow. For protocols
 //! other than TCP, UDP and ICMP the ports are zeroed: AWS: "For protocols
 //! other than TCP, UDP, or ICMP, only the IP address and protocol number is
 //! tracked."
@@ -22,12 +23,12 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{Hash, Hasher};
 use std::time::{Duration, Instant};
 
-use super::{
-    Direction, FilterConfigError, PacketFacts, PROTO_ICMP, PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN,
-};
+use super::{FilterConfigError, PROTO_ICMP, PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
+use crate::flow::{Direction, FlowKey, SeededState};
+use crate::packet::PacketMeta;
 
 /// Idle timeouts per conntrack state.
 ///
@@ -165,100 +166,37 @@ impl std::fmt::Display for EntryState {
     }
 }
 
-/// A flow's identity from the ENI's point of view.
+/// A tracked flow: the ENI's index and the flow through it.
+///
+/// Hashes as the flow's two packed words with the index in their spare top
+/// bits (24 bits of index), so a lookup costs two multiply rounds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct FlowKey {
-    /// local (hi 32) | remote (lo 32) addresses.
-    addrs: u64,
-    /// eni (hi 24) | protocol (8) | local port (16) | remote port (16).
-    rest: u64,
+pub(crate) struct TrackedFlow {
+    eni: u32,
+    flow: FlowKey,
 }
 
-impl Hash for FlowKey {
+impl Hash for TrackedFlow {
+    #[inline]
     fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.addrs);
-        state.write_u64(self.rest);
+        let [a, b] = self.flow.packed();
+        state.write_u64(a);
+        state.write_u64(b | u64::from(self.eni) << 40);
     }
 }
 
-impl FlowKey {
+impl TrackedFlow {
+    /// The tracked flow of `packet` crossing ENI `eni` in `dir`. AWS: "For
+    /// protocols other than TCP, UDP, or ICMP, only the IP address and
+    /// protocol number is tracked": their ports are zeroed.
     #[inline]
-    pub(crate) fn new(eni: usize, dir: Direction, f: &PacketFacts) -> FlowKey {
-        let (local, remote, lport, rport) = match dir {
-            Direction::Ingress => (f.dst, f.src, f.dst_port, f.src_port),
-            Direction::Egress => (f.src, f.dst, f.src_port, f.dst_port),
-        };
-        let (lport, rport) = match f.protocol {
-            PROTO_TCP | PROTO_UDP | PROTO_ICMP => (lport, rport),
-            _ => (0, 0),
-        };
-        FlowKey {
-            addrs: u64::from(u32::from(local)) << 32 | u64::from(u32::from(remote)),
-            rest: (eni as u64) << 40 | u64::from(f.protocol) << 32 | u64::from(lport) << 16 | u64::from(rport),
+    pub(crate) fn new(eni: usize, dir: Direction, packet: &PacketMeta) -> TrackedFlow {
+        let mut flow = packet.flow_in(dir);
+        if !matches!(packet.protocol, PROTO_TCP | PROTO_UDP | PROTO_ICMP) {
+            flow.client.1 = 0;
+            flow.eni.1 = 0;
         }
-    }
-}
-
-/// A small seeded multiply-xorshift hash for fixed-size keys: much cheaper
-/// than SipHash for two words. Keyed by a seed so remote peers cannot
-/// precompute colliding keys without knowing it.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct SeededState(pub(crate) u64);
-
-impl BuildHasher for SeededState {
-    type Hasher = SeededHasher;
-    fn build_hasher(&self) -> SeededHasher {
-        SeededHasher(self.0)
-    }
-}
-
-/// Hasher of [`SeededState`].
-pub(crate) struct SeededHasher(u64);
-
-const MUL: u64 = 0x9e37_79b9_7f4a_7c15;
-
-impl Hasher for SeededHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        // Only for keys that are not plain words (not on the hot path).
-        for chunk in bytes.chunks(8) {
-            let mut w = [0u8; 8];
-            w[..chunk.len()].copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(w));
-        }
-    }
-
-    #[inline]
-    fn write_u64(&mut self, x: u64) {
-        let m = u128::from(self.0 ^ x) * u128::from(MUL);
-        self.0 = (m as u64) ^ ((m >> 64) as u64);
-    }
-
-    #[inline]
-    fn write_u32(&mut self, x: u32) {
-        self.write_u64(u64::from(x));
-    }
-
-    #[inline]
-    fn write_u16(&mut self, x: u16) {
-        self.write_u64(u64::from(x));
-    }
-
-    #[inline]
-    fn write_u8(&mut self, x: u8) {
-        self.write_u64(u64::from(x));
-    }
-
-    #[inline]
-    fn write_usize(&mut self, x: usize) {
-        self.write_u64(x as u64);
-    }
-
-    #[inline]
-    fn finish(&self) -> u64 {
-        // hashbrown takes the top 7 bits as a tag, so mix high bits down and low bits up.
-        let x = self.0;
-        (x ^ (x >> 29)).wrapping_mul(MUL) ^ (x >> 32)
+        TrackedFlow { eni: eni as u32, flow }
     }
 }
 
@@ -291,8 +229,8 @@ pub(crate) enum Touch {
 }
 
 pub(crate) struct Conntrack {
-    map: HashMap<FlowKey, Entry, SeededState>,
-    heap: BinaryHeap<Reverse<(Ticks, FlowKey)>>,
+    map: HashMap<TrackedFlow, Entry, SeededState>,
+    heap: BinaryHeap<Reverse<(Ticks, TrackedFlow)>>,
     /// Idle timeout per [`EntryState`], in ticks, indexed by `state as usize`.
     timeouts: [Ticks; 8],
     max_entries: usize,
@@ -351,13 +289,13 @@ impl Conntrack {
         self.map.len()
     }
 
-    pub(crate) fn state(&self, key: &FlowKey) -> Option<EntryState> {
+    pub(crate) fn state(&self, key: &TrackedFlow) -> Option<EntryState> {
         self.map.get(key).map(|e| e.state)
     }
 
     /// Looks the flow up and, if it is live, advances its state.
     #[inline]
-    pub(crate) fn touch(&mut self, now: Instant, key: &FlowKey, dir: Direction, f: &PacketFacts) -> Touch {
+    pub(crate) fn touch(&mut self, now: Instant, key: &TrackedFlow, dir: Direction, f: &PacketMeta) -> Touch {
         let now = self.ticks(now);
         let timeouts = self.timeouts;
         let Some(e) = self.map.get_mut(key) else {
@@ -381,7 +319,7 @@ impl Conntrack {
     }
 
     /// Starts tracking a new flow; `false` if the table is full.
-    pub(crate) fn insert(&mut self, now: Instant, key: FlowKey, dir: Direction, f: &PacketFacts) -> bool {
+    pub(crate) fn insert(&mut self, now: Instant, key: TrackedFlow, dir: Direction, f: &PacketMeta) -> bool {
         if self.map.len() >= self.max_entries {
             self.expire(now);
             if self.map.len() >= self.max_entries {
@@ -426,7 +364,7 @@ impl Conntrack {
     }
 }
 
-fn initial_state(f: &PacketFacts) -> EntryState {
+fn initial_state(f: &PacketMeta) -> EntryState {
     match f.protocol {
         PROTO_TCP if f.tcp_flags & TCP_RST != 0 => EntryState::TcpClosed,
         PROTO_TCP if f.tcp_flags & TCP_FIN != 0 => EntryState::TcpClosing,
@@ -440,7 +378,7 @@ fn initial_state(f: &PacketFacts) -> EntryState {
 
 /// The state machine documented on [`EntryState`].
 #[inline]
-fn advance(e: &mut Entry, dir: Direction, f: &PacketFacts) {
+fn advance(e: &mut Entry, dir: Direction, f: &PacketMeta) {
     let reply = dir != e.origin;
     match f.protocol {
         PROTO_TCP => {

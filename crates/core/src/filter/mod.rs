@@ -41,7 +41,8 @@
 //! # Call order
 //! Build a [`RuleSet`] once ([`RuleSet::build`]), wrap it in an `Arc`, make a
 //! [`Filter`]. Then, on the single task that owns the filter:
-//! 1. for every parsed packet, [`Filter::handle_packet`] → [`Decision`];
+//! 1. for every packet, as the parser read it ([`PacketMeta`], by reference:
+//!    nothing is copied), [`Filter::handle_packet`] → [`Decision`];
 //! 2. after a batch, [`Filter::poll_timeout`] says when to wake up;
 //! 3. at that instant call [`Filter::handle_timeout`] to expire idle flows;
 //! 4. on a rules change, build a new `RuleSet` and [`Filter::set_rules`].
@@ -70,81 +71,32 @@
 #![warn(missing_docs)]
 
 mod conntrack;
+mod matcher;
 mod nacl;
 mod ruleset;
 mod sg;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use conntrack::SeededState;
 pub use conntrack::{ConntrackTimeouts, EntryState};
 pub use nacl::{NaclEntry, NetworkAcl, RuleAction, RuleNumber};
 pub use ruleset::{EniRules, GroupMembers, PrefixList, Quotas, RuleSet, RuleSetConfig, RuleSetError, DEFAULT_GROUP_ID};
 pub use sg::{SecurityGroup, SgPeer, SgRule};
 
 use std::fmt;
-use std::net::Ipv4Addr;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use conntrack::{Conntrack, FlowKey, Touch};
+use conntrack::{Conntrack, Touch, TrackedFlow};
+
+use crate::cidr::Cidr;
+use crate::flow::Direction;
+use crate::packet::PacketMeta;
 
 // One set of protocol numbers and flag bits for the crate: the packet parser's.
 pub use crate::packet::proto::{ICMP as PROTO_ICMP, TCP as PROTO_TCP, UDP as PROTO_UDP};
 pub use crate::packet::tcp_flags::{ACK as TCP_ACK, FIN as TCP_FIN, RST as TCP_RST, SYN as TCP_SYN};
-
-/// What the filter needs from a packet; the caller parses once and passes this.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct PacketFacts {
-    /// IPv4 source address.
-    pub src: Ipv4Addr,
-    /// IPv4 destination address.
-    pub dst: Ipv4Addr,
-    /// IP protocol number (6 TCP, 17 UDP, 1 ICMP, anything else allowed).
-    pub protocol: u8,
-    /// Source port (0 when the protocol has none).
-    pub src_port: u16,
-    /// Destination port (0 when the protocol has none, e.g. ICMP).
-    pub dst_port: u16,
-    /// Raw TCP flags byte (FIN=1 SYN=2 RST=4 ACK=16); 0 for non-TCP.
-    pub tcp_flags: u8,
-    /// IP total length in bytes (what flow logs count).
-    pub len: u16,
-}
-
-/// Which way a packet crosses the ENI.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Direction {
-    /// Toward the ENI (inbound rules).
-    Ingress,
-    /// From the ENI (outbound rules).
-    Egress,
-}
-
-impl Direction {
-    /// The other direction.
-    pub fn reverse(self) -> Direction {
-        match self {
-            Direction::Ingress => Direction::Egress,
-            Direction::Egress => Direction::Ingress,
-        }
-    }
-
-    /// 0 for ingress, 1 for egress: index into per-direction arrays.
-    fn idx(self) -> usize {
-        self as usize
-    }
-}
-
-impl fmt::Display for Direction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Direction::Ingress => "ingress",
-            Direction::Egress => "egress",
-        })
-    }
-}
 
 /// A rule's protocol in AWS terms (`tcp`, `udp`, `icmp`, `all` / `-1`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize)]
@@ -287,83 +239,10 @@ impl TryFrom<String> for PortRange {
     }
 }
 
-/// An IPv4 CIDR block such as `10.0.0.0/16`; host bits must be zero.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize)]
-#[serde(try_from = "String")]
-pub struct Ipv4Cidr {
-    addr: Ipv4Addr,
-    prefix_len: u8,
-}
-
-impl Ipv4Cidr {
-    /// `0.0.0.0/0`, the whole IPv4 space.
-    pub const ANY: Ipv4Cidr = Ipv4Cidr { addr: Ipv4Addr::UNSPECIFIED, prefix_len: 0 };
-
-    /// A block; fails if `prefix_len > 32` or host bits are set (AWS rejects those too).
-    pub fn new(addr: Ipv4Addr, prefix_len: u8) -> Result<Ipv4Cidr, ParseRuleError> {
-        let bad = || ParseRuleError::Cidr(format!("{addr}/{prefix_len}"));
-        if prefix_len > 32 {
-            return Err(bad());
-        }
-        if u32::from(addr) & !mask_of(prefix_len) != 0 {
-            return Err(bad());
-        }
-        Ok(Ipv4Cidr { addr, prefix_len })
-    }
-
-    /// A /32 block holding one address.
-    pub fn host(addr: Ipv4Addr) -> Ipv4Cidr {
-        Ipv4Cidr { addr, prefix_len: 32 }
-    }
-
-    /// The network address.
-    pub fn addr(self) -> Ipv4Addr {
-        self.addr
-    }
-
-    /// The prefix length, 0..=32.
-    pub fn prefix_len(self) -> u8 {
-        self.prefix_len
-    }
-
-    /// The netmask as a host-order integer.
-    pub fn mask(self) -> u32 {
-        mask_of(self.prefix_len)
-    }
-
-    /// Whether `ip` lies in the block.
-    pub fn contains(self, ip: Ipv4Addr) -> bool {
-        u32::from(ip) & self.mask() == u32::from(self.addr)
-    }
-}
-
-fn mask_of(prefix_len: u8) -> u32 {
-    // `checked_shl` because `u32::MAX << 32` overflows; /0 is the empty mask.
-    u32::MAX.checked_shl(32 - u32::from(prefix_len)).unwrap_or(0)
-}
-
-impl fmt::Display for Ipv4Cidr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix_len)
-    }
-}
-
-impl FromStr for Ipv4Cidr {
-    type Err = ParseRuleError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || ParseRuleError::Cidr(s.to_owned());
-        let (a, l) = s.trim().split_once('/').ok_or_else(bad)?;
-        let addr: Ipv4Addr = a.parse().map_err(|_| bad())?;
-        let len: u8 = l.parse().map_err(|_| bad())?;
-        Ipv4Cidr::new(addr, len).map_err(|_| bad())
-    }
-}
-
-impl TryFrom<String> for Ipv4Cidr {
-    type Error = ParseRuleError;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        s.parse()
-    }
+/// A rule's CIDR block from text (surrounding spaces allowed), refused with
+/// [`ParseRuleError::Cidr`]: the error rule fields give for a bad block.
+pub fn parse_rule_cidr(s: &str) -> Result<Cidr, ParseRuleError> {
+    s.trim().parse().map_err(|_| ParseRuleError::Cidr(s.to_owned()))
 }
 
 /// A malformed rule field (from config text or a constructor).
@@ -610,30 +489,30 @@ impl Filter {
     }
 
     /// Judges one packet crossing ENI `eni` in direction `dir` at `now`.
-    pub fn handle_packet(&mut self, now: Instant, eni: usize, dir: Direction, facts: &PacketFacts) -> Decision {
+    pub fn handle_packet(&mut self, now: Instant, eni: usize, dir: Direction, packet: &PacketMeta) -> Decision {
         let rules = &*self.rules;
         let Some(compiled) = rules.eni(eni) else {
             return Decision::reject(Reason::UnknownEni);
         };
         // Ingress meets the subnet boundary first, then the ENI.
         if dir == Direction::Ingress {
-            if let Err(reason) = rules.check_nacl(compiled, dir, facts) {
+            if let Err(reason) = rules.check_nacl(compiled, dir, packet) {
                 return Decision::reject(reason);
             }
         }
-        let key = FlowKey::new(eni, dir, facts);
-        let decision = match self.table.touch(now, &key, dir, facts) {
+        let key = TrackedFlow::new(eni, dir, packet);
+        let decision = match self.table.touch(now, &key, dir, packet) {
             Touch::Tracked => Decision::accept(Reason::Tracked),
-            Touch::New => match rules.check_sg(compiled, dir, facts) {
+            Touch::New => match rules.check_sg(compiled, dir, packet) {
                 None => Decision::reject(Reason::SgNoMatch { dir }),
                 Some(m) => {
                     let group = rules.group_id(m.group);
                     if m.untracked && !self.always_track {
                         Decision::accept(Reason::Untracked { group, dir, index: m.index })
-                    } else if facts.protocol == PROTO_TCP && facts.tcp_flags & TCP_RST != 0 {
+                    } else if packet.protocol == PROTO_TCP && packet.tcp_flags & TCP_RST != 0 {
                         // A lone RST opens nothing; tracking it would only take a slot.
                         Decision::accept(Reason::SgRule { group, dir, index: m.index })
-                    } else if self.table.insert(now, key, dir, facts) {
+                    } else if self.table.insert(now, key, dir, packet) {
                         Decision::accept(Reason::SgRule { group, dir, index: m.index })
                     } else {
                         Decision::reject(Reason::ConntrackFull)
@@ -643,7 +522,7 @@ impl Filter {
         };
         // Egress leaves the ENI first, then meets the subnet boundary.
         if dir == Direction::Egress && decision.is_accept() {
-            if let Err(reason) = rules.check_nacl(compiled, dir, facts) {
+            if let Err(reason) = rules.check_nacl(compiled, dir, packet) {
                 return Decision::reject(reason);
             }
         }
@@ -666,8 +545,8 @@ impl Filter {
         self.table.len()
     }
 
-    /// The conntrack state of the flow `facts` belongs to, if tracked.
-    pub fn flow_state(&self, eni: usize, dir: Direction, facts: &PacketFacts) -> Option<EntryState> {
-        self.table.state(&FlowKey::new(eni, dir, facts))
+    /// The conntrack state of the flow `packet` belongs to, if tracked.
+    pub fn flow_state(&self, eni: usize, dir: Direction, packet: &PacketMeta) -> Option<EntryState> {
+        self.table.state(&TrackedFlow::new(eni, dir, packet))
     }
 }

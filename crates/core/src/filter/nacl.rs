@@ -11,8 +11,10 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use super::ruleset::{bucket_of, Match, MatchList, BUCKETS};
-use super::{Direction, Ipv4Cidr, ParseRuleError, PortRange, Protocol, Reason};
+use super::matcher::{bucket_of, Match, MatchList, BUCKETS};
+use super::{ParseRuleError, PortRange, Protocol, Reason};
+use crate::cidr::Cidr;
+use crate::flow::Direction;
 
 /// A NACL entry's number, 1..=32766 (AWS's range; `*` is not a number).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Deserialize)]
@@ -98,7 +100,7 @@ pub struct NaclEntry {
     /// Destination ports matched (ignored for ICMP and all).
     pub ports: PortRange,
     /// Remote block: source for ingress, destination for egress.
-    pub cidr: Ipv4Cidr,
+    pub cidr: Cidr,
     /// Allow or deny on match.
     pub action: RuleAction,
 }
@@ -175,7 +177,7 @@ impl CompiledNacl {
     /// `Ok` if the packet may cross, else the reason it may not.
     #[inline]
     pub(crate) fn check(&self, dir: Direction, protocol: u8, remote: u32, dst_port: u16) -> Result<(), Reason> {
-        match self.dirs[dir.idx()].evaluate(protocol, remote, dst_port) {
+        match self.dirs[dir.index()].evaluate(protocol, remote, dst_port) {
             Some((_, RuleAction::Allow)) => Ok(()),
             Some((rule, RuleAction::Deny)) => Err(Reason::NaclRule { acl: self.id.clone(), rule, dir }),
             None => Err(Reason::NaclDefaultDeny { acl: self.id.clone(), dir }),

@@ -5,14 +5,15 @@
 //! groups with a resource, the rules from each security group are effectively
 //! aggregated to create one set of rules."
 
-use super::ruleset::{bucket_of, Match, MatchList, BUCKETS, BUCKET_TCP, BUCKET_UDP};
-use super::{Ipv4Cidr, PortRange, Protocol};
+use super::matcher::{bucket_of, Match, MatchList, BUCKETS, BUCKET_TCP, BUCKET_UDP};
+use super::{PortRange, Protocol};
+use crate::cidr::Cidr;
 
 /// The other end of a rule: source for ingress, destination for egress.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SgPeer {
     /// An IPv4 block.
-    Cidr(Ipv4Cidr),
+    Cidr(Cidr),
     /// The private IPs of every ENI (and declared lab instance) in that group.
     Group(String),
     /// Every block of a managed prefix list.

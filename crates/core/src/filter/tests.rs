@@ -7,6 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::cidr::Cidr;
+use crate::flow::Direction;
+use crate::packet::{sample, PacketMeta};
 
 // ---- fixtures -------------------------------------------------------------
 
@@ -20,30 +23,22 @@ const NEIGHBOUR: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 20);
 const STRANGER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 7);
 
 /// A client SYN to the ENI's HTTPS port; adjust with struct-update syntax.
-const FLOW_TEMPL: PacketFacts = PacketFacts {
-    src: CLIENT,
-    dst: ENI_IP,
-    protocol: PROTO_TCP,
-    src_port: 40000,
-    dst_port: 443,
-    tcp_flags: TCP_SYN,
-    len: 60,
-};
+const FLOW_TEMPL: PacketMeta = PacketMeta { src: CLIENT, dst: ENI_IP, ..sample::SYN };
 
-fn syn(src: Ipv4Addr, dst_port: u16) -> PacketFacts {
-    PacketFacts { src, dst_port, ..FLOW_TEMPL }
+fn syn(src: Ipv4Addr, dst_port: u16) -> PacketMeta {
+    PacketMeta { src, dst_port, ..FLOW_TEMPL }
 }
 
 /// The ENI's answer to `p`, with `flags`.
-fn reply(p: &PacketFacts, flags: u8) -> PacketFacts {
-    PacketFacts { src: p.dst, dst: p.src, src_port: p.dst_port, dst_port: p.src_port, tcp_flags: flags, ..*p }
+fn reply(p: &PacketMeta, flags: u8) -> PacketMeta {
+    PacketMeta { src: p.dst, dst: p.src, src_port: p.dst_port, dst_port: p.src_port, tcp_flags: flags, ..*p }
 }
 
-fn with_flags(p: &PacketFacts, flags: u8) -> PacketFacts {
-    PacketFacts { tcp_flags: flags, ..*p }
+fn with_flags(p: &PacketMeta, flags: u8) -> PacketMeta {
+    PacketMeta { tcp_flags: flags, ..*p }
 }
 
-fn cidr(s: &str) -> Ipv4Cidr {
+fn cidr(s: &str) -> Cidr {
     s.parse().unwrap()
 }
 
@@ -122,7 +117,7 @@ fn sg_reason(group: &str, dir: Direction, index: u16) -> Reason {
 
 /// Sends `p` and checks the action; returns the decision for more checks.
 #[track_caller]
-fn send(f: &mut Filter, now: Instant, dir: Direction, p: &PacketFacts, want: Action) -> Decision {
+fn send(f: &mut Filter, now: Instant, dir: Direction, p: &PacketMeta, want: Action) -> Decision {
     let d = f.handle_packet(now, 0, dir, p);
     assert_eq!(d.action, want, "{dir} {p:?} → {d}");
     d
@@ -170,19 +165,16 @@ fn protocol_parse() {
 }
 
 #[test]
-fn cidr_parse() {
-    let ok = ["10.0.0.0/16", "0.0.0.0/0", "10.0.1.49/32", "192.0.2.0/24"];
-    for s in ok {
-        assert_eq!(cidr(s).to_string(), s);
-    }
+fn rule_cidr_parse() {
+    assert_eq!(parse_rule_cidr(" 10.0.0.0/16 "), Ok(cidr("10.0.0.0/16")));
     let bad = ["10.0.0.1/16", "10.0.0.0/33", "10.0.0.0", "10.0.0/8", "x/8", "10.0.0.0/-1"];
     for s in bad {
-        assert!(s.parse::<Ipv4Cidr>().is_err(), "{s} should be rejected");
+        assert_eq!(parse_rule_cidr(s), Err(ParseRuleError::Cidr(s.to_owned())), "{s} should be rejected");
     }
-    let c = cidr("10.0.0.0/16");
-    assert!(c.contains(Ipv4Addr::new(10, 0, 255, 255)));
-    assert!(!c.contains(Ipv4Addr::new(10, 1, 0, 0)));
-    assert!(Ipv4Cidr::ANY.contains(Ipv4Addr::BROADCAST));
+    assert_eq!(
+        parse_rule_cidr("10.0.0.1/16").unwrap_err().to_string(),
+        "invalid CIDR block \"10.0.0.1/16\": expected a.b.c.d/n (n ≤ 32) with no host bits set"
+    );
 }
 
 #[test]
@@ -192,7 +184,7 @@ fn config_deserializes_from_design_spelling() {
         rule: RuleNumber,
         protocol: Protocol,
         ports: PortRange,
-        cidr: Ipv4Cidr,
+        cidr: Cidr,
         action: RuleAction,
     }
     let r: Row = serde_json::from_str(
@@ -225,7 +217,7 @@ fn sg_allows_443_from_vpc_cidr_only() {
     ];
     for &(src, protocol, dst_port, want) in cases {
         let mut f = filter(&cfg);
-        let p = PacketFacts { src, protocol, dst_port, ..FLOW_TEMPL };
+        let p = PacketMeta { src, protocol, dst_port, ..FLOW_TEMPL };
         let d = send(&mut f, now, Ingress, &p, want);
         let want_reason = match want {
             Accept => sg_reason("sg-endpoint", Ingress, 0),
@@ -302,7 +294,7 @@ fn default_group_admits_its_members_and_allows_all_out() {
     send(&mut filter(&cfg), now, Ingress, &syn(NEIGHBOUR, 8443), Reject);
     // Outbound: all, to anyone.
     let out =
-        PacketFacts { src: ENI_IP, dst: STRANGER, src_port: 50000, dst_port: 53, protocol: PROTO_UDP, ..FLOW_TEMPL };
+        PacketMeta { src: ENI_IP, dst: STRANGER, src_port: 50000, dst_port: 53, protocol: PROTO_UDP, ..FLOW_TEMPL };
     let d = send(&mut filter(&cfg), now, Egress, &out, Accept);
     assert_eq!(d.reason, sg_reason("sg-default", Egress, 0));
 }
@@ -322,7 +314,7 @@ fn all_protocol_rule_ignores_ports_and_covers_other_protocols() {
     let cfg = config(vec![eni(&["sg-any"], None)], vec![g], vec![]);
     let now = Instant::now();
     for (protocol, port) in [(PROTO_TCP, 22), (PROTO_UDP, 53), (PROTO_ICMP, 0), (47, 0)] {
-        let p = PacketFacts { protocol, dst_port: port, ..FLOW_TEMPL };
+        let p = PacketMeta { protocol, dst_port: port, ..FLOW_TEMPL };
         send(&mut filter(&cfg), now, Ingress, &p, Accept);
     }
 }
@@ -484,7 +476,7 @@ fn custom_nacl_with_no_rules_denies_all() {
     let now = Instant::now();
     let d = send(&mut filter(&cfg), now, Ingress, &FLOW_TEMPL, Reject);
     assert_eq!(d.reason, Reason::NaclDefaultDeny { acl: "acl-new".into(), dir: Ingress });
-    let out = PacketFacts { src: ENI_IP, dst: STRANGER, ..FLOW_TEMPL };
+    let out = PacketMeta { src: ENI_IP, dst: STRANGER, ..FLOW_TEMPL };
     let d = send(&mut filter(&cfg), now, Egress, &out, Reject);
     assert_eq!(d.reason, Reason::NaclDefaultDeny { acl: "acl-new".into(), dir: Egress });
 }
@@ -518,7 +510,7 @@ fn egress_sg_is_judged_before_egress_nacl() {
         vec![group("sg-in", vec![rule("tcp", "443", from("0.0.0.0/0"))], vec![])],
         vec![NetworkAcl { id: "acl-new".into(), ..NetworkAcl::default() }],
     );
-    let out = PacketFacts { src: ENI_IP, dst: STRANGER, ..FLOW_TEMPL };
+    let out = PacketMeta { src: ENI_IP, dst: STRANGER, ..FLOW_TEMPL };
     let d = filter(&cfg).handle_packet(Instant::now(), 0, Egress, &out);
     assert_eq!(d.reason, Reason::SgNoMatch { dir: Egress });
 }
@@ -543,11 +535,11 @@ fn return_traffic_passes_without_an_egress_rule() {
     assert_eq!(f.flow_state(0, Ingress, &FLOW_TEMPL), Some(EntryState::TcpEstablished));
     assert_eq!(f.conntrack_len(), 1);
     // A flow the ENI starts itself has no rule: rejected.
-    let out = PacketFacts { src: ENI_IP, dst: CLIENT, src_port: 41000, dst_port: 443, ..FLOW_TEMPL };
+    let out = PacketMeta { src: ENI_IP, dst: CLIENT, src_port: 41000, dst_port: 443, ..FLOW_TEMPL };
     let d = send(&mut f, now, Egress, &out, Reject);
     assert_eq!(d.reason, Reason::SgNoMatch { dir: Egress });
     // Another client port is another flow, judged by the rules (and allowed).
-    let d = send(&mut f, now, Ingress, &PacketFacts { src_port: 40001, ..FLOW_TEMPL }, Accept);
+    let d = send(&mut f, now, Ingress, &PacketMeta { src_port: 40001, ..FLOW_TEMPL }, Accept);
     assert_eq!(d.reason, sg_reason("sg-in", Ingress, 0));
 }
 
@@ -556,20 +548,20 @@ fn flow_started_outbound_admits_its_return_inbound() {
     let g = group("sg-out", vec![], vec![rule("udp", "53", from("0.0.0.0/0"))]);
     let mut f = filter(&config(vec![eni(&["sg-out"], None)], vec![g], vec![]));
     let now = Instant::now();
-    let q = PacketFacts {
+    let q = PacketMeta {
         src: ENI_IP,
         dst: STRANGER,
         protocol: PROTO_UDP,
         src_port: 5353,
         dst_port: 53,
         tcp_flags: 0,
-        len: 40,
+        ..FLOW_TEMPL
     };
     send(&mut f, now, Egress, &q, Accept);
     let d = send(&mut f, now, Ingress, &reply(&q, 0), Accept);
     assert_eq!(d.reason, Reason::Tracked);
     // Same remote, other local port: not the tracked flow.
-    send(&mut f, now, Ingress, &PacketFacts { dst_port: 5354, ..reply(&q, 0) }, Reject);
+    send(&mut f, now, Ingress, &PacketMeta { dst_port: 5354, ..reply(&q, 0) }, Reject);
 }
 
 #[test]
@@ -585,7 +577,7 @@ fn rule_removal_keeps_a_tracked_flow() {
     assert_eq!(d.reason, Reason::Tracked);
     send(&mut f, now + secs(1), Egress, &reply(&FLOW_TEMPL, TCP_ACK), Accept);
     // New flows follow the new rules.
-    send(&mut f, now + secs(1), Ingress, &PacketFacts { src_port: 40001, ..FLOW_TEMPL }, Reject);
+    send(&mut f, now + secs(1), Ingress, &PacketMeta { src_port: 40001, ..FLOW_TEMPL }, Reject);
 }
 
 #[test]
@@ -627,14 +619,14 @@ fn full_table_refuses_new_flows_with_a_distinct_reason() {
     let fc = FilterConfig { max_entries: 2, ..FilterConfig::default() };
     let mut f = filter_with(&inbound_only(), fc);
     let now = Instant::now();
-    send(&mut f, now, Ingress, &PacketFacts { src_port: 1, ..FLOW_TEMPL }, Accept);
-    send(&mut f, now, Ingress, &PacketFacts { src_port: 2, ..FLOW_TEMPL }, Accept);
-    let d = send(&mut f, now, Ingress, &PacketFacts { src_port: 3, ..FLOW_TEMPL }, Reject);
+    send(&mut f, now, Ingress, &PacketMeta { src_port: 1, ..FLOW_TEMPL }, Accept);
+    send(&mut f, now, Ingress, &PacketMeta { src_port: 2, ..FLOW_TEMPL }, Accept);
+    let d = send(&mut f, now, Ingress, &PacketMeta { src_port: 3, ..FLOW_TEMPL }, Reject);
     assert_eq!(d.reason, Reason::ConntrackFull);
     // Tracked flows still pass.
-    send(&mut f, now, Egress, &reply(&PacketFacts { src_port: 1, ..FLOW_TEMPL }, TCP_SYN | TCP_ACK), Accept);
+    send(&mut f, now, Egress, &reply(&PacketMeta { src_port: 1, ..FLOW_TEMPL }, TCP_SYN | TCP_ACK), Accept);
     // Once the half-open flows time out, a new one fits (collected on demand).
-    send(&mut f, now + secs(60), Ingress, &PacketFacts { src_port: 3, ..FLOW_TEMPL }, Accept);
+    send(&mut f, now + secs(60), Ingress, &PacketMeta { src_port: 3, ..FLOW_TEMPL }, Accept);
     assert_eq!(f.conntrack_len(), 1);
 }
 
@@ -684,10 +676,10 @@ fn short_timeouts_for_other_states() {
     let t = ConntrackTimeouts::default();
     let now = Instant::now();
     // (state reached, its timeout, packets to reach it: (dir, facts))
-    let udp = PacketFacts { protocol: PROTO_UDP, tcp_flags: 0, dst_port: 443, ..FLOW_TEMPL };
-    let icmp = PacketFacts { protocol: PROTO_ICMP, tcp_flags: 0, src_port: 0, dst_port: 0, ..FLOW_TEMPL };
-    let gre = PacketFacts { protocol: 47, tcp_flags: 0, src_port: 0, dst_port: 0, ..FLOW_TEMPL };
-    type Steps = Vec<(Direction, PacketFacts)>;
+    let udp = PacketMeta { protocol: PROTO_UDP, tcp_flags: 0, dst_port: 443, ..FLOW_TEMPL };
+    let icmp = PacketMeta { protocol: PROTO_ICMP, tcp_flags: 0, src_port: 0, dst_port: 0, ..FLOW_TEMPL };
+    let gre = PacketMeta { protocol: 47, tcp_flags: 0, src_port: 0, dst_port: 0, ..FLOW_TEMPL };
+    type Steps = Vec<(Direction, PacketMeta)>;
     let cases: Vec<(EntryState, Duration, Steps)> = vec![
         (EntryState::TcpHandshake, t.tcp_handshake, vec![(Ingress, FLOW_TEMPL)]),
         (
@@ -731,7 +723,7 @@ fn handle_timeout_expires_and_poll_timeout_tracks_the_earliest() {
     let now = Instant::now();
     assert_eq!(f.poll_timeout(), None);
     send(&mut f, now, Ingress, &FLOW_TEMPL, Accept); // handshake: 60 s
-    let other = PacketFacts { src_port: 40001, ..FLOW_TEMPL };
+    let other = PacketMeta { src_port: 40001, ..FLOW_TEMPL };
     send(&mut f, now + secs(10), Ingress, &other, Accept); // due at 70 s
     assert_eq!(f.poll_timeout(), Some(now + secs(60)));
     // The first flow is refreshed at 30 s: its real deadline is 90 s.
@@ -823,7 +815,7 @@ fn aws_example_narrow_inbound_is_tracked_open_inbound_is_not() {
         (syn(admin, 22), "sg", 1),
         (syn(STRANGER, 80), "untracked", 0),
         (
-            PacketFacts { src: STRANGER, protocol: PROTO_ICMP, src_port: 0, dst_port: 0, tcp_flags: 0, ..FLOW_TEMPL },
+            PacketMeta { src: STRANGER, protocol: PROTO_ICMP, src_port: 0, dst_port: 0, tcp_flags: 0, ..FLOW_TEMPL },
             "sg",
             1,
         ),
@@ -859,7 +851,7 @@ fn reply_of_an_untracked_flow_stays_untracked_and_is_cut_with_its_rule() {
     // A flow the ENI starts itself (to 443, from an ephemeral port no 0/0
     // inbound rule covers) is tracked as usual.
     let mut f = filter(&web(vec![rule("tcp", "80", from("0.0.0.0/0"))]));
-    let out = PacketFacts { src: ENI_IP, dst: STRANGER, src_port: 50000, dst_port: 443, ..FLOW_TEMPL };
+    let out = PacketMeta { src: ENI_IP, dst: STRANGER, src_port: 50000, dst_port: 443, ..FLOW_TEMPL };
     assert_eq!(send(&mut f, now, Egress, &out, Accept).reason.label(), "sg");
     assert_eq!(f.conntrack_len(), 1);
 }
@@ -1112,17 +1104,17 @@ mod property {
         }
     }
 
-    fn arb_packet() -> impl Strategy<Value = (Direction, PacketFacts)> {
+    fn arb_packet() -> impl Strategy<Value = (Direction, PacketMeta)> {
         (any::<bool>(), 0..6usize, prop_oneof![Just(1u8), Just(6u8), Just(17u8), Just(47u8)], 0..5usize, 0..5usize)
             .prop_map(|(ingress, a, protocol, sp, dp)| {
                 let (sport, dport) = if protocol == 6 || protocol == 17 { (PORTS[sp], PORTS[dp]) } else { (0, 0) };
                 let (dir, src, dst) = if ingress { (Ingress, POOL[a], ENI_IP) } else { (Egress, ENI_IP, POOL[a]) };
-                (dir, PacketFacts { src, dst, protocol, src_port: sport, dst_port: dport, tcp_flags: TCP_SYN, len: 60 })
+                (dir, PacketMeta { src, dst, protocol, src_port: sport, dst_port: dport, ..FLOW_TEMPL })
             })
     }
 
     /// The obviously-correct model: loops over the uncompiled rules.
-    fn reference(cfg: &RuleSetConfig, dir: Direction, p: &PacketFacts) -> (Action, Reason) {
+    fn reference(cfg: &RuleSetConfig, dir: Direction, p: &PacketMeta) -> (Action, Reason) {
         let e = &cfg.enis[0];
         let remote = if dir == Ingress { p.src } else { p.dst };
         let nacl = || -> Option<Reason> {
@@ -1211,18 +1203,18 @@ mod property {
     /// AWS's untracked condition, straight from the uncompiled rules: a 0/0
     /// rule allows the packet (or its reverse) and the other direction is
     /// open to 0/0 on every port. TCP and UDP only.
-    fn reference_untracked(cfg: &RuleSetConfig, dir: Direction, p: &PacketFacts) -> bool {
+    fn reference_untracked(cfg: &RuleSetConfig, dir: Direction, p: &PacketMeta) -> bool {
         let e = &cfg.enis[0];
         let names: Vec<String> =
             if e.security_groups.is_empty() { vec!["sg-default".into()] } else { e.security_groups.clone() };
         let covers_world = |peer: &SgPeer| match peer {
-            SgPeer::Cidr(c) => c.prefix_len() == 0,
+            SgPeer::Cidr(c) => c.prefix() == 0,
             SgPeer::PrefixList(id) => cfg
                 .prefix_lists
                 .iter()
                 .filter(|pl| &pl.id == id)
                 .flat_map(|pl| pl.cidrs.iter())
-                .any(|c| c.prefix_len() == 0),
+                .any(|c| c.prefix() == 0),
             SgPeer::Group(_) => false,
         };
         let world_rules = |d: Direction| -> Vec<SgRule> {

@@ -19,6 +19,8 @@ pub mod sample;
 
 use etherparse::{Ipv4HeaderSlice, PacketBuilder, TcpHeaderSlice};
 
+use crate::flow::{Direction, FlowKey};
+
 /// IP protocol numbers the ENI cares about.
 pub mod proto {
     /// ICMP.
@@ -96,7 +98,8 @@ impl fmt::Display for DropReason {
     }
 }
 
-/// What the pipeline needs to know about a packet, read once.
+/// What the pipeline, the filter and the flow log need to know about a
+/// packet, read once: the one parsed form, passed on by reference.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PacketMeta {
     /// Source address.
@@ -133,24 +136,14 @@ impl PacketMeta {
     pub fn is_syn(&self) -> bool {
         self.protocol == proto::TCP && self.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN
     }
-    /// The flow this packet belongs to, seen from the client.
-    pub fn flow(&self) -> FlowKey {
-        FlowKey { client: (self.src, self.src_port), eni: (self.dst, self.dst_port) }
+    /// The flow this packet belongs to when it crosses the ENI in `dir`.
+    #[inline]
+    pub fn flow_in(&self, dir: Direction) -> FlowKey {
+        FlowKey::new(dir, self.protocol, (self.src, self.src_port), (self.dst, self.dst_port))
     }
-}
-
-/// A TCP connection through the ENI: client address and port, ENI address and port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct FlowKey {
-    /// The client's address and port.
-    pub client: (Ipv4Addr, u16),
-    /// The ENI's address and port.
-    pub eni: (Ipv4Addr, u16),
-}
-
-impl fmt::Display for FlowKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{} -> {}:{}", self.client.0, self.client.1, self.eni.0, self.eni.1)
+    /// The flow of a packet toward the ENI (what the TUN reads): the client is its source.
+    pub fn flow(&self) -> FlowKey {
+        self.flow_in(Direction::Ingress)
     }
 }
 
@@ -358,6 +351,9 @@ mod tests {
         assert_eq!(m.seq, 1000);
         assert_eq!(usize::from(m.len), p.len());
         assert_eq!(m.flow().to_string(), "10.0.1.10:40000 -> 10.0.1.49:443");
+        assert_eq!(m, SYN);
+        let reply = parse(&tcp(ENI, CLIENT, 443, 40000, false, &[]), true).unwrap();
+        assert_eq!(reply.flow_in(Direction::Egress), m.flow());
         let data = parse(&tcp(CLIENT, ENI, 40000, 443, false, b"hello"), true).unwrap();
         assert!(!data.is_syn());
     }

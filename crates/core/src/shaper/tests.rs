@@ -223,10 +223,10 @@ proptest! {
         let mut granted = [0u128; 2];
         for (who, dt, want, up) in steps {
             t += Duration::from_nanos(dt as u64);
-            let dir = if up { Direction::ToService } else { Direction::ToClient };
+            let dir = if up { Direction::Ingress } else { Direction::Egress };
             if let Grant::Now(n) = s.poll_grant(t, ids[who % flows], dir, want) {
                 prop_assert!(n <= want);
-                granted[dir as usize] += n as u128;
+                granted[dir.index()] += n as u128;
             }
             s.handle_timeout(t, |_| {});
             let limit = burst.bytes() as u128 + r.bits_per_sec() as u128 * (t - t0).as_nanos() / UNITS_PER_BYTE;
@@ -274,7 +274,7 @@ fn simulate(r: Rate, n: usize, light: Option<(Duration, usize)>, secs: u64, orde
         if let (Some((period, chunk)), Some(lf)) = (light, light_flow) {
             if light_next <= t {
                 res.light_polls += 1;
-                match s.poll_grant(t, lf, Direction::ToClient, chunk) {
+                match s.poll_grant(t, lf, Direction::Egress, chunk) {
                     Grant::Now(g) if g == chunk => {}
                     _ => res.light_delayed += 1,
                 }
@@ -290,7 +290,7 @@ fn simulate(r: Rate, n: usize, light: Option<(Duration, usize)>, secs: u64, orde
         }
         for &i in &due {
             loop {
-                match s.poll_grant(t, flows[i].0, Direction::ToClient, 256 * 1024) {
+                match s.poll_grant(t, flows[i].0, Direction::Egress, 256 * 1024) {
                     Grant::Now(g) => res.greedy[i] += g as u64,
                     Grant::Later(at) => {
                         assert!(at > t);
@@ -374,9 +374,9 @@ fn directions_are_independent() {
     });
     let f = s.register();
     let t0 = Instant::now();
-    assert_eq!(s.poll_grant(t0, f, Direction::ToService, usize::MAX), Grant::Now(1000));
-    assert!(matches!(s.poll_grant(t0, f, Direction::ToService, 1), Grant::Later(_)));
-    assert_eq!(s.poll_grant(t0, f, Direction::ToClient, usize::MAX), Grant::Now(2000));
+    assert_eq!(s.poll_grant(t0, f, Direction::Ingress, usize::MAX), Grant::Now(1000));
+    assert!(matches!(s.poll_grant(t0, f, Direction::Ingress, 1), Grant::Later(_)));
+    assert_eq!(s.poll_grant(t0, f, Direction::Egress, usize::MAX), Grant::Now(2000));
 }
 
 #[test]
@@ -385,7 +385,7 @@ fn a_vanished_backlogged_flow_stops_holding_others_back() {
     let mut s = EniShaper::new(ShaperConfig::symmetric(r, size("100KB")));
     let (a, b) = (s.register(), s.register());
     let t0 = Instant::now();
-    let dir = Direction::ToClient;
+    let dir = Direction::Egress;
     // Both become backlogged; then b is never polled again (its relay is stuck elsewhere).
     let _ = s.poll_grant(t0, a, dir, usize::MAX);
     assert!(matches!(s.poll_grant(t0, b, dir, usize::MAX), Grant::Later(_)));
@@ -407,15 +407,15 @@ fn handle_timeout_wakes_flows_at_their_retry_time() {
     let mut s = EniShaper::new(ShaperConfig::symmetric(rate("8Mbit"), size("3000B")));
     let (a, b) = (s.register(), s.register());
     let t0 = Instant::now();
-    assert_eq!(s.poll_grant(t0, a, Direction::ToClient, usize::MAX), Grant::Now(3000));
-    let Grant::Later(at) = s.poll_grant(t0, b, Direction::ToClient, 2000) else { panic!() };
+    assert_eq!(s.poll_grant(t0, a, Direction::Egress, usize::MAX), Grant::Now(3000));
+    let Grant::Later(at) = s.poll_grant(t0, b, Direction::Egress, 2000) else { panic!() };
     assert_eq!(s.poll_timeout(), Some(at));
     let mut woken = Vec::new();
     s.handle_timeout(at - Duration::from_nanos(1), |f| woken.push(f));
     assert!(woken.is_empty());
     s.handle_timeout(at, |f| woken.push(f));
     assert_eq!(woken, vec![b]);
-    assert_eq!(s.poll_grant(at, b, Direction::ToClient, 2000), Grant::Now(1500));
+    assert_eq!(s.poll_grant(at, b, Direction::Egress, 2000), Grant::Now(1500));
 }
 
 #[test]
@@ -423,9 +423,9 @@ fn refund_returns_unused_tokens() {
     let mut s = EniShaper::new(ShaperConfig::symmetric(rate("8Mbit"), size("1000B")));
     let f = s.register();
     let t0 = Instant::now();
-    assert_eq!(s.poll_grant(t0, f, Direction::ToService, 1000), Grant::Now(1000));
-    s.refund(f, Direction::ToService, 400);
-    assert_eq!(s.poll_grant(t0, f, Direction::ToService, 1000), Grant::Now(400));
+    assert_eq!(s.poll_grant(t0, f, Direction::Ingress, 1000), Grant::Now(1000));
+    s.refund(f, Direction::Ingress, 400);
+    assert_eq!(s.poll_grant(t0, f, Direction::Ingress, 1000), Grant::Now(400));
 }
 
 #[test]
@@ -438,8 +438,8 @@ fn stale_handles_are_shaped_by_the_aggregate_only() {
     let g = s.register();
     assert_ne!(f, g, "a reused slot gets a new generation");
     let t0 = Instant::now();
-    assert_eq!(s.poll_grant(t0, f, Direction::ToService, 600), Grant::Now(600));
-    assert_eq!(s.poll_grant(t0, g, Direction::ToService, 600), Grant::Now(400));
+    assert_eq!(s.poll_grant(t0, f, Direction::Ingress, 600), Grant::Now(600));
+    assert_eq!(s.poll_grant(t0, g, Direction::Ingress, 600), Grant::Now(400));
 }
 
 #[test]
@@ -447,8 +447,8 @@ fn backwards_clock_on_the_eni_shaper() {
     let mut s = EniShaper::new(ShaperConfig::symmetric(rate("8Mbit"), size("1000B")));
     let f = s.register();
     let t0 = Instant::now() + Duration::from_secs(1);
-    assert_eq!(s.poll_grant(t0, f, Direction::ToService, 1000), Grant::Now(1000));
-    assert!(matches!(s.poll_grant(t0 - ms(500), f, Direction::ToService, 10), Grant::Later(at) if at > t0));
+    assert_eq!(s.poll_grant(t0, f, Direction::Ingress, 1000), Grant::Now(1000));
+    assert!(matches!(s.poll_grant(t0 - ms(500), f, Direction::Ingress, 10), Grant::Later(at) if at > t0));
 }
 
 #[test]
@@ -456,12 +456,12 @@ fn saturation_is_reported_for_autoscaling() {
     let mut s = EniShaper::new(ShaperConfig::symmetric(rate("8Mbit"), size("1000B")));
     let f = s.register();
     let t0 = Instant::now();
-    assert_eq!(s.poll_grant(t0, f, Direction::ToService, 500), Grant::Now(500));
-    assert!(!s.take_saturated(Direction::ToService));
-    assert_eq!(s.poll_grant(t0, f, Direction::ToService, 800), Grant::Now(500));
-    assert!(s.take_saturated(Direction::ToService));
-    assert!(!s.take_saturated(Direction::ToService));
-    assert!(!s.take_saturated(Direction::ToClient));
+    assert_eq!(s.poll_grant(t0, f, Direction::Ingress, 500), Grant::Now(500));
+    assert!(!s.take_saturated(Direction::Ingress));
+    assert_eq!(s.poll_grant(t0, f, Direction::Ingress, 800), Grant::Now(500));
+    assert!(s.take_saturated(Direction::Ingress));
+    assert!(!s.take_saturated(Direction::Ingress));
+    assert!(!s.take_saturated(Direction::Egress));
 }
 
 // ---- Autoscaling and knobs ------------------------------------------------
