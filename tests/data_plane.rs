@@ -14,7 +14,7 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddrV4, TcpListener, TcpStream};
 use std::time::Duration;
 
-use common::{config, counter, netns_available, unique, Lab, TempDir};
+use common::{config, counter, netns_available, pattern, unique, Lab, TempDir};
 
 /// These tests carry plain bytes, not TLS: the endpoint must allow that.
 const PLAIN: &str = "allow_non_tls = true";
@@ -36,18 +36,6 @@ fn loopback_listener() -> (TcpListener, std::net::SocketAddr) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     (listener, addr)
-}
-
-fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 #[test]

@@ -3,11 +3,15 @@
 //! in-process services. No root, no TUN, no clock: these run everywhere, and
 //! lab time makes 10 s timeouts instant and every run the same.
 
+mod common;
+
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
+use common::pattern;
 use privlink::lab::memory::https::Https;
 use privlink::lab::memory::lab::{Echo, MemoryLab};
+use privlink::lab::memory::pipe::MemoryPeer;
 use privlink::lab::probe;
 use privlink::lab::standin::ServiceCert;
 use privlink_core::packet::sample;
@@ -18,60 +22,18 @@ const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 10);
 const UPSTREAM: &str = "127.0.0.1:8443";
 const EC2: &str = "ec2.us-east-1.amazonaws.com";
 
-/// A VPC with two subnets and an EC2 endpoint in both, relaying to
-/// [`UPSTREAM`]; `endpoint` and `rules` are extra lines for the endpoint's
-/// table and after it.
-fn config(endpoint: &str, rules: &str) -> String {
-    format!(
-        r#"
-[vpc]
-cidr = "10.0.0.0/16"
-region = "us-east-1"
-netns = "plk-memory"
-
-[[subnet]]
-id = "subnet-a"
-cidr = "10.0.1.0/24"
-az = "us-east-1a"
-
-[[subnet]]
-id = "subnet-b"
-cidr = "10.0.2.0/24"
-az = "us-east-1b"
-
-[[endpoint]]
-service = "com.amazonaws.us-east-1.ec2"
-subnets = ["subnet-a", "subnet-b"]
-upstream = "{UPSTREAM}"
-security_groups = ["sg-endpoint"]
-{endpoint}
-
-[[security_group]]
-id = "sg-endpoint"
-ingress = [{{ protocol = "tcp", ports = "443", cidr = "10.0.0.0/16" }}]
-{rules}
-"#
-    )
+/// The namespace tests' config (two subnets, an EC2 endpoint in both,
+/// relaying to [`UPSTREAM`]); `extra` goes into the endpoint's table. The
+/// memory lab makes no namespace: the name is only read.
+fn config(extra: &str) -> String {
+    common::config("plk-memory", UPSTREAM, extra)
 }
 
 /// A lab whose endpoint carries any TCP stream (no SNI check) to an echo service.
 fn echo_lab() -> MemoryLab {
-    let mut lab = MemoryLab::new("memory.toml", &config("allow_non_tls = true", ""));
+    let mut lab = MemoryLab::new("memory.toml", &config("allow_non_tls = true"));
     lab.serve(UPSTREAM, || Box::new(Echo::default()));
     lab
-}
-
-/// Bytes that differ for every `seed` and offset.
-fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 /// Sends `data` on `h`, then FIN, and reads until the other side's FIN.
@@ -100,7 +62,7 @@ fn exchange(lab: &mut MemoryLab, h: smoltcp::iface::SocketHandle, data: &[u8]) -
 
 #[test]
 fn tls_handshake_sees_the_service_certificate() {
-    let mut lab = MemoryLab::new("memory.toml", &config("", ""));
+    let mut lab = MemoryLab::new("memory.toml", &config(""));
     let cert = ServiceCert::generate(EC2).unwrap();
     let server = cert.server_config().unwrap();
     lab.serve(UPSTREAM, move || Box::new(Https::new(server.clone(), EC2)));
@@ -187,7 +149,7 @@ fn recycled_sockets_carry_only_their_own_bytes() {
 #[test]
 fn upstream_down_means_connection_refused() {
     // Nothing listens on the upstream address.
-    let mut lab = MemoryLab::new("memory.toml", &config("allow_non_tls = true", ""));
+    let mut lab = MemoryLab::new("memory.toml", &config("allow_non_tls = true"));
     let h = lab.connect(CLIENT, lab.eni(0, 0, 443));
     lab.run_until("the client's socket closed", |lab| lab.socket(h).state() == State::Closed);
     let r = lab.report();
@@ -195,33 +157,31 @@ fn upstream_down_means_connection_refused() {
     assert!(lab.elapsed() < Duration::from_secs(1), "refused at once, not after a retransmission");
 }
 
+/// A client connection to ENI a, established, and the service's end of it.
+fn connected(lab: &mut MemoryLab) -> (smoltcp::iface::SocketHandle, MemoryPeer) {
+    let h = lab.connect(CLIENT, lab.eni(0, 0, 443));
+    let mut peer = None;
+    lab.run_until("the service accepted", |lab| {
+        if peer.is_none() {
+            peer = lab.accept(UPSTREAM);
+        }
+        peer.is_some() && lab.socket(h).may_send()
+    });
+    (h, peer.expect("accepted"))
+}
+
 #[test]
 fn resets_travel_both_ways() {
-    let mut lab = MemoryLab::new("memory.toml", &config("allow_non_tls = true", ""));
+    let mut lab = MemoryLab::new("memory.toml", &config("allow_non_tls = true"));
     lab.listen(UPSTREAM);
 
     // The service resets: the client's socket is reset (closed without its FIN exchange).
-    let h = lab.connect(CLIENT, lab.eni(0, 0, 443));
-    let mut peer = None;
-    lab.run_until("the service accepted", |lab| {
-        if peer.is_none() {
-            peer = lab.accept(UPSTREAM);
-        }
-        peer.is_some() && lab.socket(h).may_send()
-    });
-    peer.unwrap().reset();
+    let (h, mut peer) = connected(&mut lab);
+    peer.reset();
     lab.run_until("the client reset", |lab| lab.socket(h).state() == State::Closed);
 
     // The client resets: the service sees the reset.
-    let h = lab.connect(CLIENT, lab.eni(0, 0, 443));
-    let mut peer = None;
-    lab.run_until("the service accepted", |lab| {
-        if peer.is_none() {
-            peer = lab.accept(UPSTREAM);
-        }
-        peer.is_some() && lab.socket(h).may_send()
-    });
-    let mut peer = peer.unwrap();
+    let (h, mut peer) = connected(&mut lab);
     lab.socket(h).send_slice(b"x").unwrap();
     let mut one = [0u8; 1];
     lab.run_until("the byte arrived", |_| peer.read(&mut one).is_ok());
@@ -270,7 +230,7 @@ fn the_resolver_answers_the_private_name_with_the_enis_and_refuses_the_rest() {
 
 #[test]
 fn a_security_group_drops_clients_outside_its_rule() {
-    let only_b = config("allow_non_tls = true", "").replace(r#"cidr = "10.0.0.0/16" }]"#, r#"cidr = "10.0.2.0/24" }]"#);
+    let only_b = config("allow_non_tls = true").replace(r#"cidr = "10.0.0.0/16" }]"#, r#"cidr = "10.0.2.0/24" }]"#);
     let mut lab = MemoryLab::new("memory.toml", &only_b);
     lab.serve(UPSTREAM, || Box::new(Echo::default()));
     let refused = lab.connect(CLIENT, lab.eni(0, 0, 443));
@@ -288,7 +248,7 @@ fn a_security_group_drops_clients_outside_its_rule() {
 fn a_stream_that_never_says_hello_is_reset_at_the_hello_timeout() {
     // The endpoint checks SNI (the default): a client that connects and says
     // nothing has `hello_timeout` (10 s) to send its ClientHello.
-    let mut lab = MemoryLab::new("memory.toml", &config("", ""));
+    let mut lab = MemoryLab::new("memory.toml", &config(""));
     lab.listen(UPSTREAM);
     let h = lab.connect(CLIENT, lab.eni(0, 0, 443));
     lab.run_until("established", |lab| lab.socket(h).may_send());
@@ -306,7 +266,7 @@ fn a_stream_that_never_says_hello_is_reset_at_the_hello_timeout() {
 #[test]
 fn the_endpoint_policy_refuses_a_client_it_does_not_allow() {
     let policy = r#"policy = '{"Statement":[{"Effect":"Allow","Principal":"*","Action":"*","Resource":"*","Condition":{"IpAddress":{"aws:VpcSourceIp":"10.0.2.0/24"}}}]}'"#;
-    let mut lab = MemoryLab::new("memory.toml", &config(&format!("allow_non_tls = true\n{policy}"), ""));
+    let mut lab = MemoryLab::new("memory.toml", &config(&format!("allow_non_tls = true\n{policy}")));
     lab.serve(UPSTREAM, || Box::new(Echo::default()));
     let h = lab.connect(CLIENT, lab.eni(0, 0, 443));
     lab.run_until("refused", |lab| lab.socket(h).state() == State::Closed);

@@ -107,7 +107,7 @@ pub async fn up(
     store.save(&state)?;
 
     for e in &plan.endpoints {
-        for w in e.policy.warnings() {
+        for w in e.settings.policy.warnings() {
             tracing::warn!("endpoint {} policy: {w}", e.id);
         }
     }
@@ -191,7 +191,7 @@ pub async fn up(
 /// one when an endpoint is shaped, since its shaper shares the ENI's rate
 /// among all of its connections in one place.
 fn queue_count(plan: &Plan, cpus: usize) -> usize {
-    if plan.endpoints.iter().any(|e| e.bandwidth.is_some()) {
+    if plan.endpoints.iter().any(|e| e.settings.bandwidth.is_some()) {
         return 1;
     }
     plan.vpc.queues.unwrap_or(cpus.clamp(1, MAX_QUEUES))

@@ -81,6 +81,19 @@ ingress = [{{ protocol = "tcp", ports = "443", cidr = "10.0.0.0/16" }}]
     )
 }
 
+/// Bytes that differ for every `seed` and offset (a xorshift stream).
+pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
 /// A running `privlink up`.
 pub struct Lab {
     pub ns: String,

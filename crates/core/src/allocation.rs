@@ -102,15 +102,7 @@ impl Plan {
                 dns_suffix: st.suffix.clone(),
                 enis,
                 upstream,
-                ports: spec.ports.clone(),
-                security_groups: spec.security_groups.clone(),
-                bandwidth: spec.bandwidth,
-                allowed_sni: spec.allowed_sni.clone(),
-                allow_non_tls: spec.allow_non_tls,
-                hello_timeout: spec.hello_timeout,
-                policy: spec.policy.clone(),
-                connect_timeout: spec.connect_timeout,
-                max_connections: spec.max_connections,
+                settings: spec.settings.clone(),
             });
         }
         Ok(Plan { vpc: config.vpc.clone(), subnets: config.subnets.clone(), endpoints, rules: config.rules.clone() })

@@ -22,7 +22,7 @@ use crate::filter::{
     ConntrackTimeouts, GroupMembers, NaclEntry, NetworkAcl, PortRange, PrefixList, Protocol, RuleAction, RuleNumber,
     RuleSet, RuleSetConfig, SecurityGroup, SgPeer, SgRule, DEFAULT_GROUP_ID,
 };
-use crate::model::{Bandwidth, Subnet, Vpc};
+use crate::model::{Bandwidth, EndpointSettings, Subnet, Vpc};
 use crate::policy::PolicyDocument;
 use crate::shaper::{ByteSize, Rate};
 
@@ -130,24 +130,8 @@ pub struct EndpointSpec {
     pub ips: BTreeMap<usize, Ipv4Addr>,
     /// Where the real service is (`host:port`); `None`: its public DNS name, port 443.
     pub upstream: Option<String>,
-    /// TCP ports the ENI carries.
-    pub ports: Vec<u16>,
-    /// Security groups on the ENIs; empty: the VPC's default group.
-    pub security_groups: Vec<String>,
-    /// Shaping per ENI (per AZ), both directions; `None`: unshaped.
-    pub bandwidth: Option<Bandwidth>,
-    /// Server names accepted besides the endpoint's own.
-    pub allowed_sni: Vec<String>,
-    /// Carry streams that do not start with a TLS ClientHello.
-    pub allow_non_tls: bool,
-    /// How long a client may take to send its whole ClientHello.
-    pub hello_timeout: Duration,
-    /// The endpoint policy (the full-access default when none was given).
-    pub policy: PolicyDocument,
-    /// Upstream connect timeout.
-    pub connect_timeout: Duration,
-    /// Concurrent connections carried before new SYNs are dropped.
-    pub max_connections: usize,
+    /// How its streams are carried.
+    pub settings: EndpointSettings,
 }
 
 #[derive(Debug, Deserialize)]
@@ -389,7 +373,7 @@ impl Config {
             .enumerate()
             .map(|(index, (e, si))| {
                 let subnet = &subnets[si];
-                subnet.eni_rules(index, subnet.cidr.nth(4).unwrap_or(subnet.cidr.base()), &e.security_groups)
+                subnet.eni_rules(index, subnet.cidr.nth(4).unwrap_or(subnet.cidr.base()), &e.settings.security_groups)
             })
             .collect();
         if let Err(e) = RuleSet::build(&rules) {
@@ -738,15 +722,17 @@ fn validate_endpoint(
         service_info,
         ips,
         upstream: raw.upstream.map(Spanned::into_inner),
-        ports,
-        security_groups,
-        bandwidth,
-        allowed_sni: raw.allowed_sni.into_iter().map(Spanned::into_inner).collect(),
-        allow_non_tls: raw.allow_non_tls,
-        hello_timeout,
-        policy,
-        connect_timeout,
-        max_connections,
+        settings: EndpointSettings {
+            ports,
+            security_groups,
+            bandwidth,
+            allowed_sni: raw.allowed_sni.into_iter().map(Spanned::into_inner).collect(),
+            allow_non_tls: raw.allow_non_tls,
+            hello_timeout,
+            policy,
+            connect_timeout,
+            max_connections,
+        },
     })
 }
 
@@ -982,10 +968,10 @@ upstream = "127.0.0.1:8443"
         assert_eq!(c.vpc.resolvers(), [Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::new(169, 254, 169, 253)]);
         assert_eq!(c.vpc.tun, "eni0");
         let e = &c.endpoints[0];
-        assert_eq!(e.ports, vec![443]);
+        assert_eq!(e.settings.ports, vec![443]);
         assert_eq!(e.subnets, vec![0, 1]);
         assert_eq!(e.ips.get(&0), Some(&Ipv4Addr::new(10, 0, 1, 49)));
-        assert_eq!(e.connect_timeout, Duration::from_secs(10));
+        assert_eq!(e.settings.connect_timeout, Duration::from_secs(10));
         assert!(e.private_dns);
     }
 
@@ -1039,7 +1025,7 @@ upstream = "127.0.0.1:8443"
         let e = err(&GOOD.replace("upstream =", "connect_timeout = \"ten\"\nupstream ="));
         assert!(e.contains("endpoint[0].connect_timeout"), "{e}");
         let c = Config::from_toml("x", &GOOD.replace("upstream =", "connect_timeout = \"750ms\"\nupstream =")).unwrap();
-        assert_eq!(c.endpoints[0].connect_timeout, Duration::from_millis(750));
+        assert_eq!(c.endpoints[0].settings.connect_timeout, Duration::from_millis(750));
     }
 
     #[test]

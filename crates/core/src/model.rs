@@ -149,6 +149,30 @@ impl fmt::Display for Upstream {
     }
 }
 
+/// How an endpoint carries its streams: what the config says of it and the
+/// plan keeps as it is, one definition for both.
+#[derive(Debug, Clone)]
+pub struct EndpointSettings {
+    /// TCP ports the ENI carries.
+    pub ports: Vec<u16>,
+    /// Security groups on the ENIs; empty: the VPC's default group.
+    pub security_groups: Vec<String>,
+    /// Shaping per ENI (per AZ), both directions; `None`: unshaped.
+    pub bandwidth: Option<Bandwidth>,
+    /// Server names accepted besides the endpoint's own.
+    pub allowed_sni: Vec<String>,
+    /// Carry streams that do not start with a TLS ClientHello.
+    pub allow_non_tls: bool,
+    /// How long a client may take to send its whole ClientHello.
+    pub hello_timeout: Duration,
+    /// The endpoint policy (the full-access default when none was given).
+    pub policy: crate::policy::PolicyDocument,
+    /// Upstream connect timeout.
+    pub connect_timeout: Duration,
+    /// Concurrent connections carried before new SYNs are dropped.
+    pub max_connections: usize,
+}
+
 /// One ENI of an endpoint: one per subnet (AZ).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Eni {
@@ -187,24 +211,8 @@ pub struct Endpoint {
     pub enis: Vec<Eni>,
     /// The real service.
     pub upstream: Upstream,
-    /// TCP ports carried.
-    pub ports: Vec<u16>,
-    /// Security groups on its ENIs (empty: the VPC default group).
-    pub security_groups: Vec<String>,
-    /// Shaping per ENI, if any.
-    pub bandwidth: Option<Bandwidth>,
-    /// Server names accepted besides the endpoint's own.
-    pub allowed_sni: Vec<String>,
-    /// Carry streams that do not start with a TLS ClientHello.
-    pub allow_non_tls: bool,
-    /// How long a client may take to send its whole ClientHello.
-    pub hello_timeout: Duration,
-    /// The endpoint policy.
-    pub policy: crate::policy::PolicyDocument,
-    /// Upstream connect timeout.
-    pub connect_timeout: Duration,
-    /// Concurrent connection cap.
-    pub max_connections: usize,
+    /// How its streams are carried: the same settings the config gave.
+    pub settings: EndpointSettings,
 }
 
 /// The whole lab as it will run.
@@ -273,8 +281,8 @@ impl Endpoint {
         crate::policy::SniPolicy::new(
             &self.service_info.default_dns_names,
             &specific,
-            &self.allowed_sni,
-            self.allow_non_tls,
+            &self.settings.allowed_sni,
+            self.settings.allow_non_tls,
         )
     }
 }
@@ -304,7 +312,7 @@ impl Plan {
         enis.enumerate()
             .map(|(index, (e, n))| {
                 let subnet = self.subnets.iter().find(|s| s.id == n.subnet).expect("ENIs are in known subnets");
-                subnet.eni_rules(index, n.ip, &e.security_groups)
+                subnet.eni_rules(index, n.ip, &e.settings.security_groups)
             })
             .collect()
     }
@@ -312,14 +320,6 @@ impl Plan {
     /// The compiled security groups and NACLs of every ENI (of [`Plan::eni_rules`]).
     pub fn rule_set(&self) -> Result<RuleSet, RuleSetError> {
         RuleSet::build(&RuleSetConfig { enis: self.eni_rules(), ..self.rules.clone() })
-    }
-
-    /// What the data path is built from; a reload that changes it needs a restart.
-    pub fn data_path_shape(&self) -> Vec<(String, Vec<Ipv4Addr>, Vec<u16>, String)> {
-        self.endpoints
-            .iter()
-            .map(|e| (e.id.clone(), e.enis.iter().map(|n| n.ip).collect(), e.ports.clone(), e.upstream.to_string()))
-            .collect()
     }
 
     /// Every ENI IP with the index of its endpoint.
@@ -342,7 +342,7 @@ impl fmt::Display for Plan {
             writeln!(f, "  subnet {} {} {}", s.id, s.cidr, s.az)?;
         }
         for e in &self.endpoints {
-            let ports: Vec<String> = e.ports.iter().map(u16::to_string).collect();
+            let ports: Vec<String> = e.settings.ports.iter().map(u16::to_string).collect();
             writeln!(f, "endpoint {} {} (Interface)", e.id, e.service)?;
             writeln!(
                 f,
@@ -351,29 +351,33 @@ impl fmt::Display for Plan {
                 if e.private_dns { "on" } else { "off" },
                 e.upstream
             )?;
-            writeln!(f, "  connect timeout {:?}  max connections {}", e.connect_timeout, e.max_connections)?;
+            writeln!(
+                f,
+                "  connect timeout {:?}  max connections {}",
+                e.settings.connect_timeout, e.settings.max_connections
+            )?;
             for n in &e.enis {
                 writeln!(f, "  {} {} in {} ({})", n.id, n.ip, n.subnet, n.az)?;
             }
             for name in e.dns_names() {
                 writeln!(f, "  dns {name}")?;
             }
-            let groups = if e.security_groups.is_empty() {
+            let groups = if e.settings.security_groups.is_empty() {
                 "sg-default (the VPC's default group)".to_string()
             } else {
-                e.security_groups.join(", ")
+                e.settings.security_groups.join(", ")
             };
             writeln!(f, "  security groups {groups}")?;
-            if let Some(b) = &e.bandwidth {
+            if let Some(b) = &e.settings.bandwidth {
                 let max = b.max.map(|m| format!(", autoscaling to {m}")).unwrap_or_default();
                 writeln!(f, "  bandwidth {} per ENI, burst {}{max}", b.rate, b.burst)?;
             }
-            if !e.allowed_sni.is_empty() || e.allow_non_tls {
+            if !e.settings.allowed_sni.is_empty() || e.settings.allow_non_tls {
                 writeln!(
                     f,
                     "  allowed SNI {:?}  non-TLS {}",
-                    e.allowed_sni,
-                    if e.allow_non_tls { "carried" } else { "reset" }
+                    e.settings.allowed_sni,
+                    if e.settings.allow_non_tls { "carried" } else { "reset" }
                 )?;
             }
         }

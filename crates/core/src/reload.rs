@@ -33,7 +33,7 @@ pub fn check(current: &Plan, next: &Plan) -> Result<(), NeedsRestart> {
             "its id"
         } else if a.enis.iter().map(|n| n.ip).ne(b.enis.iter().map(|n| n.ip)) {
             "its ENIs"
-        } else if a.ports != b.ports {
+        } else if a.settings.ports != b.settings.ports {
             "its ports"
         } else if a.upstream != b.upstream {
             "its upstream"

@@ -192,7 +192,9 @@ impl<L: Link, C: Connector> Stack<L, C> {
             .endpoints
             .iter()
             .enumerate()
-            .flat_map(|(i, e)| e.enis.iter().map(move |n| EniRoute { ip: n.ip, endpoint: i, ports: e.ports.clone() }))
+            .flat_map(|(i, e)| {
+                e.enis.iter().map(move |n| EniRoute { ip: n.ip, endpoint: i, ports: e.settings.ports.clone() })
+            })
             .collect();
         let guarded = enis.len();
         // DNS over TCP is one more "endpoint", after the real ones.
@@ -222,16 +224,16 @@ impl<L: Link, C: Connector> Stack<L, C> {
             .map(|e| {
                 Ok(EndpointRuntime {
                     upstream: e.upstream.clone(),
-                    connect_timeout: e.connect_timeout,
-                    max_connections: e.max_connections,
+                    connect_timeout: e.settings.connect_timeout,
+                    max_connections: e.settings.max_connections,
                     admission: Admission {
-                        policy: Some(e.policy.clone()),
+                        policy: Some(e.settings.policy.clone()),
                         vpc_id: plan.vpc.id.clone(),
                         vpce_id: e.id.clone(),
                     },
                     sni: Some(Arc::new(e.sni_policy()?))
                         .filter(|p| !p.allows_everything())
-                        .map(|p| (p, e.hello_timeout)),
+                        .map(|p| (p, e.settings.hello_timeout)),
                 })
             })
             .collect::<Result<_, privlink_core::policy::SniPatternError>>()?;
@@ -313,19 +315,24 @@ impl<L: Link, C: Connector> Stack<L, C> {
         let mut moved = self.finish_connects(now)?;
         moved |= self.service_ready(now);
         moved |= self.handle_timers(now);
-        self.reap_closing();
-        let delay = self.iface.poll_delay(self.smol_now(now), &self.sockets);
-        let smol_at = delay.map(|d| now + Duration::from_micros(d.total_micros()));
-        let mut next = earliest(smol_at, self.guard.poll_timeout());
-        next = earliest(next, self.deadlines.peek().map(|Reverse((at, _))| *at));
         let mut due = std::mem::take(&mut self.ready_ids);
-        next = earliest(next, self.shapers.handle_timeout(now, &mut due));
+        let shaper_at = self.shapers.handle_timeout(now, &mut due);
         for &id in &due {
             moved |= self.service(id, now);
         }
         due.clear();
         self.ready_ids = due;
-        Ok(Turn { busy: moved || !drained, next })
+        self.reap_closing();
+        if moved || !drained {
+            // Another turn comes at once: no need to ask smoltcp, whose
+            // `poll_delay` looks at every socket, when it wants to be polled.
+            return Ok(Turn { busy: true, next: None });
+        }
+        let delay = self.iface.poll_delay(self.smol_now(now), &self.sockets);
+        let smol_at = delay.map(|d| now + Duration::from_micros(d.total_micros()));
+        let mut next = earliest(smol_at, self.guard.poll_timeout());
+        next = earliest(next, self.deadlines.peek().map(|Reverse((at, _))| *at));
+        Ok(Turn { busy: false, next: earliest(next, shaper_at) })
     }
 
     /// Services the connections whose hello deadline came.

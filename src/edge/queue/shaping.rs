@@ -33,7 +33,7 @@ pub struct Shapers(Vec<Option<EniShaping>>);
 impl Shapers {
     /// Shapers for `plan`'s shaped endpoints' ENIs, in ENI order.
     pub fn new(plan: &Plan, now: Instant) -> Shapers {
-        let per_eni = plan.endpoints.iter().flat_map(|e| e.enis.iter().map(move |_| e.bandwidth));
+        let per_eni = plan.endpoints.iter().flat_map(|e| e.enis.iter().map(move |_| e.settings.bandwidth));
         Shapers(
             per_eni
                 .map(|bw| {
