@@ -48,7 +48,7 @@
 //! - `spec`: [`ZoneSpec`], what the zones hold, built from endpoints;
 //! - `zone`: [`Zone`], the compiled zones and the closest-encloser lookup;
 //! - `name`: configured names to wire format, skipping names in messages;
-//! - `query`: reading a query's question and its EDNS OPT;
+//! - `query`: reading a query's question and its EDNS OPT, and why one is dropped;
 //! - `answer`: writing a response within its size limit (TC);
 //! - `responder`: [`Responder`], the rules above and the counters;
 //! - `cache`: [`ForwardCache`], upstream answers kept for their TTL;
@@ -109,7 +109,8 @@ mod zone;
 
 pub use cache::{ForwardCache, MAX_CACHE_TTL};
 pub use forwarded::forwarded_udp_reply;
-pub use responder::{DnsCounters, ForwardMode, Outcome, QueryDropReason, Responder};
+pub use query::QueryDropReason;
+pub use responder::{DnsCounters, ForwardMode, Outcome, Responder};
 pub use spec::{EndpointDns, ZoneApex, ZoneEntry, ZoneSpec};
 pub use zone::{DnsError, Zone};
 

@@ -3,39 +3,34 @@
 //! followed) while looking for the OPT record or a TTL.
 
 use super::wire::MAX_NAME_LEN;
-use super::zone::DnsError;
 
-/// Converts a configured name to lowercase wire format; `*` only as a whole first label.
-pub(super) fn name_to_wire(name: &str) -> Result<Vec<u8>, DnsError> {
+/// Converts a configured name to lowercase wire format; `*` only as a whole
+/// first label. The error says what is wrong with the name.
+pub(super) fn name_to_wire(name: &str) -> Result<Vec<u8>, &'static str> {
     let trimmed = name.strip_suffix('.').unwrap_or(name);
     if trimmed.is_empty() {
-        return Err(invalid(name, "empty name"));
+        return Err("empty name");
     }
     let mut wire = Vec::with_capacity(trimmed.len() + 2);
     for (i, label) in trimmed.split('.').enumerate() {
         if label.is_empty() {
-            return Err(invalid(name, "empty label"));
+            return Err("empty label");
         }
         if label.len() > 63 {
-            return Err(invalid(name, "label longer than 63 bytes"));
+            return Err("label longer than 63 bytes");
         }
         let ok = label == "*" && i == 0 || label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !ok {
-            return Err(invalid(name, "labels are letters, digits, '-' and '_'; '*' only as the first label"));
+            return Err("labels are letters, digits, '-' and '_'; '*' only as the first label");
         }
         wire.push(label.len() as u8);
         wire.extend(label.bytes().map(|b| b.to_ascii_lowercase()));
     }
     wire.push(0);
     if wire.len() > MAX_NAME_LEN {
-        return Err(invalid(name, "longer than 255 bytes"));
+        return Err("longer than 255 bytes");
     }
     Ok(wire)
-}
-
-/// A [`DnsError::InvalidName`] for `name`.
-pub(super) fn invalid(name: &str, reason: &'static str) -> DnsError {
-    DnsError::InvalidName { name: name.to_string(), reason }
 }
 
 /// The position just past the owner name at `pos` (labels, ending in a root

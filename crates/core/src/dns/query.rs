@@ -7,9 +7,23 @@
 //! root); their names are skipped, never followed.
 
 use super::name::skip_owner_name;
-use super::responder::QueryDropReason;
 use super::wire::{read_u16, EDNS_DO, FLAG_QR, HEADER_LEN, MASK_OPCODE, MAX_NAME_LEN, TYPE_OPT};
 use super::MAX_QUERY_LEN;
+
+/// Why a DNS message got no response at all (the module doc says why this
+/// is not [`crate::packet::DropReason`]). Decided while reading a query:
+/// here and in [`super::Responder`], which checks the header first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum QueryDropReason {
+    /// Shorter than a DNS header.
+    TooShort,
+    /// The QR bit is set: a response, never answered (no reflection loops).
+    NotQuery,
+    /// Longer than [`MAX_QUERY_LEN`], or than 512 bytes over UDP without EDNS.
+    Oversized,
+    /// A compression pointer in the question name (see the module doc).
+    Malformed,
+}
 
 /// The parts of a query the answer needs, all by offset into the query.
 #[derive(Clone, Copy, Debug)]

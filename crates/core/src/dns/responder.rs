@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::answer::{emit_answer, emit_error, response_limit, Answer};
-use super::query::{parse_query, ParseError, Query};
+use super::query::{parse_query, ParseError, Query, QueryDropReason};
 use super::wire::{
     read_u16, CLASS_ANY, CLASS_IN, EXT_RCODE_BADVERS, FLAG_QR, HEADER_LEN, MASK_OPCODE, MAX_NAME_LEN, RCODE_FORMERR,
     RCODE_NOTIMP, RCODE_NXDOMAIN, RCODE_REFUSED, TYPE_A, TYPE_ANY, TYPE_AXFR, TYPE_IXFR, TYPE_SOA,
@@ -38,20 +38,6 @@ pub enum Outcome {
     Forward,
     /// Send nothing; `out` is empty.
     Drop(QueryDropReason),
-}
-
-/// Why a DNS message got no response at all (the module doc says why this
-/// is not [`crate::packet::DropReason`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum QueryDropReason {
-    /// Shorter than a DNS header.
-    TooShort,
-    /// The QR bit is set: a response, never answered (no reflection loops).
-    NotQuery,
-    /// Longer than [`MAX_QUERY_LEN`], or than 512 bytes over UDP without EDNS.
-    Oversized,
-    /// A compression pointer in the question name (see the module doc).
-    Malformed,
 }
 
 /// Counters by outcome, read with [`Responder::counters`].

@@ -11,7 +11,7 @@
 use thiserror::Error;
 
 use super::hash::FnvMap;
-use super::name::{invalid, name_to_wire};
+use super::name::name_to_wire;
 use super::spec::ZoneSpec;
 use super::wire::{CLASS_IN, TYPE_SOA};
 use super::{MAX_IPS_PER_NAME, NEGATIVE_TTL};
@@ -111,7 +111,7 @@ impl Zone {
     pub fn build(spec: &ZoneSpec) -> Result<Zone, DnsError> {
         let mut zone = Zone::default();
         for apex in spec.apexes.iter().filter(|a| a.private_dns) {
-            let wire = name_to_wire(&apex.name)?;
+            let wire = name_to_wire(&apex.name).map_err(|reason| invalid(&apex.name, reason))?;
             if wire.starts_with(b"\x01*") {
                 return Err(invalid(&apex.name, "an apex cannot be a wildcard"));
             }
@@ -128,7 +128,7 @@ impl Zone {
         }
 
         for entry in spec.entries.iter().filter(|e| e.private_dns) {
-            let wire = name_to_wire(&entry.name)?;
+            let wire = name_to_wire(&entry.name).map_err(|reason| invalid(&entry.name, reason))?;
             let (owner, is_wildcard) = match wire.strip_prefix(b"\x01*") {
                 Some(rest) => (rest, true),
                 None => (wire.as_slice(), false),
@@ -248,6 +248,11 @@ impl Zone {
         names.sort();
         names
     }
+}
+
+/// A [`DnsError::InvalidName`] for `name`.
+fn invalid(name: &str, reason: &'static str) -> DnsError {
+    DnsError::InvalidName { name: name.to_string(), reason }
 }
 
 /// The SOA record of a Route 53 private zone, after the owner name.
