@@ -110,10 +110,11 @@ impl Plan {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    const CFG: &str = r#"
+    /// Two subnets, an EC2 endpoint in both (one address fixed), an STS endpoint in one.
+    pub(crate) const CFG: &str = r#"
 [vpc]
 cidr = "10.0.0.0/16"
 region = "us-east-1"

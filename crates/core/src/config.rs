@@ -1122,24 +1122,14 @@ upstream = "127.0.0.1:8443"
             let want = format!("invalid CIDR block {bad:?}: expected a.b.c.d/n (n ≤ 32) with no host bits set");
             assert_eq!(err(&text), format!("lab.toml:{line}: {want}"));
         };
-        let sg = r#"
-[[security_group]]
-id = "sg-a"
-[[security_group.ingress]]
-protocol = "tcp"
-cidr = "10.0.0.1/16"
-"#;
-        check(sg, "10.0.0.1/16", r#"cidr = "10.0.0.1/16""#);
+        let sg = "\n[[security_group]]\nid = \"sg-a\"\ningress = [{ protocol = \"tcp\", cidr = \"10.0.0.1/16\" }]\n";
+        check(sg, "10.0.0.1/16", "ingress = [");
         let acl = r#"
 [[network_acl]]
 id = "acl-x"
-[[network_acl.ingress]]
-rule = 100
-protocol = "all"
-cidr = "10.0.0.0/33"
-action = "allow"
+ingress = [{ rule = 100, protocol = "all", cidr = "10.0.0.0/33", action = "allow" }]
 "#;
-        check(acl, "10.0.0.0/33", r#"cidr = "10.0.0.0/33""#);
+        check(acl, "10.0.0.0/33", "ingress = [");
         let list = r#"
 [[prefix_list]]
 id = "pl-a"

@@ -435,32 +435,12 @@ mod tests {
 
     #[test]
     fn the_filters_view_of_each_eni_is_read_from_the_plan() {
-        let text = r#"
-[vpc]
-cidr = "10.0.0.0/16"
-region = "us-east-1"
-[[subnet]]
-id = "a"
-cidr = "10.0.1.0/24"
-az = "us-east-1a"
-network_acl = "acl-a"
-[[subnet]]
-id = "b"
-cidr = "10.0.2.0/28"
-az = "us-east-1b"
-[[endpoint]]
-service = "com.amazonaws.us-east-1.ec2"
-subnets = ["a", "b"]
-security_groups = ["sg-x"]
-[[endpoint]]
-service = "com.amazonaws.us-east-1.sts"
-subnets = ["b"]
-[[security_group]]
-id = "sg-x"
-[[network_acl]]
-id = "acl-a"
-"#;
-        let config = crate::config::Config::from_toml("t", text).unwrap();
+        // The allocation tests' lab, with a NACL on subnet a and a group on the EC2 endpoint.
+        let text = crate::allocation::tests::CFG
+            .replace("az = \"us-east-1a\"", "az = \"us-east-1a\"\nnetwork_acl = \"acl-a\"")
+            .replace("ips = { \"a\" = \"10.0.1.4\" }", "ips = { \"a\" = \"10.0.1.4\" }\nsecurity_groups = [\"sg-x\"]")
+            + "[[security_group]]\nid = \"sg-x\"\n[[network_acl]]\nid = \"acl-a\"\n";
+        let config = crate::config::Config::from_toml("t", &text).unwrap();
         let plan = Plan::make(&config, &mut State::default(), || [7; 9]).unwrap();
         let got: Vec<_> = plan
             .eni_rules()
@@ -474,7 +454,7 @@ id = "acl-a"
             [
                 (0, ip("10.0.1.4"), "10.0.1.0/24".into(), Some("acl-a".into()), x.clone()),
                 (1, ip("10.0.2.4"), "10.0.2.0/28".into(), None, x),
-                (2, ip("10.0.2.5"), "10.0.2.0/28".into(), None, vec![]),
+                (2, ip("10.0.1.5"), "10.0.1.0/24".into(), Some("acl-a".into()), vec![]),
             ]
         );
         let ips: Vec<Ipv4Addr> = plan.eni_ips().map(|(ip, _)| ip).collect();

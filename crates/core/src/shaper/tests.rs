@@ -1,6 +1,11 @@
 //! Shaper tests, all on a virtual clock (`t0` plus offsets; nothing sleeps).
 
+use std::num::NonZeroU64;
+use std::time::{Duration, Instant};
+
+use super::token_bucket::UNITS_PER_BYTE;
 use super::*;
+use crate::flow::Direction;
 use proptest::prelude::*;
 
 fn rate(s: &str) -> Rate {
