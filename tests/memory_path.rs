@@ -131,6 +131,7 @@ fn four_mib_each_way_with_half_close() {
     assert!(back == data, "the echo differs from what was sent");
     let r = lab.report();
     assert_eq!((r.conns.accepted, r.counters.dropped(DropReason::TooBig)), (1, 0), "{:?}", r.conns);
+    assert_eq!((r.conns.challenged, r.conns.rfc5961_dropped), (0, 0), "a normal stream is never judged blind");
 }
 
 #[test]

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::io;
 use std::time::Instant;
 
-use privlink_core::flow::{Direction, FlowKey};
+use privlink_core::flow::{Direction, FlowKey, SeededState};
 use privlink_core::packet::{self, tcp_flags, PacketMeta};
 use privlink_core::pipeline::{Pipeline, Verdict};
 use privlink_core::rfc5961::{self, Segment, SegmentVerdict, SeqSpace};
@@ -59,6 +59,10 @@ pub struct FlowConn {
     pub seq: SeqSpace,
 }
 
+/// The connections by flow: the one lookup per packet, each way. The client
+/// chooses the key, so the hash is seeded.
+pub type Flows = HashMap<FlowKey, FlowConn, SeededState>;
+
 /// The device for one `Interface::poll`.
 pub struct LinkDevice<'a, L> {
     /// The link.
@@ -82,7 +86,7 @@ pub struct LinkDevice<'a, L> {
     /// This poll's instant.
     pub now: Instant,
     /// Flows with a connection.
-    pub by_flow: &'a mut HashMap<FlowKey, FlowConn>,
+    pub by_flow: &'a mut Flows,
     /// Where RFC 5961 verdicts are counted.
     pub stats: &'a mut ConnStats,
     /// SYNs whose upstream is connecting.
@@ -173,7 +177,7 @@ pub struct TxToken<'a, L> {
     /// Payload bytes per segment when smoltcp hands over a superpacket (TSO); 0 if not one.
     gso_size: u16,
     guard: &'a mut EniGuard,
-    by_flow: &'a mut HashMap<FlowKey, FlowConn>,
+    by_flow: &'a mut Flows,
     now: Instant,
 }
 
@@ -182,7 +186,7 @@ impl<'b, L> TxToken<'b, L> {
         link: &'b mut L,
         buf: &'b mut [u8],
         guard: &'b mut EniGuard,
-        by_flow: &'b mut HashMap<FlowKey, FlowConn>,
+        by_flow: &'b mut Flows,
         now: Instant,
     ) -> TxToken<'b, L> {
         TxToken { link, buf, gso_size: 0, guard, by_flow, now }

@@ -97,7 +97,7 @@ use smoltcp::time::Instant as SmolInstant;
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint};
 use tokio::sync::mpsc;
 
-use self::device::{capabilities, CapsOnly, FlowConn, HeldSyn, LinkDevice};
+use self::device::{capabilities, CapsOnly, FlowConn, Flows, HeldSyn, LinkDevice};
 use self::link::Link;
 use self::report::{ConnStats, ConnectionSlots, Report};
 use self::shaping::{earliest, Shapers};
@@ -162,7 +162,7 @@ pub struct Stack<L, C: Connector> {
     slots: ConnectionSlots,
     conns: Vec<Option<Conn<C::Stream>>>,
     free_ids: Vec<ConnId>,
-    by_flow: HashMap<FlowKey, FlowConn>,
+    by_flow: Flows,
     held: HashMap<FlowKey, HeldSyn>,
     /// Half-open connections per client: held SYNs and handshakes not done.
     half_open: HalfOpenByClient,
@@ -283,7 +283,7 @@ impl<L: Link, C: Connector> Stack<L, C> {
             slots,
             conns: Vec::new(),
             free_ids: Vec::new(),
-            by_flow: HashMap::new(),
+            by_flow: Flows::with_hasher(privlink_core::flow::SeededState(u64::from_ne_bytes(random_bytes()))),
             held: HashMap::new(),
             half_open: HalfOpenByClient::default(),
             new_syns: Vec::new(),
