@@ -121,10 +121,12 @@ fn main() -> ExitCode {
                     );
                     let per_queue: Vec<String> = report.accepted_per_queue.iter().map(u64::to_string).collect();
                     println!(
-                        "privlink: connections: accepted={} refused={} closed={} accepted_per_queue={}",
+                        "privlink: connections: accepted={} refused={} closed={} challenged={} rfc5961_dropped={} accepted_per_queue={}",
                         report.conns.accepted,
                         report.conns.refused,
                         report.conns.closed,
+                        report.conns.challenged,
+                        report.conns.rfc5961_dropped,
                         per_queue.join(",")
                     );
                     ExitCode::SUCCESS

@@ -16,7 +16,8 @@ const ROUTER: &str = "10.0.0.1"; // the VPC router: the TUN's own address
 const IN_A: &str = "10.0.1.10"; // subnet-a, where ENI 0 lives
 const IN_B: &str = "10.0.2.10"; // subnet-b, where ENI 1 lives
 const IN_VPC: &str = "10.0.3.10"; // the VPC, no endpoint subnet
-const OUTSIDE: &str = "192.168.7.7"; // outside the VPC CIDR
+const IN_FAR: &str = "10.0.4.10"; // the VPC, outside the NACL test's 10.0.0.0/22
+const OUTSIDE: &str = "192.168.7.7"; // outside the VPC CIDR: no client of the VPC, dropped before the guards
 const ENI: [&str; 2] = ["10.0.1.49", "10.0.2.49"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,7 +95,7 @@ interval = 1
 }
 
 fn add_sources(ns: &str) {
-    for src in [IN_A, IN_B, IN_VPC, OUTSIDE] {
+    for src in [IN_A, IN_B, IN_VPC, IN_FAR, OUTSIDE] {
         common::add_address(ns, src);
     }
 }
@@ -205,6 +206,7 @@ security_groups = ["sg-clients"]
     );
     let counters = sc.lab.stop();
     assert!(counters.contains("to_stack="), "{counters}");
+    assert!(common::counter(&counters, "bad_source") >= 2, "the outside sources were dropped as such: {counters}");
 }
 
 #[test]
@@ -251,7 +253,7 @@ id = "sg-open-in"
 ingress = [{ protocol = "tcp", ports = "all", cidr = "0.0.0.0/0" }]
 
 # Subnet a: a deny numbered before an allow wins; the ephemeral-port egress
-# rule covers the VPC only, so replies to clients outside it are dropped.
+# rule covers 10.0.0.0/22 only, so replies to clients beyond it are dropped.
 [[network_acl]]
 id = "acl-a"
 ingress = [
@@ -259,7 +261,7 @@ ingress = [
   { rule = 100, protocol = "tcp", ports = "443", cidr = "10.0.3.0/24", action = "deny" },
   { rule = 110, protocol = "tcp", ports = "all", cidr = "0.0.0.0/0", action = "allow" },
 ]
-egress = [{ rule = 100, protocol = "tcp", ports = "1024-65535", cidr = "10.0.0.0/16", action = "allow" }]
+egress = [{ rule = 100, protocol = "tcp", ports = "1024-65535", cidr = "10.0.0.0/22", action = "allow" }]
 
 # Subnet b: an allow numbered before a deny wins; nothing else is allowed.
 [[network_acl]]
@@ -277,27 +279,27 @@ egress = [{ rule = 100, protocol = "all", cidr = "0.0.0.0/0", action = "allow" }
             case("acl-a: deny 100 before allow 110", IN_VPC, 0, 443, Silent),
             case("acl-a: deny 100 covers 443 only", IN_VPC, 0, 8443, Open),
             case("acl-a: allow 110 for the router", ROUTER, 0, 443, Open),
-            case("acl-a: no egress rule for the reply (ephemeral ports)", OUTSIDE, 0, 443, Silent),
+            case("acl-a: no egress rule for the reply (ephemeral ports)", IN_FAR, 0, 443, Silent),
             case("acl-a: same subnet skips the NACL (deny 90 not applied)", IN_A, 0, 443, Open),
             case("acl-b: allow 100 before deny 110", IN_VPC, 1, 443, Open),
             case("acl-b: deny 110 for other ports", IN_VPC, 1, 8443, Silent),
             case("acl-b: the final * rule denies", ROUTER, 1, 443, Silent),
             case("acl-b: same subnet skips the NACL", IN_B, 1, 8443, Open),
             case("acl-a: 8443 from the router, allow 110", ROUTER, 0, 8443, Open),
-            case("acl-b: outside the VPC, the final * rule", OUTSIDE, 1, 443, Silent),
+            case("acl-b: no numbered rule, the final * rule", IN_FAR, 1, 443, Silent),
         ],
     );
     sc.lab.stop();
 
-    // The flow log shows the ephemeral-port gotcha: the request ACCEPTed, the reply REJECTed.
+    // The flow log shows the ephemeral-port gotcha: the request ACCEPTed, the
+    // reply REJECTed (judged before anything was connected: no SYN-ACK left).
     let log = std::fs::read_to_string(&sc.flow_log).unwrap();
     let lines: Vec<&str> = log.lines().collect();
-    let from_outside_in = lines
+    let far_in = lines
         .iter()
-        .any(|l| l.contains(&format!(" {OUTSIDE} {} ", ENI[0])) && l.contains(" 443 6 ") && l.ends_with("ACCEPT OK"));
-    let reply_out =
-        lines.iter().any(|l| l.contains(&format!(" {} {OUTSIDE} 443 ", ENI[0])) && l.ends_with("REJECT OK"));
-    assert!(from_outside_in && reply_out, "flow log lacks the ACCEPT request / REJECT reply pair:\n{log}");
+        .any(|l| l.contains(&format!(" {IN_FAR} {} ", ENI[0])) && l.contains(" 443 6 ") && l.ends_with("ACCEPT OK"));
+    let reply_out = lines.iter().any(|l| l.contains(&format!(" {} {IN_FAR} 443 ", ENI[0])) && l.ends_with("REJECT OK"));
+    assert!(far_in && reply_out, "flow log lacks the ACCEPT request / REJECT reply pair:\n{log}");
     assert!(lines.iter().any(|l| l.contains(&format!(" {IN_VPC} {} ", ENI[0])) && l.ends_with("REJECT OK")), "{log}");
     for l in &lines {
         let f: Vec<&str> = l.split(' ').collect();
@@ -344,8 +346,9 @@ ingress = [{ protocol = "udp", ports = "8443", cidr = "0.0.0.0/0" }]
 }
 
 /// ENI 0 (endpoint 1, subnet a) in a group with `tracked_in`; ENI 1 (endpoint 2,
-/// subnet b) in a group open to all traffic both ways, whose inbound rule is `untracked_in`.
-fn live_config(ns: &str, upstream: &str, flow: &str, tracked_in: &str, untracked_in: &str) -> String {
+/// subnet b) in a group whose rules are `untracked_in` and `untracked_out`
+/// (open to all traffic both ways: AWS does not track its flows).
+fn live_config(ns: &str, upstream: &str, flow: &str, tracked_in: &str, untracked: [&str; 2]) -> String {
     format!(
         r#"{vpc}
 [[endpoint]]
@@ -370,11 +373,10 @@ security_groups = ["sg-untracked"]
 id = "sg-tracked"
 ingress = [{tracked_in}]
 
-# All traffic both ways from/to 0.0.0.0/0: AWS does not track these flows.
 [[security_group]]
 id = "sg-untracked"
 ingress = [{untracked_in}]
-egress = [{{ protocol = "all", cidr = "0.0.0.0/0" }}]
+egress = [{untracked_out}]
 
 [flow_logs]
 file = "{flow}"
@@ -382,7 +384,9 @@ interval = 1
 "#,
         vpc = common::vpc(ns, "", ""),
         eni0 = ENI[0],
-        eni1 = ENI[1]
+        eni1 = ENI[1],
+        untracked_in = untracked[0],
+        untracked_out = untracked[1],
     )
 }
 
@@ -397,24 +401,32 @@ fn removing_a_rule_keeps_tracked_flows_and_cuts_untracked_ones() {
     let (upstream, _echo) = echo_server();
     let open_443 = r#"{ protocol = "tcp", ports = "443", cidr = "10.0.0.0/16" }"#;
     let open_all = r#"{ protocol = "all", cidr = "0.0.0.0/0" }"#;
-    let lab = Lab::start_in(&ns, dir.0.clone(), &live_config(&ns, &upstream, &flow, open_443, open_all));
+    // Narrowed to a block without the client.
+    let narrow = r#"{ protocol = "all", cidr = "10.9.0.0/16" }"#;
+    let open = [open_all, open_all];
+    let lab = Lab::start_in(&ns, dir.0.clone(), &live_config(&ns, &upstream, &flow, open_443, open));
     add_sources(&ns);
 
     let mut tracked = connect_from(&ns, IN_VPC, 0, 443).expect("tracked flow opens");
-    let mut untracked = connect_from(&ns, IN_VPC, 1, 443).expect("untracked flow opens");
     assert!(echo(&mut tracked, b"before"));
-    assert!(echo(&mut untracked, b"before"));
+    // AWS: "An untracked flow of traffic is immediately interrupted if the rule
+    // that enables the flow is removed or modified": the inbound rule, the
+    // outbound one, or both. The flow's next packet either way must not open a
+    // tracked flow that would let the other side's through as its replies, so
+    // the wait is past the stack's 1 s minimum retransmission timeout.
+    for (case, untracked) in
+        [("inbound", [narrow, open_all]), ("outbound", [open_all, narrow]), ("both", [narrow, narrow])]
+    {
+        lab.reload(&live_config(&ns, &upstream, &flow, open_443, open));
+        let mut s = connect_from(&ns, IN_VPC, 1, 443).expect("untracked flow opens");
+        assert!(echo(&mut s, b"before"), "{case}");
+        lab.reload(&live_config(&ns, &upstream, &flow, open_443, untracked));
+        assert!(!echo_within(&mut s, b"after", Duration::from_millis(2500)), "{case} narrowed: the flow was not cut");
+    }
 
-    // Remove the rules that let both in (port 9 matches nothing here).
+    // Remove the rule that let the tracked flow in (port 9 matches nothing here).
     let closed = r#"{ protocol = "tcp", ports = "9", cidr = "10.0.0.0/16" }"#;
-    lab.reload(&live_config(&ns, &upstream, &flow, closed, closed));
-    // `reload` returns once privlink has published the new rules. The
-    // untracked flow is checked first and briefly: if the client's ACK of
-    // "before" met the new rules, the stack retransmits its reply after its
-    // 1 s minimum RTO, the egress rule (still open to all) lets that out, and
-    // the flow, no longer untracked, is tracked from then on.
-    let echoed = echo_within(&mut untracked, b"after", Duration::from_millis(400));
-    assert!(!echoed, "an untracked flow is cut at once");
+    lab.reload(&live_config(&ns, &upstream, &flow, closed, open));
     assert!(connect_from(&ns, IN_VPC, 0, 443).is_none(), "new connections to ENI 0 meet silence once the rule is gone");
     assert!(echo(&mut tracked, b"after"), "a tracked flow survives the removal of its rule");
     let counters = lab.stop();

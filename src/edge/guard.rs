@@ -18,11 +18,12 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
 
+use privlink_core::admission;
 use privlink_core::config::FlowLogs;
-use privlink_core::filter::{Action, Filter, FilterConfig, Reason, RuleSet};
+use privlink_core::filter::{Action, Decision, Filter, FilterConfig, Reason, RuleSet};
 use privlink_core::flow::Direction;
 use privlink_core::flowlog::{FlowLog, FlowLogConfig, InterfaceHandle};
-use privlink_core::packet::{self, PacketMeta};
+use privlink_core::packet::PacketMeta;
 
 /// Most distinct flows per flow-log window; more become a SKIPDATA record, as at AWS.
 const MAX_FLOWS_PER_WINDOW: usize = 65_536;
@@ -239,22 +240,41 @@ impl EniGuard {
         self.judge(now, eni, Direction::Ingress, meta)
     }
 
-    /// Judges a packet the stack is about to send; `true` lets it pass.
-    pub fn handle_egress(&mut self, now: Instant, pkt: &[u8]) -> bool {
-        let Ok(meta) = packet::parse(pkt, false) else { return true };
+    /// Judges a packet the stack is about to send (as parsed); `true` lets it pass.
+    pub fn handle_egress(&mut self, now: Instant, meta: &PacketMeta) -> bool {
         match self.by_ip.binary_search_by_key(&meta.src, |&(ip, _)| ip) {
             Ok(i) => {
                 let eni = self.by_ip[i].1;
-                self.judge(now, eni, Direction::Egress, &meta)
+                self.judge(now, eni, Direction::Egress, meta)
             }
             // From a resolver address: not guarded.
             Err(_) => true,
         }
     }
 
+    /// Whether the SYN-ACK answering `syn` (toward ENI `eni`) would leave,
+    /// asked before anything answers it: conntrack is not changed. A reject
+    /// is counted and logged as the SYN-ACK's, since no SYN-ACK will be built
+    /// to meet it (AWS's NACL drops the one it would send).
+    pub fn reply_leaves(&mut self, now: Instant, eni: usize, syn: &PacketMeta) -> bool {
+        self.refresh_rules();
+        let reply = admission::syn_ack(syn);
+        let d = self.filter.peek(now, eni, Direction::Egress, &reply);
+        if d.is_accept() {
+            return true;
+        }
+        self.record(now, eni, Direction::Egress, &reply, &d);
+        false
+    }
+
     fn judge(&mut self, now: Instant, eni: usize, dir: Direction, f: &PacketMeta) -> bool {
         self.refresh_rules();
         let d = self.filter.handle_packet(now, eni, dir, f);
+        self.record(now, eni, dir, f, &d)
+    }
+
+    /// Writes decision `d` on `f` into the flow log and the counters; `true` if it accepts.
+    fn record(&mut self, now: Instant, eni: usize, dir: Direction, f: &PacketMeta, d: &Decision) -> bool {
         let unix = self.unix_secs(now);
         if let Some(shared) = &self.flow_log {
             let mut sink = lock(&shared.window);

@@ -123,7 +123,7 @@ impl fmt::Display for FlowKey {
 /// than SipHash for two words. Keyed by a seed so remote peers cannot
 /// precompute colliding keys without knowing it.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct SeededState(pub(crate) u64);
+pub struct SeededState(pub u64);
 
 impl BuildHasher for SeededState {
     type Hasher = SeededHasher;
@@ -133,7 +133,7 @@ impl BuildHasher for SeededState {
 }
 
 /// Hasher of [`SeededState`].
-pub(crate) struct SeededHasher(u64);
+pub struct SeededHasher(u64);
 
 const MUL: u64 = 0x9e37_79b9_7f4a_7c15;
 

@@ -20,10 +20,14 @@
 //! ```
 //!
 //! - [`packet`] parses once ([`packet::PacketMeta`]); nobody parses again.
-//! - [`pipeline`] drops by MTU, IPv6, malformed, no route, not TCP, port.
+//! - [`pipeline`] drops by MTU, IPv6, malformed, source, no route, not TCP, port.
 //! - [`filter`] is the ENI's network ACL (stateless, only across the subnet
 //!   boundary) and security groups (stateful, with AWS's conntrack timeouts).
-//! - [`admission`] decides a new flow's SYN before anything is connected.
+//! - [`admission`] decides a new flow's SYN before anything is connected:
+//!   the client's and the endpoint's room, whether its SYN-ACK could leave,
+//!   the endpoint policy.
+//! - [`rfc5961`] judges a live connection's segments before the TCP stack
+//!   does (RST, SYN and ACK checks against blind in-window attacks).
 //! - [`policy`] holds the endpoint policy (IAM JSON), the ClientHello reader
 //!   and the SNI gate a stream's first flight must pass.
 //! - [`shaper`] shares an ENI's rate among its connections (token buckets).
@@ -58,6 +62,8 @@
 //! | [`policy::MAX_CLIENT_HELLO`] | 16 KiB | the SNI check reads no more of a first flight |
 //! | smoltcp socket timeout (edge) | 300 s | a peer that stops ACKing is gone: the socket closes, the upstream is reset |
 //! | [`admission::MAX_HALF_OPEN`] | 1,024 per queue | new SYNs dropped (`connection_limit`); clients retry |
+//! | [`admission::MAX_HALF_OPEN_PER_CLIENT`] | 128 per client address and queue | that client's new SYNs dropped (`client_limit`); it retries, others are served |
+//! | challenge ACKs ([`rfc5961`], smoltcp's throttle) | 1 per connection per second | more challenges within the second are discarded without a reply |
 //! | `max_connections` | 10,000 per endpoint | new SYNs dropped (`connection_limit`) |
 //! | conntrack, established TCP | 432,000 s (5 days) | entry expires: the flow is judged by the rules again |
 //! | conntrack, TCP handshake / closing / closed | 60 / 120 / 10 s | entry expires |
@@ -103,4 +109,5 @@ pub mod packet;
 pub mod pipeline;
 pub mod policy;
 pub mod reload;
+pub mod rfc5961;
 pub mod shaper;

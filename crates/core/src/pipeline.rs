@@ -1,10 +1,16 @@
 //! The ENI's packet pipeline: what happens to a packet before the TCP stack.
 //!
 //! Order (the data path in the crate map): size against the MTU, parse (IPv6,
-//! malformed, bad checksums drop), destination (an ENI or a resolver address,
-//! else `no_route`), protocol (DNS to a resolver goes to the responder, other
+//! malformed, bad checksums drop), source ([`VpcSources`], else
+//! `bad_source`), destination (an ENI or a resolver address, else
+//! `no_route`), protocol (DNS to a resolver goes to the responder, other
 //! non-TCP drops), then the ENI's ports. What passes goes to the stack with
 //! its [`PacketMeta`], parsed once.
+//!
+//! The source comes first because everything after it answers: a resolver
+//! reply, a SYN-ACK, an upstream connection. A packet whose source no client
+//! of the VPC can have (spoofed, or a reflection aimed at a third party, a
+//! broadcast or the ENI itself) gets nothing.
 //!
 //! The pipeline is sans-IO: bytes in, a [`Verdict`] out, counters kept.
 //!
@@ -14,6 +20,7 @@
 use std::fmt;
 use std::net::Ipv4Addr;
 
+use crate::cidr::Cidr;
 use crate::packet::{self, proto, DropReason, PacketMeta};
 
 /// What to do with a packet.
@@ -43,6 +50,36 @@ pub struct EniRoute {
     pub endpoint: usize,
     /// TCP ports it carries.
     pub ports: Vec<u16>,
+}
+
+/// The addresses a client of the VPC may send from: unicast, inside the
+/// VPC's CIDR, none of AWS's reserved addresses (five per subnet and five of
+/// the VPC's block: network, router, DNS, reserved, broadcast). ENI and
+/// resolver addresses are refused by the pipeline, which knows them.
+///
+/// One exception: the VPC router's address (base + 1) is the namespace's own,
+/// the source of every client that runs in the VPC namespace itself (the
+/// tests, `privlink probe`), so it passes like an instance's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VpcSources {
+    /// The VPC's CIDR.
+    pub cidr: Cidr,
+    /// The VPC router's address, let through.
+    pub router: Ipv4Addr,
+    /// The subnets' CIDRs.
+    pub subnets: Vec<Cidr>,
+}
+
+impl VpcSources {
+    /// Whether `src` may be a client's address (ENIs and resolvers aside).
+    #[inline]
+    pub fn allows(&self, src: Ipv4Addr) -> bool {
+        if !self.cidr.contains(src) || src.is_broadcast() || src.is_multicast() || src.is_unspecified() {
+            return false;
+        }
+        src == self.router
+            || !(self.cidr.is_reserved(src) || self.subnets.iter().any(|s| s.contains(src) && s.is_reserved(src)))
+    }
 }
 
 /// Packet counters by outcome. Plain integers: the pipeline is single-threaded.
@@ -95,19 +132,21 @@ pub struct Pipeline {
     /// (IP, index) sorted by IP for binary search.
     by_ip: Vec<(Ipv4Addr, usize)>,
     resolvers: [Ipv4Addr; 2],
+    sources: VpcSources,
     mtu: usize,
     /// Counters by outcome.
     pub counters: Counters,
 }
 
 impl Pipeline {
-    /// A pipeline for these ENIs and resolver addresses. UDP to a resolver's
-    /// port 53 goes to the DNS responder; for DNS over TCP, list the resolver
-    /// addresses among `enis` with port 53, like an endpoint.
-    pub fn new(enis: Vec<EniRoute>, resolvers: [Ipv4Addr; 2], mtu: u32) -> Pipeline {
+    /// A pipeline for these ENIs and resolver addresses, taking packets from
+    /// `sources`. UDP to a resolver's port 53 goes to the DNS responder; for
+    /// DNS over TCP, list the resolver addresses among `enis` with port 53,
+    /// like an endpoint.
+    pub fn new(enis: Vec<EniRoute>, resolvers: [Ipv4Addr; 2], sources: VpcSources, mtu: u32) -> Pipeline {
         let mut by_ip: Vec<(Ipv4Addr, usize)> = enis.iter().map(|e| e.ip).zip(0..).collect();
         by_ip.sort();
-        Pipeline { enis, by_ip, resolvers, mtu: mtu as usize, counters: Counters::default() }
+        Pipeline { enis, by_ip, resolvers, sources, mtu: mtu as usize, counters: Counters::default() }
     }
 
     /// Classifies one packet read from the TUN. `verify_checksums`: see [`packet::parse`].
@@ -139,6 +178,12 @@ impl Pipeline {
         };
         if gso_size != 0 && usize::from(meta.payload_start) + usize::from(gso_size) > self.mtu {
             return Verdict::Drop(DropReason::TooBig);
+        }
+        if !self.sources.allows(meta.src)
+            || self.resolvers.contains(&meta.src)
+            || self.by_ip.binary_search_by_key(&meta.src, |&(ip, _)| ip).is_ok()
+        {
+            return Verdict::Drop(DropReason::BadSource);
         }
         if meta.protocol == proto::UDP && meta.dst_port == 53 && self.resolvers.contains(&meta.dst) {
             return Verdict::ToDns(meta);
@@ -174,7 +219,51 @@ mod tests {
             EniRoute { ip: RESOLVER.into(), endpoint: 2, ports: vec![53] },
             EniRoute { ip: LINK_LOCAL_DNS.into(), endpoint: 2, ports: vec![53] },
         ];
-        Pipeline::new(enis, [RESOLVER.into(), LINK_LOCAL_DNS.into()], 8500)
+        Pipeline::new(enis, [RESOLVER.into(), LINK_LOCAL_DNS.into()], sources(), 8500)
+    }
+
+    /// VPC 10.0.0.0/16, router 10.0.0.1, subnets a and b.
+    fn sources() -> VpcSources {
+        let c = |s: &str| s.parse::<Cidr>().unwrap();
+        VpcSources {
+            cidr: c("10.0.0.0/16"),
+            router: Ipv4Addr::new(10, 0, 0, 1),
+            subnets: vec![c("10.0.1.0/24"), c("10.0.2.0/24")],
+        }
+    }
+
+    #[test]
+    fn only_sources_a_vpc_client_can_have_get_anything() {
+        // The sources: replies went to them, SYNs from them got SYN-ACKs.
+        let bad: [[u8; 4]; 13] = [
+            [198, 51, 100, 7],    // outside the VPC
+            [127, 0, 0, 1],       // loopback
+            [0, 0, 0, 0],         // unspecified
+            [255, 255, 255, 255], // broadcast
+            [224, 0, 0, 1],       // multicast
+            ENI,                  // the ENI itself
+            [10, 0, 2, 49],       // another ENI
+            RESOLVER,             // the resolver (VPC base + 2)
+            [10, 0, 0, 0],        // the VPC's network address
+            [10, 0, 0, 3],        // VPC base + 3
+            [10, 0, 255, 255],    // the VPC's broadcast address
+            [10, 0, 1, 255],      // subnet a's broadcast
+            [10, 0, 2, 1],        // subnet b's router
+        ];
+        let mut p = pipeline();
+        for src in bad {
+            let q = p.handle_packet(&udp(src, RESOLVER, 5353, 53, b"q"), true);
+            assert_eq!(q, Verdict::Drop(DropReason::BadSource), "DNS from {src:?}");
+            let s = p.handle_packet(&tcp(src, ENI, 40000, 443, true, &[]), true);
+            assert_eq!(s, Verdict::Drop(DropReason::BadSource), "SYN from {src:?}");
+        }
+        assert_eq!(p.counters.dropped(DropReason::BadSource), 26);
+        // Instances in a subnet or elsewhere in the VPC, and the router (the namespace's own address).
+        for src in [CLIENT, [10, 0, 2, 254], [10, 0, 3, 10], [10, 0, 0, 1], [10, 0, 1, 4]] {
+            assert!(matches!(p.handle_packet(&udp(src, RESOLVER, 5353, 53, b"q"), true), Verdict::ToDns(_)), "{src:?}");
+            let s = p.handle_packet(&tcp(src, ENI, 40000, 443, true, &[]), true);
+            assert!(matches!(s, Verdict::ToStack { .. }), "{src:?}: {s:?}");
+        }
     }
 
     #[test]
@@ -247,7 +336,7 @@ mod tests {
         assert_eq!(p.counters.dropped(DropReason::BadChecksum), 1);
         assert_eq!(
             p.counters.to_string(),
-            "to_stack=1 to_dns=0 ipv6=2 not_tcp=1 malformed=0 bad_checksum=1 too_big=0 no_route=0 port=0 connection_limit=0"
+            "to_stack=1 to_dns=0 ipv6=2 not_tcp=1 malformed=0 bad_checksum=1 too_big=0 no_route=0 port=0 connection_limit=0 bad_source=0 client_limit=0"
         );
     }
 }

@@ -6,21 +6,28 @@
 //! hands smoltcp only what is for the stack; drops are counted on the spot.
 //! UDP DNS goes to the resolver, which answers through the same link. New
 //! SYNs are set aside ([`HeldSyn`]) for the stack to connect upstream first.
-//! Transmit passes the egress guards and writes from a second reusable
-//! buffer. No queue, no allocation, no copy per packet. A read budget per
-//! poll bounds one turn's work (smoltcp's "DoS warning").
+//! A segment of a live connection meets the RFC 5961 checks first
+//! ([`rfc5961`]: its flow's [`SeqSpace`], found by the one lookup that tells
+//! a live flow from a new one): it goes on, is rewritten into the segment
+//! that makes smoltcp send a challenge ACK, or is dropped. Transmit learns
+//! each segment smoltcp sends into its flow's [`SeqSpace`], passes the egress
+//! guards and writes from a second reusable buffer. No queue, no allocation,
+//! no copy per packet. A read budget per poll bounds one turn's work
+//! (smoltcp's "DoS warning").
 
 use std::collections::HashMap;
 use std::io;
 use std::time::Instant;
 
-use privlink_core::flow::FlowKey;
-use privlink_core::packet::PacketMeta;
+use privlink_core::flow::{Direction, FlowKey, SeededState};
+use privlink_core::packet::{self, tcp_flags, PacketMeta};
 use privlink_core::pipeline::{Pipeline, Verdict};
+use privlink_core::rfc5961::{self, Segment, SegmentVerdict, SeqSpace};
 use smoltcp::phy::{Checksum, ChecksumCapabilities, Device, DeviceCapabilities, Medium};
 use smoltcp::time::Instant as SmolInstant;
 
 use super::link::Link;
+use super::report::ConnStats;
 use super::window::stack_mtu;
 use crate::edge::guard::EniGuard;
 use crate::edge::relay::ConnId;
@@ -42,6 +49,19 @@ pub struct HeldSyn {
     /// The packet, fed to smoltcp once the upstream is connected.
     pub bytes: Vec<u8>,
 }
+
+/// A flow's connection as the device sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct FlowConn {
+    /// The connection.
+    pub id: ConnId,
+    /// Its sequence space, learned from smoltcp's segments and judged against.
+    pub seq: SeqSpace,
+}
+
+/// The connections by flow: the one lookup per packet, each way. The client
+/// chooses the key, so the hash is seeded.
+pub type Flows = HashMap<FlowKey, FlowConn, SeededState>;
 
 /// The device for one `Interface::poll`.
 pub struct LinkDevice<'a, L> {
@@ -66,7 +86,9 @@ pub struct LinkDevice<'a, L> {
     /// This poll's instant.
     pub now: Instant,
     /// Flows with a connection.
-    pub by_flow: &'a HashMap<FlowKey, ConnId>,
+    pub by_flow: &'a mut Flows,
+    /// Where RFC 5961 verdicts are counted.
+    pub stats: &'a mut ConnStats,
     /// SYNs whose upstream is connecting.
     pub held: &'a HashMap<FlowKey, HeldSyn>,
     /// SYNs of new flows, found in this poll.
@@ -105,12 +127,27 @@ impl<L: Link> LinkDevice<'_, L> {
                         continue;
                     }
                     let flow = meta.flow();
-                    if meta.is_syn() && !self.by_flow.contains_key(&flow) {
-                        // A new flow, or a retransmitted SYN while its upstream connects.
-                        if !self.held.contains_key(&flow) && !self.new_syns.iter().any(|s| s.meta.flow() == flow) {
-                            self.new_syns.push(HeldSyn { meta, endpoint, eni, bytes: pkt.to_vec() });
+                    let Some(conn) = self.by_flow.get_mut(&flow) else {
+                        if meta.is_syn() {
+                            // A new flow, or a retransmitted SYN while its upstream connects.
+                            if !self.held.contains_key(&flow) && !self.new_syns.iter().any(|s| s.meta.flow() == flow) {
+                                self.new_syns.push(HeldSyn { meta, endpoint, eni, bytes: pkt.to_vec() });
+                            }
+                            continue;
                         }
-                        continue;
+                        // No connection: smoltcp answers it (with an RST).
+                        return Some(n);
+                    };
+                    match conn.seq.receive(&Segment::of(&meta)) {
+                        SegmentVerdict::Accept => {}
+                        SegmentVerdict::Challenge => {
+                            rfc5961::make_challenge(&mut self.rx[VNET_HDR_LEN..][..n], &conn.seq);
+                            self.stats.challenged += 1;
+                        }
+                        SegmentVerdict::Drop => {
+                            self.stats.rfc5961_dropped += 1;
+                            continue;
+                        }
                     }
                     return Some(n);
                 }
@@ -140,7 +177,20 @@ pub struct TxToken<'a, L> {
     /// Payload bytes per segment when smoltcp hands over a superpacket (TSO); 0 if not one.
     gso_size: u16,
     guard: &'a mut EniGuard,
+    by_flow: &'a mut Flows,
     now: Instant,
+}
+
+impl<'b, L> TxToken<'b, L> {
+    fn new(
+        link: &'b mut L,
+        buf: &'b mut [u8],
+        guard: &'b mut EniGuard,
+        by_flow: &'b mut Flows,
+        now: Instant,
+    ) -> TxToken<'b, L> {
+        TxToken { link, buf, gso_size: 0, guard, by_flow, now }
+    }
 }
 
 impl<L: Link> smoltcp::phy::TxToken for TxToken<'_, L> {
@@ -148,7 +198,18 @@ impl<L: Link> smoltcp::phy::TxToken for TxToken<'_, L> {
         let frame = &mut self.buf[..VNET_HDR_LEN + len];
         let (hdr, pkt) = frame.split_at_mut(VNET_HDR_LEN);
         let r = f(pkt);
-        if self.guard.handle_egress(self.now, pkt) {
+        let pass = match packet::parse(pkt, false) {
+            Ok(meta) => {
+                // What smoltcp says of its sequence space, whether or not the guards let it out.
+                if let Some(conn) = self.by_flow.get_mut(&meta.flow_in(Direction::Egress)) {
+                    let scale = if meta.tcp_flags & tcp_flags::SYN != 0 { packet::window_scale(pkt) } else { None };
+                    conn.seq.sent(&Segment::of(&meta), scale);
+                }
+                self.guard.handle_egress(self.now, &meta)
+            }
+            Err(_) => true,
+        };
+        if pass {
             // With offloads, smoltcp leaves TCP checksums to the device: the
             // kernel finishes them, and cuts a superpacket into `gso_size` segments.
             let vnet = if self.link.offloads() { VnetHdr::for_egress(pkt, self.gso_size) } else { VnetHdr::default() };
@@ -183,13 +244,12 @@ impl<L: Link> Device for LinkDevice<'_, L> {
                 &self.rx[VNET_HDR_LEN..][..n]
             }
         };
-        let tx =
-            TxToken { link: &mut *self.link, buf: &mut *self.tx, gso_size: 0, guard: &mut *self.guard, now: self.now };
+        let tx = TxToken::new(&mut *self.link, &mut *self.tx, &mut *self.guard, &mut *self.by_flow, self.now);
         Some((RxToken(rx), tx))
     }
 
     fn transmit(&mut self, _now: SmolInstant) -> Option<TxToken<'_, L>> {
-        Some(TxToken { link: &mut *self.link, buf: &mut *self.tx, gso_size: 0, guard: &mut *self.guard, now: self.now })
+        Some(TxToken::new(&mut *self.link, &mut *self.tx, &mut *self.guard, &mut *self.by_flow, self.now))
     }
 
     fn capabilities(&self) -> DeviceCapabilities {

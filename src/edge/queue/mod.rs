@@ -20,7 +20,8 @@
 //! call `turn` themselves with instants of their own.
 //!
 //! **Connect first.** A SYN for a new flow never reaches smoltcp at first:
-//! the device sets it aside, the core's [`Admission`] judges it (room, then
+//! the device sets it aside, the core's [`Admission`] judges it (the client's
+//! room, the endpoint's, whether the guards would let its SYN-ACK out, then
 //! the endpoint policy) and the stack starts the upstream connection.
 //! Retransmitted SYNs meanwhile are absorbed. Only when the upstream is
 //! connected does the stack create a socket listening on exactly that ENI
@@ -30,6 +31,16 @@
 //! times out, the client gets an RST built from the held SYN. Holding the SYN
 //! outside smoltcp, rather than `pause_synack`, keeps `poll_delay` honest: a
 //! paused socket makes smoltcp ask to be polled again at once, forever.
+//!
+//! **Half-open per client.** A client's SYNs admitted and not yet through
+//! their handshake are counted per address ([`HalfOpenByClient`]): from
+//! admission until the connection leaves its handshake or goes, so a flood of
+//! SYNs that never complete (spoofed) holds at most
+//! [`MAX_HALF_OPEN_PER_CLIENT`] upstream connections per queue.
+//!
+//! **RFC 5961.** Each connection's flow carries the sequence space smoltcp
+//! has shown ([`device::FlowConn`]); the device judges the client's segments
+//! against it before smoltcp sees them (see [`privlink_core::rfc5961`]).
 //!
 //! **A socket per SYN, recycled.** Each connection gets its own socket with
 //! [`SOCKET_BUFFER`] bytes each way (window scaling follows the buffer size);
@@ -52,6 +63,10 @@
 //!   (a connection's retry time, autoscaling every second).
 //! - [`MAX_HALF_OPEN`] connects in flight and `max_connections` per endpoint:
 //!   new SYNs past them are dropped and counted (`connection_limit`).
+//! - [`MAX_HALF_OPEN_PER_CLIENT`] half-open connections per client address:
+//!   that client's new SYNs past it are dropped and counted (`client_limit`).
+//! - Challenge ACKs: smoltcp sends at most one per connection per second;
+//!   more challenges within it are discarded without a reply.
 //! - [`READ_BUDGET`] frames per poll: the loop yields, then comes back at once.
 
 pub mod device;
@@ -67,25 +82,28 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use privlink_core::admission::{Admission, SynVerdict, MAX_HALF_OPEN};
+use privlink_core::admission::{
+    Admission, HalfOpenByClient, Room, SynVerdict, MAX_HALF_OPEN, MAX_HALF_OPEN_PER_CLIENT,
+};
 use privlink_core::flow::FlowKey;
 use privlink_core::model::{Plan, Upstream};
 use privlink_core::packet::{self, PacketMeta};
-use privlink_core::pipeline::{EniRoute, Pipeline};
+use privlink_core::pipeline::{EniRoute, Pipeline, VpcSources};
 use privlink_core::policy::SniPolicy;
+use privlink_core::rfc5961::{Segment, SeqSpace};
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketSet};
 use smoltcp::socket::tcp::{self, State};
 use smoltcp::time::Instant as SmolInstant;
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint};
 use tokio::sync::mpsc;
 
-use self::device::{capabilities, CapsOnly, HeldSyn, LinkDevice};
+use self::device::{capabilities, CapsOnly, FlowConn, Flows, HeldSyn, LinkDevice};
 use self::link::Link;
 use self::report::{ConnStats, ConnectionSlots, Report};
 use self::shaping::{earliest, Shapers};
 pub use self::window::SOCKET_BUFFER;
 use crate::edge::guard::EniGuard;
-use crate::edge::relay::{Conn, ConnId, Progress, ReadySet};
+use crate::edge::relay::{Conn, ConnId, ConnState, Progress, ReadySet};
 use crate::edge::resolver::Resolver;
 use crate::edge::tun::{Tun, VNET_HDR_LEN};
 use crate::edge::upstream::{Connected, Connector, TcpConnector};
@@ -144,8 +162,10 @@ pub struct Stack<L, C: Connector> {
     slots: ConnectionSlots,
     conns: Vec<Option<Conn<C::Stream>>>,
     free_ids: Vec<ConnId>,
-    by_flow: HashMap<FlowKey, ConnId>,
+    by_flow: Flows,
     held: HashMap<FlowKey, HeldSyn>,
+    /// Half-open connections per client: held SYNs and handshakes not done.
+    half_open: HalfOpenByClient,
     new_syns: Vec<HeldSyn>,
     ready: Arc<ReadySet>,
     ready_ids: Vec<ConnId>,
@@ -203,7 +223,12 @@ impl<L: Link, C: Connector> Stack<L, C> {
             enis.push(EniRoute { ip, endpoint: dns_endpoint, ports: vec![53] });
         }
         let mtu = plan.vpc.mtu as usize;
-        let pipeline = Pipeline::new(enis, plan.vpc.resolvers(), plan.vpc.mtu);
+        let sources = VpcSources {
+            cidr: plan.vpc.cidr,
+            router: plan.vpc.router,
+            subnets: plan.subnets.iter().map(|s| s.cidr).collect(),
+        };
+        let pipeline = Pipeline::new(enis, plan.vpc.resolvers(), sources, plan.vpc.mtu);
 
         let mut config = IfaceConfig::new(HardwareAddress::Ip);
         config.random_seed = u64::from_ne_bytes(random_bytes());
@@ -260,8 +285,9 @@ impl<L: Link, C: Connector> Stack<L, C> {
             slots,
             conns: Vec::new(),
             free_ids: Vec::new(),
-            by_flow: HashMap::new(),
+            by_flow: Flows::with_hasher(privlink_core::flow::SeededState(u64::from_ne_bytes(random_bytes()))),
             held: HashMap::new(),
+            half_open: HalfOpenByClient::default(),
             new_syns: Vec::new(),
             ready: Arc::new(ReadySet::default()),
             ready_ids: Vec::new(),
@@ -297,6 +323,12 @@ impl<L: Link, C: Connector> Stack<L, C> {
     /// Connections open now.
     pub fn open_connections(&self) -> usize {
         self.by_flow.len()
+    }
+
+    /// Half-open connections now, every client's: SYNs whose upstream is
+    /// connecting and connections whose client has not finished its handshake.
+    pub fn half_open(&self) -> usize {
+        self.half_open.total()
     }
 
     fn smol_now(&self, now: Instant) -> SmolInstant {
@@ -363,7 +395,8 @@ impl<L: Link, C: Connector> Stack<L, C> {
             guard: &mut self.guard,
             guarded: self.guarded,
             now,
-            by_flow: &self.by_flow,
+            by_flow: &mut self.by_flow,
+            stats: &mut self.stats,
             held: &self.held,
             new_syns: &mut self.new_syns,
             budget: READ_BUDGET,
@@ -382,15 +415,27 @@ impl<L: Link, C: Connector> Stack<L, C> {
     fn start_connects(&mut self, now: Instant) {
         for syn in std::mem::take(&mut self.new_syns) {
             let flow = syn.meta.flow();
+            let client = syn.meta.src;
             let ep = &self.endpoints[syn.endpoint];
-            let slot = self.held.len() < MAX_HALF_OPEN && self.slots.try_take(syn.endpoint, ep.max_connections);
-            match ep.admission.judge(self.held.len(), slot, syn.meta.src) {
+            let client_half_open = self.half_open.of(client);
+            let slot = self.held.len() < MAX_HALF_OPEN
+                && client_half_open < MAX_HALF_OPEN_PER_CLIENT
+                && self.slots.try_take(syn.endpoint, ep.max_connections);
+            let room = Room { half_open: self.held.len(), client_half_open, slot };
+            let guard = &mut self.guard;
+            let guarded = syn.eni < self.guarded;
+            match ep.admission.judge(room, client, || !guarded || guard.reply_leaves(now, syn.eni, &syn.meta)) {
                 SynVerdict::Connect => {}
                 SynVerdict::Drop(reason) => {
                     if slot {
                         self.slots.give_back(syn.endpoint);
                     }
                     self.pipeline.counters.drop(reason);
+                    continue;
+                }
+                SynVerdict::ReplyRejected => {
+                    tracing::debug!(%flow, "the SYN-ACK would be rejected on its way out; connecting nothing");
+                    self.slots.give_back(syn.endpoint);
                     continue;
                 }
                 SynVerdict::Refuse(decision) => {
@@ -403,6 +448,7 @@ impl<L: Link, C: Connector> Stack<L, C> {
             }
             tracing::debug!(%flow, upstream = %ep.upstream, "SYN: connecting upstream first");
             self.connector.start(flow, &ep.upstream, ep.connect_timeout, self.connect_tx.clone());
+            self.half_open.open(client);
             self.held.insert(flow, syn);
         }
     }
@@ -427,6 +473,7 @@ impl<L: Link, C: Connector> Stack<L, C> {
             Err(e) => {
                 tracing::info!(flow = %c.flow, "upstream {}: {e}; refusing the client", self.endpoints[syn.endpoint].upstream);
                 self.slots.give_back(syn.endpoint);
+                self.half_open.close(syn.meta.src);
                 self.stats.refused += 1;
                 self.refuse(&syn.meta, now);
                 return Ok(());
@@ -455,7 +502,8 @@ impl<L: Link, C: Connector> Stack<L, C> {
         }
         conn.share = self.shapers.register(syn.eni, id);
         self.conns[id] = Some(conn);
-        self.by_flow.insert(c.flow, id);
+        let seq = SeqSpace::new(&Segment::of(&syn.meta), packet::window_scale(&syn.bytes));
+        self.by_flow.insert(c.flow, FlowConn { id, seq });
         self.poll(Some(&syn.bytes), now)?;
         let sock = self.sockets.get_mut::<tcp::Socket>(handle);
         if sock.state() == State::Listen {
@@ -488,7 +536,11 @@ impl<L: Link, C: Connector> Stack<L, C> {
         };
         let sock = self.sockets.get_mut::<tcp::Socket>(conn.handle);
         let shaping = self.shapers.shaping(conn.eni, conn.share);
+        let handshake = conn.state() == ConnState::Handshake;
         let progress = conn.service(sock, shaping, now);
+        if handshake && conn.state() != ConnState::Handshake {
+            self.half_open.close(conn.flow.client.0);
+        }
         if conn.denied.take().is_some() {
             self.stats.sni_denied += 1;
         }
@@ -508,7 +560,8 @@ impl<L: Link, C: Connector> Stack<L, C> {
     fn refuse(&mut self, syn: &PacketMeta, now: Instant) {
         let mut rst = [0u8; 64];
         let n = packet::emit_rst(syn, &mut rst);
-        if self.guard.handle_egress(now, &rst[..n]) {
+        let Ok(meta) = packet::parse(&rst[..n], false) else { return };
+        if self.guard.handle_egress(now, &meta) {
             if let Err(e) = self.link.write_packet(&rst[..n]) {
                 tracing::debug!("link write (RST): {e}");
             }
@@ -549,6 +602,9 @@ impl<L: Link, C: Connector> Stack<L, C> {
             }
             self.by_flow.remove(&conn.flow);
             self.slots.give_back(conn.endpoint);
+            if conn.state() == ConnState::Handshake {
+                self.half_open.close(conn.flow.client.0);
+            }
             if let Some(share) = conn.share {
                 self.shapers.unregister(conn.eni, share);
             }

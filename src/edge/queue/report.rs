@@ -23,9 +23,22 @@ pub struct ConnStats {
     pub policy_denied: u64,
     /// Streams reset because their first flight failed the SNI policy (or never completed).
     pub sni_denied: u64,
+    /// Client segments of live connections turned into a challenge ACK (RFC 5961:
+    /// an RST in the window but not at RCV.NXT, a SYN, an ACK out of range).
+    pub challenged: u64,
+    /// Client segments of live connections dropped (RFC 5961: an RST outside the window, no ACK bit).
+    pub rfc5961_dropped: u64,
 }
 
-privlink_core::counters_add!(ConnStats { accepted, refused, closed, policy_denied, sni_denied });
+privlink_core::counters_add!(ConnStats {
+    accepted,
+    refused,
+    closed,
+    policy_denied,
+    sni_denied,
+    challenged,
+    rfc5961_dropped
+});
 
 /// Final report of a stack run.
 #[derive(Debug, Clone, Default)]
@@ -89,7 +102,8 @@ mod tests {
         let mut a = Report::default();
         a.counters.to_stack = 5;
         a.counters.drop(DropReason::Ipv6);
-        a.conns = ConnStats { accepted: 3, refused: 1, closed: 2, policy_denied: 0, sni_denied: 4 };
+        a.conns =
+            ConnStats { accepted: 3, refused: 1, closed: 2, sni_denied: 4, challenged: 5, ..ConnStats::default() };
         a.dns.queries = 7;
         a.forward.sent = 2;
         a.guard.nacl_egress = 1;
@@ -100,7 +114,9 @@ mod tests {
         b.accepted_per_queue = vec![10];
         a.add(&b);
         assert_eq!((a.counters.to_stack, a.counters.dropped(DropReason::Ipv6)), (10, 3));
-        assert_eq!(a.conns, ConnStats { accepted: 13, refused: 2, closed: 4, policy_denied: 0, sni_denied: 8 });
+        let want =
+            ConnStats { accepted: 13, refused: 2, closed: 4, sni_denied: 8, challenged: 10, ..ConnStats::default() };
+        assert_eq!(a.conns, want);
         assert_eq!((a.dns.queries, a.forward.sent, a.guard.nacl_egress), (14, 4, 2));
         assert_eq!(a.accepted_per_queue, vec![3, 10]);
     }

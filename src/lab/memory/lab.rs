@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use privlink_core::config::Config;
-use privlink_core::filter::FilterConfig;
+use privlink_core::filter::{FilterConfig, RuleSet};
 use privlink_core::model::{Plan, State};
 use privlink_core::packet::proto;
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet};
@@ -34,6 +34,17 @@ use crate::edge::guard::EniGuard;
 use crate::edge::queue::report::{ConnectionSlots, Report};
 use crate::edge::queue::Stack;
 use crate::edge::resolver::Resolver;
+
+/// The plan of `config`, ids allocated into `state` from a fixed sequence (the
+/// same config and state give the same plan).
+fn make_plan(config: &Config, state: &mut State) -> Plan {
+    let mut seq = 0u8;
+    Plan::make(config, state, || {
+        seq = seq.wrapping_add(1);
+        [seq; 9]
+    })
+    .unwrap_or_else(|e| panic!("{e}"))
+}
 
 /// The most lab time one `run_until` may take.
 pub const MAX_VIRTUAL: Duration = Duration::from_secs(900);
@@ -78,6 +89,44 @@ impl Service for Echo {
                 Err(_) => return false,
             }
         }
+    }
+}
+
+/// Sends `len` bytes of a pattern (byte `i` is `i % 251`), then closes: a download.
+#[derive(Debug)]
+pub struct Download {
+    sent: usize,
+    len: usize,
+}
+
+impl Download {
+    /// A download of `len` bytes.
+    pub fn new(len: usize) -> Download {
+        Download { sent: 0, len }
+    }
+
+    /// Byte `i` of every download.
+    pub fn byte(i: usize) -> u8 {
+        (i % 251) as u8
+    }
+}
+
+impl Service for Download {
+    fn serve(&mut self, peer: &mut MemoryPeer) -> bool {
+        let mut buf = [0u8; 16 << 10];
+        while self.sent < self.len {
+            let n = buf.len().min(self.len - self.sent);
+            for (i, b) in buf[..n].iter_mut().enumerate() {
+                *b = Download::byte(self.sent + i);
+            }
+            match peer.write(&buf[..n]) {
+                Ok(w) => self.sent += w,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(_) => return false,
+            }
+        }
+        peer.shutdown();
+        false
     }
 }
 
@@ -132,6 +181,10 @@ impl smoltcp::phy::TxToken for ClientTx<'_> {
 pub struct MemoryLab {
     /// The plan the stack was built from.
     pub plan: Plan,
+    /// The ids and addresses the plan allocated, to build the same plan from another config.
+    state: State,
+    /// Publishes rule sets to the stack's guards, as a reload does.
+    rules_tx: watch::Sender<Arc<RuleSet>>,
     stack: Stack<MemoryLink, MemoryConnector>,
     net: MemoryNet,
     services: Vec<(String, ServiceFactory)>,
@@ -157,12 +210,8 @@ impl MemoryLab {
     pub fn new(file: &str, toml: &str) -> MemoryLab {
         let mut config = Config::from_toml(file, toml).unwrap_or_else(|e| panic!("{e}"));
         config.dns.forward = Some(Vec::new());
-        let mut seq = 0u8;
-        let plan = Plan::make(&config, &mut State::default(), || {
-            seq = seq.wrapping_add(1);
-            [seq; 9]
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
+        let mut state = State::default();
+        let plan = make_plan(&config, &mut state);
         let zone = plan.zone().unwrap_or_else(|e| panic!("{e}"));
         let rules = plan.rule_set().unwrap_or_else(|e| panic!("{e}"));
         // One instant read at the start gives the lab's time a base; every
@@ -171,7 +220,7 @@ impl MemoryLab {
         let (_, zone_rx) = watch::channel(Arc::new(zone));
         let rt = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
         let resolver = rt.block_on(Resolver::new(zone_rx, &[])).expect("a resolver that forwards nothing");
-        let (_, rules_rx) = watch::channel(Arc::new(rules));
+        let (rules_tx, rules_rx) = watch::channel(Arc::new(rules));
         let eni_ids: Vec<String> = plan.endpoints.iter().flat_map(|e| e.enis.iter().map(|n| n.id.clone())).collect();
         let eni_ips: Vec<Ipv4Addr> = plan.eni_ips().map(|(ip, _)| ip).collect();
         let guard = EniGuard::new(rules_rx, FilterConfig::default(), &eni_ids, &eni_ips, plan.vpc.mtu, None)
@@ -199,6 +248,8 @@ impl MemoryLab {
         client.routes_mut().add_default_ipv4_route(plan.vpc.router).expect("room for a route");
         MemoryLab {
             plan,
+            state,
+            rules_tx,
             stack,
             net,
             services: Vec::new(),
@@ -214,6 +265,23 @@ impl MemoryLab {
             now: epoch,
             next: None,
         }
+    }
+
+    /// Takes the security groups and network ACLs of the config `toml` (read
+    /// as `file`), as a reload does: the next packet meets them. Its VPC,
+    /// subnets and endpoints must be this lab's.
+    pub fn set_rules(&mut self, file: &str, toml: &str) {
+        let config = Config::from_toml(file, toml).unwrap_or_else(|e| panic!("{e}"));
+        let plan = make_plan(&config, &mut self.state.clone());
+        if let Err(e) = privlink_core::reload::check(&self.plan, &plan) {
+            panic!("{file}: not a reload this lab can take: {e}");
+        }
+        self.rules_tx.send_replace(Arc::new(plan.rule_set().unwrap_or_else(|e| panic!("{e}"))));
+    }
+
+    /// Half-open connections the stack counts (connecting upstream, or the client's handshake not done).
+    pub fn half_open(&self) -> usize {
+        self.stack.half_open()
     }
 
     /// Lab time since the start.

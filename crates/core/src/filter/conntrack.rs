@@ -131,9 +131,8 @@ pub enum EntryState {
     /// answered; to `TcpClosing` on FIN; to `TcpClosed` on RST.
     TcpHandshake,
     /// TCP, both sides talking.
-    /// Trigger: handshake done, or a new flow picked up mid-stream (an ACK
-    /// without SYN: tracked loosely, as Linux does, so a flow allowed by the
-    /// rules survives a restart of the table).
+    /// Trigger: handshake done. (A flow is never picked up mid-stream: only a
+    /// SYN opens one; see the filter's module doc.)
     TcpEstablished,
     /// TCP, a FIN seen from one side.
     TcpClosing,
@@ -331,6 +330,16 @@ impl Conntrack {
         self.map.insert(key, Entry { last_seen: now, scheduled: deadline, state, origin: dir, flags: 0 });
         self.heap.push(Reverse((deadline, key)));
         true
+    }
+
+    /// Whether `key` has an entry a packet at `now` would find alive (the
+    /// reuse of a closed flow by a new SYN aside); changes nothing.
+    pub(crate) fn is_live(&self, now: Instant, key: &TrackedFlow) -> bool {
+        let (Some(e), Some(epoch)) = (self.map.get(key), self.epoch) else {
+            return false;
+        };
+        let now = now.saturating_duration_since(epoch).as_nanos() as Ticks;
+        now < e.last_seen + self.timeouts[e.state as usize]
     }
 
     /// Drops every entry idle past its timeout at `now`.

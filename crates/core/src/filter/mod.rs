@@ -30,6 +30,15 @@
 //!   Each packet of such a flow, request or response, is judged by the rules
 //!   alone (never entered in conntrack), so removing the rule cuts it at
 //!   once; "ICMP traffic is always tracked".
+//! - **Only a packet that can open a flow starts tracking**: for TCP, a SYN
+//!   (without ACK or RST). A TCP packet of no tracked flow that is not one
+//!   (an ACK, data, a FIN, an RST) is judged by its direction's rules and
+//!   passes or not, tracking nothing ([`Reason::MidFlow`]). Otherwise, once a
+//!   rule of an untracked flow is narrowed, the next packet either way would
+//!   start a tracked flow, and the other side's packets would pass as its
+//!   replies: narrowing the inbound rule would not cut a download, since the
+//!   ENI's next segment would admit the client's ACKs. Linux's conntrack
+//!   picks such flows up ("loose" tracking); AWS cuts them.
 //! - **Tracked flows survive rule changes**: "When you change a security
 //!   group rule, its tracked connections are not immediately interrupted."
 //!   [`Filter::set_rules`] swaps the [`RuleSet`] and keeps the conntrack table.
@@ -61,6 +70,10 @@
 //!   [`FilterConfig::max_entries`] instead.
 //! - TCP sequence-number checks; the TCP state machine is the coarse one
 //!   documented on [`EntryState`].
+//! - UDP cannot tell a request from a reply: any UDP packet a rule allows
+//!   opens a flow, so the reply of an untracked UDP flow whose rule was
+//!   narrowed starts a tracked one. No UDP reaches the filter at an ENI (the
+//!   pipeline drops it), so this never shows.
 //! - "Automatically tracked connections": AWS lists "AWS PrivateLink
 //!   (interface VPC endpoints)" among them, so a real endpoint ENI never has
 //!   untracked flows. privlink follows the project's source documents by
@@ -318,6 +331,16 @@ pub enum Reason {
     },
     /// Return or ongoing traffic of a tracked flow; rules were not consulted.
     Tracked,
+    /// A security group rule allowed a packet of no tracked flow that cannot
+    /// open one (TCP without a SYN): it passes, and nothing is tracked.
+    MidFlow {
+        /// The security group id.
+        group: Arc<str>,
+        /// Inbound or outbound rule list.
+        dir: Direction,
+        /// Position of the rule in that list (0-based).
+        index: u16,
+    },
     /// A security group rule allowed the packet and the flow is untracked
     /// (open both ways), so every packet is judged by the rules.
     Untracked {
@@ -339,7 +362,7 @@ impl Reason {
     pub fn label(&self) -> &'static str {
         match self {
             Reason::NaclRule { .. } | Reason::NaclDefaultDeny { .. } => "nacl",
-            Reason::SgRule { .. } | Reason::SgNoMatch { .. } => "sg",
+            Reason::SgRule { .. } | Reason::SgNoMatch { .. } | Reason::MidFlow { .. } => "sg",
             Reason::Tracked => "tracked",
             Reason::Untracked { .. } => "untracked",
             Reason::ConntrackFull => "conntrack_full",
@@ -364,6 +387,9 @@ impl fmt::Display for Reason {
                 write!(f, "no security group {dir} rule on the ENI allows it")
             }
             Reason::Tracked => f.write_str("tracked flow (return or ongoing traffic)"),
+            Reason::MidFlow { group, dir, index } => {
+                write!(f, "security group {group} {dir} rule #{index} allows (no flow tracked, none opened)")
+            }
             Reason::Untracked { group, dir, index } => {
                 write!(f, "security group {group} {dir} rule #{index} allows (untracked: open both ways)")
             }
@@ -509,9 +535,8 @@ impl Filter {
                     let group = rules.group_id(m.group);
                     if m.untracked && !self.always_track {
                         Decision::accept(Reason::Untracked { group, dir, index: m.index })
-                    } else if packet.protocol == PROTO_TCP && packet.tcp_flags & TCP_RST != 0 {
-                        // A lone RST opens nothing; tracking it would only take a slot.
-                        Decision::accept(Reason::SgRule { group, dir, index: m.index })
+                    } else if !opens_flow(packet) {
+                        Decision::accept(Reason::MidFlow { group, dir, index: m.index })
                     } else if self.table.insert(now, key, dir, packet) {
                         Decision::accept(Reason::SgRule { group, dir, index: m.index })
                     } else {
@@ -527,6 +552,24 @@ impl Filter {
             }
         }
         decision
+    }
+
+    /// How [`Filter::handle_packet`] would judge `packet` at `now`, changing
+    /// nothing: no flow is tracked, advanced or expired. The stack asks it
+    /// whether a reply it has not built yet (a SYN-ACK) would leave.
+    pub fn peek(&self, now: Instant, eni: usize, dir: Direction, packet: &PacketMeta) -> Decision {
+        let rules = &*self.rules;
+        let Some(compiled) = rules.eni(eni) else {
+            return Decision::reject(Reason::UnknownEni);
+        };
+        if !self.table.is_live(now, &TrackedFlow::new(eni, dir, packet)) {
+            return rules.evaluate(eni, dir, packet);
+        }
+        // A tracked flow passes the groups; the NACL is stateless either way.
+        match rules.check_nacl(compiled, dir, packet) {
+            Ok(()) => Decision::accept(Reason::Tracked),
+            Err(reason) => Decision::reject(reason),
+        }
     }
 
     /// Expires flows idle past their timeout at `now`.
@@ -549,4 +592,11 @@ impl Filter {
     pub fn flow_state(&self, eni: usize, dir: Direction, packet: &PacketMeta) -> Option<EntryState> {
         self.table.state(&TrackedFlow::new(eni, dir, packet))
     }
+}
+
+/// Whether `packet` may start a tracked flow: any but TCP, and TCP's SYN
+/// (without ACK or RST). See the module doc.
+#[inline]
+fn opens_flow(packet: &PacketMeta) -> bool {
+    packet.protocol != PROTO_TCP || packet.tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST) == TCP_SYN
 }

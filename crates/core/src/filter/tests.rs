@@ -857,6 +857,85 @@ fn reply_of_an_untracked_flow_stays_untracked_and_is_cut_with_its_rule() {
 }
 
 #[test]
+fn narrowing_either_rule_of_an_untracked_flow_cuts_it() {
+    // AWS: "An untracked flow of traffic is immediately interrupted if the
+    // rule that enables the flow is removed or modified." A download runs on
+    // an untracked flow (all open both ways); then the inbound rule, the
+    // outbound rule or both are narrowed to a block without the client. The
+    // download's next two packets, in either order: the ENI's data segment
+    // and the client's ACK. Whichever comes first must not open a tracked
+    // flow that lets the other through as its reply.
+    let all = || rule("all", "all", from("0.0.0.0/0"));
+    let narrow = || rule("all", "all", from("10.9.0.0/16"));
+    let cfg = |ingress, egress| config(vec![eni(&["sg-open"], None)], vec![group("sg-open", ingress, egress)], vec![]);
+    let data = reply(&FLOW_TEMPL, TCP_ACK);
+    let ack = with_flags(&FLOW_TEMPL, TCP_ACK);
+    let now = Instant::now();
+    for (case, ingress, egress) in [
+        ("inbound narrowed", vec![narrow()], vec![all()]),
+        ("outbound narrowed", vec![all()], vec![narrow()]),
+        ("both narrowed", vec![narrow()], vec![narrow()]),
+    ] {
+        let (data_passes, ack_passes) = (case == "inbound narrowed", case == "outbound narrowed");
+        for data_first in [true, false] {
+            let mut f = filter(&cfg(vec![all()], vec![all()]));
+            for (dir, p) in [(Ingress, FLOW_TEMPL), (Egress, reply(&FLOW_TEMPL, TCP_SYN | TCP_ACK)), (Ingress, ack)] {
+                assert_eq!(send(&mut f, now, dir, &p, Accept).reason.label(), "untracked", "{case}");
+            }
+            f.set_rules(rules(&cfg(ingress.clone(), egress.clone())));
+            let order = if data_first { [(Egress, data), (Ingress, ack)] } else { [(Ingress, ack), (Egress, data)] };
+            for (dir, p) in order {
+                let want = if dir == Egress { data_passes } else { ack_passes };
+                let d = f.handle_packet(now, 0, dir, &p);
+                assert_eq!(d.is_accept(), want, "{case}, data first: {data_first}: {dir} → {d}");
+            }
+            assert_eq!(f.conntrack_len(), 0, "{case}: nothing was tracked");
+        }
+    }
+}
+
+#[test]
+fn only_a_syn_opens_a_tracked_tcp_flow() {
+    // 443 in from the VPC, nothing out: an ACK, data, a FIN or an RST of no
+    // tracked flow passes the inbound rule and opens nothing, so the ENI's
+    // reply needs a rule of its own (there is none).
+    let now = Instant::now();
+    for flags in [TCP_ACK, TCP_ACK | TCP_FIN, TCP_RST, TCP_RST | TCP_ACK, TCP_SYN | TCP_ACK] {
+        let mut f = filter(&inbound_only());
+        let d = send(&mut f, now, Ingress, &with_flags(&FLOW_TEMPL, flags), Accept);
+        assert_eq!(d.reason, Reason::MidFlow { group: "sg-in".into(), dir: Ingress, index: 0 }, "flags {flags:#x}");
+        assert_eq!(f.conntrack_len(), 0, "flags {flags:#x}");
+        send(&mut f, now, Egress, &reply(&FLOW_TEMPL, TCP_ACK), Reject);
+    }
+    let mut f = filter(&inbound_only());
+    send(&mut f, now, Ingress, &FLOW_TEMPL, Accept);
+    assert_eq!(f.conntrack_len(), 1);
+    send(&mut f, now, Egress, &reply(&FLOW_TEMPL, TCP_SYN | TCP_ACK), Accept);
+}
+
+#[test]
+fn peek_judges_without_tracking_anything() {
+    let cfg = config(vec![eni(&["sg-endpoint"], Some("acl-strict"))], vec![endpoint_group()], vec![strict_acl()]);
+    let mut f = filter(&cfg);
+    let now = Instant::now();
+    let syn_ack = reply(&FLOW_TEMPL, TCP_SYN | TCP_ACK);
+    // Before the SYN: the outbound rule allows the reply, as a new flow; nothing is tracked.
+    assert_eq!(f.peek(now, 0, Egress, &syn_ack), f.rules().evaluate(0, Egress, &syn_ack));
+    assert_eq!(f.conntrack_len(), 0);
+    send(&mut f, now, Ingress, &FLOW_TEMPL, Accept);
+    assert_eq!(f.peek(now, 0, Egress, &syn_ack), Decision::accept(Reason::Tracked));
+    // Peeking advanced nothing: the flow is still in its handshake, and expires on time.
+    assert_eq!(f.flow_state(0, Ingress, &FLOW_TEMPL), Some(EntryState::TcpHandshake));
+    assert!(!f.peek(now + secs(60), 0, Egress, &syn_ack).reason.eq(&Reason::Tracked));
+    // The NACL still judges a tracked flow's reply: a client port below 1024 has no egress entry.
+    let low = PacketMeta { src_port: 1000, ..FLOW_TEMPL };
+    send(&mut f, now, Ingress, &low, Accept);
+    let d = f.peek(now, 0, Egress, &reply(&low, TCP_SYN | TCP_ACK));
+    assert_eq!(d.reason, Reason::NaclDefaultDeny { acl: "acl-strict".into(), dir: Egress });
+    assert_eq!(f.flow_state(0, Ingress, &low), Some(EntryState::TcpHandshake), "the reject advanced nothing");
+}
+
+#[test]
 fn untracked_needs_the_open_rule_to_match_not_just_exist() {
     // 443 from the VPC (narrow) and 22 from anywhere; all out. A 443 flow
     // from the VPC is allowed by the narrow rule only: tracked.

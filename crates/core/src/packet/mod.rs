@@ -62,11 +62,16 @@ pub enum DropReason {
     Port,
     /// A new connection over the endpoint's `max_connections`, or too many half-open.
     ConnectionLimit,
+    /// A source no client of the VPC can have: outside the VPC's CIDR, not
+    /// unicast, one of AWS's reserved addresses, an ENI's or a resolver's.
+    BadSource,
+    /// A new connection from a client that has too many half-open already.
+    ClientLimit,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 8] = [
+    pub const ALL: [DropReason; 10] = [
         DropReason::Ipv6,
         DropReason::NotTcp,
         DropReason::Malformed,
@@ -75,6 +80,8 @@ impl DropReason {
         DropReason::NoRoute,
         DropReason::Port,
         DropReason::ConnectionLimit,
+        DropReason::BadSource,
+        DropReason::ClientLimit,
     ];
 
     /// Short snake_case name used in counters and logs.
@@ -88,6 +95,8 @@ impl DropReason {
             DropReason::NoRoute => "no_route",
             DropReason::Port => "port",
             DropReason::ConnectionLimit => "connection_limit",
+            DropReason::BadSource => "bad_source",
+            DropReason::ClientLimit => "client_limit",
         }
     }
 }
@@ -116,6 +125,10 @@ pub struct PacketMeta {
     pub tcp_flags: u8,
     /// TCP sequence number (0 for other protocols).
     pub seq: u32,
+    /// TCP acknowledgment number, meaningful when the ACK flag is set (0 for other protocols).
+    pub ack: u32,
+    /// TCP window field as sent, not scaled (0 for other protocols).
+    pub window: u16,
     /// IP total length.
     pub len: u16,
     /// Where the transport payload (after the TCP/UDP header) starts in the packet.
@@ -180,6 +193,8 @@ pub fn parse(buf: &[u8], verify_checksums: bool) -> Result<PacketMeta, DropReaso
         dst_port: 0,
         tcp_flags: 0,
         seq: 0,
+        ack: 0,
+        window: 0,
         len: end,
         payload_start: end,
         payload_end: end,
@@ -191,6 +206,8 @@ pub fn parse(buf: &[u8], verify_checksums: bool) -> Result<PacketMeta, DropReaso
             meta.dst_port = tcp.destination_port();
             meta.tcp_flags = tcp.slice()[13];
             meta.seq = tcp.sequence_number();
+            meta.ack = tcp.acknowledgment_number();
+            meta.window = tcp.window_size();
             meta.payload_start = (hlen + tcp.slice().len()) as u16;
         }
         proto::UDP => {
@@ -218,6 +235,18 @@ pub fn parse(buf: &[u8], verify_checksums: bool) -> Result<PacketMeta, DropReaso
         return Err(DropReason::BadChecksum);
     }
     Ok(meta)
+}
+
+/// The window scale option of a TCP packet `parse` accepted (a SYN or a
+/// SYN-ACK carries it), capped at 14 as RFC 7323 says; `None` without one.
+/// Read only for handshake segments: no other packet needs its options.
+pub fn window_scale(pkt: &[u8]) -> Option<u8> {
+    let ip = Ipv4HeaderSlice::from_slice(pkt).ok()?;
+    let tcp = TcpHeaderSlice::from_slice(pkt.get(usize::from(ip.ihl()) * 4..)?).ok()?;
+    tcp.options_iterator().find_map(|o| match o {
+        Ok(etherparse::TcpOptionElement::WindowScale(s)) => Some(s.min(14)),
+        _ => None,
+    })
 }
 
 fn transport_checksum_ok(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, segment: &[u8]) -> bool {

@@ -22,6 +22,8 @@ pub const SYN: PacketMeta = PacketMeta {
     dst_port: 443,
     tcp_flags: tcp_flags::SYN,
     seq: 1000,
+    ack: 0,
+    window: 65535,
     len: 40,
     payload_start: 40,
     payload_end: 40,
