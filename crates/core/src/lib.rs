@@ -37,7 +37,8 @@
 //! turns them into the [`model::Plan`], whose endpoints are the one
 //! authoritative model: ids and ENI IPs allocated once and kept ([`cidr`]
 //! keeps AWS's five reserved addresses free), and from which the zone, the
-//! rule set and the stack's view are derived. [`reload`] says which changes
+//! rule set and the stack's view are derived. A state read back from disk is
+//! checked field by field first ([`model::State::check`]). [`reload`] says which changes
 //! a running privlink takes live.
 //!
 //! # Who owns what (in the edge crate)
@@ -72,6 +73,7 @@
 //! | shaper autoscaling (`max_bandwidth`) | sampled each 1 s; ×2 after 60 s saturated, ÷2 after 300 s not | the ENI's rate steps |
 //! | shaper retry | when tokens suffice | the connection is serviced again; meanwhile TCP's window slows the sender |
 //! | TUN read budget (edge) | 256 frames per poll | the loop yields, then comes back at once |
+//! | lock file retries (edge, `LOCK_TRIES`) | 8 | the lock file was replaced under us each time: `up` stops with an error |
 
 #[macro_export]
 /// Gives a struct of `u64` counters an `add` that sums another's into it
