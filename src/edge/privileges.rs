@@ -13,10 +13,11 @@
 //! (SIGHUP) swap the zone and the rules in memory and need nothing either.
 //! [`drop_all`] gives everything up on the calling thread before the queue
 //! threads start (threads inherit it): the bounding and ambient sets are
-//! emptied, `no_new_privs` is set, and root becomes nobody (65534:65534, no
-//! supplementary groups), which clears every capability; the result is
-//! checked. Capabilities and ids are per thread in Linux, so this is done
-//! with raw system calls: libc's `setuid` would change every thread.
+//! emptied, `no_new_privs` is set, root becomes nobody (65534:65534, no
+//! supplementary groups; a root without `CAP_SETUID` stays root, with a
+//! warning) and every capability is cleared; the result is checked.
+//! Capabilities and ids are per thread in Linux, so this is done with raw
+//! system calls: libc's `setuid` would change every thread.
 //!
 //! What is left is the teardown: removing the namespace (`ip netns del`, an
 //! unmount) needs `CAP_SYS_ADMIN`, and the files privlink made under `/run`,
@@ -35,6 +36,10 @@ use std::thread::JoinHandle;
 pub const CAP_NET_ADMIN: u32 = 12;
 /// `CAP_SYS_ADMIN`: mounts and `setns` (the namespace).
 pub const CAP_SYS_ADMIN: u32 = 21;
+/// `CAP_SETGID`: changing group ids.
+const CAP_SETGID: u32 = 6;
+/// `CAP_SETUID`: changing user ids.
+const CAP_SETUID: u32 = 7;
 /// The user and group the data path runs as when started by root.
 pub const NOBODY: u32 = 65534;
 
@@ -95,18 +100,23 @@ pub fn require() -> Result<(), PrivilegeError> {
 /// Gives up every privilege on the calling thread (and the threads it starts
 /// from now on): see the module's notes.
 pub fn drop_all() -> Result<(), PrivilegeError> {
+    let fail = |what| move |source| PrivilegeError::Drop { what, source };
+    let had = caps().map_err(fail("capget"))?.effective;
     restrict(0)?;
     // SAFETY: getuid cannot fail.
     if unsafe { libc::getuid() } == 0 {
-        let fail = |what| move |source| PrivilegeError::Drop { what, source };
-        // Raw calls: they change this thread alone (libc's would signal every thread to follow).
-        sys(libc::SYS_setgroups, [0, 0, 0]).map_err(fail("setgroups"))?;
-        let id = libc::c_long::from(NOBODY as i32);
-        sys(libc::SYS_setresgid, [id, id, id]).map_err(fail("setresgid"))?;
-        sys(libc::SYS_setresuid, [id, id, id]).map_err(fail("setresuid"))?;
+        if had & (1 << CAP_SETUID) != 0 && had & (1 << CAP_SETGID) != 0 {
+            // Raw calls: they change this thread alone (libc's would signal every thread to follow).
+            sys(libc::SYS_setgroups, [0, 0, 0]).map_err(fail("setgroups"))?;
+            let id = libc::c_long::from(NOBODY as i32);
+            sys(libc::SYS_setresgid, [id, id, id]).map_err(fail("setresgid"))?;
+            sys(libc::SYS_setresuid, [id, id, id]).map_err(fail("setresuid"))?;
+        } else {
+            tracing::warn!("no CAP_SETUID and CAP_SETGID: the data path stays uid 0, without capabilities");
+        }
     }
-    set_caps(0).map_err(|source| PrivilegeError::Drop { what: "capset", source })?;
-    let left = caps().map_err(|source| PrivilegeError::Drop { what: "capget", source })?;
+    set_caps(0).map_err(fail("capset"))?;
+    let left = caps().map_err(fail("capget"))?;
     if left.effective | left.permitted | left.inheritable != 0 {
         return Err(PrivilegeError::Remain(left.effective | left.permitted | left.inheritable));
     }

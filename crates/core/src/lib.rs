@@ -48,7 +48,9 @@
 //! Shared across queues: the rule set and zone (`Arc`, swapped on reload and
 //! taken up per packet and per query), the flow-log window (one lock), and
 //! the per-endpoint connection counts (atomics). The first queue's thread
-//! also runs the DNS-over-TCP server and applies reloads.
+//! also runs the DNS-over-TCP server and applies reloads. Once the ENI exists
+//! the process gives up its privileges; one teardown thread keeps what
+//! removing the namespace needs (the edge's `privileges` module).
 //!
 //! # Timers and limits
 //!
