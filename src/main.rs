@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use privlink::edge::{config_file, daemon, store};
+use privlink::edge::{config_file, daemon, privileges, store};
 use privlink::lab::{demo, standin};
 use privlink_core::config::Config;
 
@@ -99,6 +99,7 @@ fn main() -> ExitCode {
             let result = rt.block_on(daemon::up(
                 &config,
                 &state_dir,
+                privileges::Privileges::Drop,
                 |plan| {
                     print!("{plan}");
                     println!("privlink: ready");

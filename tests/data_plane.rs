@@ -14,7 +14,7 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddrV4, TcpListener, TcpStream};
 use std::time::Duration;
 
-use common::{config, counter, netns_available, pattern, unique, Lab, TempDir};
+use common::{chunk_echo_server, config, counter, netns_available, pattern, unique, Lab, TempDir};
 
 /// These tests carry plain bytes, not TLS: the endpoint must allow that.
 const PLAIN: &str = "allow_non_tls = true";
@@ -79,28 +79,6 @@ fn sixteen_mib_each_way_with_half_close() {
     assert_eq!(judged, (0, 0), "{counters}");
     assert_eq!(Sha256::digest(&got), Sha256::digest(pattern(2, LEN)), "service -> client bytes differ");
     assert_eq!(Sha256::digest(&server_got), Sha256::digest(pattern(1, LEN)), "client -> service bytes differ");
-}
-
-/// A loopback server that echoes each read back at once, for as many
-/// connections as come; the receiver hears when each one ends.
-fn chunk_echo_server() -> (std::net::SocketAddr, std::sync::mpsc::Receiver<()>) {
-    let (listener, addr) = loopback_listener();
-    let (ended_tx, ended) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for mut s in listener.incoming().flatten() {
-            let ended_tx = ended_tx.clone();
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while let Ok(n @ 1..) = s.read(&mut buf) {
-                    if s.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-                let _ = ended_tx.send(());
-            });
-        }
-    });
-    (addr, ended)
 }
 
 #[test]
@@ -187,38 +165,6 @@ fn two_queues_keep_each_flow_whole_and_share_the_connection_limit() {
             "client port {port}: inbound records in windows {windows:?} of\n{log}"
         );
     }
-}
-
-#[test]
-fn a_second_privlink_on_the_same_eni_is_refused_and_the_first_carries_on() {
-    if !netns_available("a_second_privlink_on_the_same_eni_is_refused_and_the_first_carries_on") {
-        return;
-    }
-    let (upstream, _) = chunk_echo_server();
-    let ns = unique("plkt");
-    let cfg = config(&ns, &upstream.to_string(), PLAIN)
-        .replace(&format!("netns = \"{ns}\""), &format!("netns = \"{ns}\"\nqueues = 2"));
-    let lab = Lab::start(&ns, &cfg);
-    // Joining the running device as more queues would steal some of its flows.
-    let second = std::process::Command::new(env!("CARGO_BIN_EXE_privlink"))
-        .args(["up", "--config"])
-        .arg(lab.dir.join("privlink.toml"))
-        .arg("--state-dir")
-        .arg(lab.dir.join("state-second"))
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&second.stderr);
-    assert_eq!(second.status.code(), Some(2), "{err}");
-    assert!(err.contains("cannot create TUN device eni0") && err.contains("busy"), "{err}");
-    for i in 0..8 {
-        let mut c = probe::tcp_connect(&ns, eni(&lab, i % 2), Duration::from_secs(5)).unwrap();
-        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        c.write_all(b"still here").unwrap();
-        let mut back = [0u8; 10];
-        c.read_exact(&mut back).unwrap();
-        assert_eq!(&back, b"still here");
-    }
-    lab.stop();
 }
 
 #[test]

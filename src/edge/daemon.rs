@@ -1,7 +1,29 @@
 //! `privlink up`: build the ENI in the VPC namespace, run the data path, clean up.
 //!
-//! Everything created is owned by a guard (`Netns`, `Tun`) whose `Drop`
-//! removes it, so a return, an error or a panic all leave the host as it was.
+//! Everything created is owned by a guard (`Netns`, `Tun`, `Lock`) whose
+//! `Drop` removes it, so a return, an error or a panic all leave the host as
+//! it was; what a `kill -9` leaves, the next run adopts and removes
+//! ([`crate::edge::ownership`]).
+//!
+//! # Start-up, in order
+//!
+//! 1. The privileges needed are checked ([`privileges::require`]): nothing
+//!    is read or written without them.
+//! 2. The state dir's lock, then the namespace's ([`crate::edge::lock`]): a
+//!    second `up` on either is refused, naming the first.
+//! 3. The state is read and checked against the config (a bad field is
+//!    refused, naming the file and the field), the plan made, the state saved.
+//! 4. The namespace is adopted, used or created (recorded first), then the
+//!    TUN's queues, the router address, the routes, `resolv.conf`, the
+//!    resolver's sockets and the flow log.
+//! 5. With [`Privileges::Drop`] (the command line), the namespace and the
+//!    locks go to the teardown thread and the rest of the process gives up
+//!    every privilege ([`crate::edge::privileges`]); then the queue threads
+//!    start and the ENI is ready.
+//!
+//! A SIGINT or SIGTERM during start-up is held until the ENI is ready, then
+//! stops it: start-up is a few short steps, and stopping half-way through
+//! one is what left half-made namespaces behind.
 //!
 //! # Queues
 //!
@@ -28,7 +50,10 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use crate::edge::guard::{EniGuard, GuardError};
+use crate::edge::lock::{self, Holder, Lock, LockError};
 use crate::edge::netns::{self, Netns, NetnsError};
+use crate::edge::ownership::CreatedRecord;
+use crate::edge::privileges::{self, PrivilegeError, Privileges, Teardown};
 use crate::edge::queue::report::{ConnectionSlots, Report};
 use crate::edge::queue::Stack;
 use crate::edge::resolver::{self, Resolver};
@@ -43,6 +68,12 @@ use privlink_core::model::{Plan, PlanError, State};
 /// Why the daemon could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
+    /// The process lacks what start-up needs, or could not give it up after.
+    #[error(transparent)]
+    Privileges(#[from] PrivilegeError),
+    /// Another privlink runs on the namespace or the state dir.
+    #[error(transparent)]
+    Lock(#[from] LockError),
     /// The state dir could not be read or written.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -84,23 +115,36 @@ pub fn random_id_bytes() -> [u8; 9] {
 
 /// Plans `config` against the state in `state_dir` without writing anything.
 pub fn plan_readonly(config: &Config, state_dir: &Path) -> Result<Plan, DaemonError> {
-    let mut state = StateDir::new(state_dir).load()?;
+    let mut state = StateDir::new(state_dir).load_checked(config)?;
     Ok(Plan::make(config, &mut state, random_id_bytes)?)
 }
 
 /// Runs the endpoint until `shutdown` resolves. `on_ready` is called with the
 /// plan once the ENI answers. Configs arriving on `reload` (SIGHUP) are applied
 /// if they change only what can change live (private DNS); otherwise they are
-/// refused with a warning naming what needs a restart.
+/// refused with a warning naming what needs a restart. `privileges` says
+/// whether the process gives up its privileges once the ENI exists.
 pub async fn up(
     config: &Config,
     state_dir: &Path,
+    privileges: Privileges,
     on_ready: impl FnOnce(&Plan),
     shutdown: impl Future<Output = ()>,
     reload: Option<mpsc::Receiver<Config>>,
 ) -> Result<Report, DaemonError> {
+    privileges::require()?;
+    let holder = Holder {
+        pid: std::process::id(),
+        state_dir: std::path::absolute(state_dir).unwrap_or_else(|_| state_dir.to_path_buf()).display().to_string(),
+        netns: config.vpc.netns.clone(),
+        tun: config.vpc.tun.clone(),
+    };
+    let what = format!("state dir {}", holder.state_dir);
+    let state_lock = Lock::acquire(&state_dir.join("lock"), &what, "--state-dir", &holder)?;
+    let what = format!("namespace {}", holder.netns);
+    let netns_lock = Lock::acquire(&lock::netns_lock_path(&holder.netns), &what, "vpc.netns", &holder)?;
     let store = StateDir::new(state_dir);
-    let mut state = store.load()?;
+    let mut state = store.load_checked(config)?;
     let plan = Plan::make(config, &mut state, random_id_bytes)?;
     let zone = plan.zone()?;
     let rules = plan.rule_set()?;
@@ -117,7 +161,9 @@ pub async fn up(
     if plan.vpc.queues.is_some_and(|q| q > queues) {
         tracing::warn!("vpc.queues ignored: an endpoint has a bandwidth limit, which takes one queue");
     }
-    let ns = Netns::ensure(&vpc.netns)?;
+    let record = CreatedRecord::in_dir(state_dir);
+    remove_left_behind(&record, &holder)?;
+    let ns = Netns::ensure(&vpc.netns, record)?;
     let (tun, more_queues) = Tun::create(ns.name(), &vpc.tun, vpc.mtu, queues)?;
     // Every queue stays attached until every stack has stopped: a queue that
     // went early would have its flows dealt out to stacks that do not know them.
@@ -150,6 +196,17 @@ pub async fn up(
     let eni_ips: Vec<std::net::Ipv4Addr> = plan.eni_ips().map(|(ip, _)| ip).collect();
     let guard = EniGuard::new(rules_rx, filter, &eni_ids, &eni_ips, plan.vpc.mtu, config.flow_logs.as_ref())?;
     let slots = ConnectionSlots::new(&plan);
+    // Removed at the end in this order: the namespace, its lock, the state dir's.
+    let owned = (ns, netns_lock, state_lock);
+    let (kept, teardown) = match privileges {
+        Privileges::Keep => (Some(owned), None),
+        Privileges::Drop => {
+            let sys_admin = owned.0.created();
+            let teardown = Teardown::start(owned, sys_admin)?;
+            privileges::drop_all()?;
+            (None, Some(teardown))
+        }
+    };
     let mut workers = Workers::new();
     for (i, queue) in more_queues.into_iter().enumerate() {
         let guard = guard.for_another_queue()?;
@@ -183,8 +240,26 @@ pub async fn up(
     }
     // The stacks are gone; with the last of the TUN's fds the kernel removes the device and its routes.
     drop(held);
-    drop(ns);
+    drop(kept);
+    drop(teardown);
     Ok(report)
+}
+
+/// Removes the namespace an earlier run from this state dir created under
+/// another name (the config's `vpc.netns` changed since) and left behind,
+/// unless a privlink runs on it now.
+fn remove_left_behind(record: &CreatedRecord, holder: &Holder) -> Result<(), DaemonError> {
+    let record_err = |source| NetnsError::Record { path: record.path().display().to_string(), source };
+    let Some(old) = record.load().map_err(record_err)?.filter(|c| c.netns != holder.netns) else { return Ok(()) };
+    let what = format!("namespace {}", old.netns);
+    match Lock::acquire(&lock::netns_lock_path(&old.netns), &what, "vpc.netns", holder) {
+        Ok(_lock) => Netns::remove_left_behind(record, &old)?,
+        Err(e) => {
+            tracing::warn!("namespace {}, made by an earlier run from this state dir, is left: {e}", old.netns);
+            record.clear().map_err(record_err)?;
+        }
+    }
+    Ok(())
 }
 
 /// How many TUN queues to run: `vpc.queues`, else one per CPU (of `cpus`);

@@ -1,10 +1,14 @@
 //! The I/O edges: namespaces, the TUN, the per-queue stack loop, the relay,
-//! the resolver's sockets, the state store and the daemon.
+//! the resolver's sockets, the state store, locks, ownership records,
+//! privileges and the daemon.
 
 pub mod config_file;
 pub mod daemon;
 pub mod guard;
+pub mod lock;
 pub mod netns;
+pub mod ownership;
+pub mod privileges;
 pub mod queue;
 pub mod relay;
 pub mod resolver;

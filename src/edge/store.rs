@@ -1,9 +1,11 @@
-//! The state dir: ids and IPs kept between runs, written atomically.
+//! The state dir: ids and IPs kept between runs, written atomically, and
+//! checked ([`State::check`]) against the config before they are used.
 
 use std::io;
 use std::path::{Path, PathBuf};
 
-use privlink_core::model::State;
+use privlink_core::config::Config;
+use privlink_core::model::{State, StateError};
 
 /// Default state directory.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/privlink";
@@ -33,6 +35,9 @@ pub enum StoreError {
         /// What serde said.
         source: serde_json::Error,
     },
+    /// A field holds a value that must not be used (the error names the file and the field).
+    #[error(transparent)]
+    Invalid(#[from] StateError),
 }
 
 impl StateDir {
@@ -43,6 +48,19 @@ impl StateDir {
 
     fn file(&self) -> PathBuf {
         self.dir.join("state.json")
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Loads the state and checks every field against `config`: a value the
+    /// plan must not use is refused, naming the file and the field.
+    pub fn load_checked(&self, config: &Config) -> Result<State, StoreError> {
+        let state = self.load()?;
+        state.check(&self.file().display().to_string(), config)?;
+        Ok(state)
     }
 
     /// Loads the state; a missing file is an empty state.

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use crate::edge::{daemon, netns};
+use crate::edge::{daemon, netns, privileges};
 use crate::lab::probe;
 use crate::lab::standin::{PublicDns, TlsStandIn};
 use privlink_core::config::{Config, DEMO_CONFIG};
@@ -53,6 +53,7 @@ pub async fn run() -> Result<(), Box<dyn std::error::Error>> {
         daemon::up(
             &cfg,
             &sd,
+            privileges::Privileges::Keep,
             move |plan| {
                 let _ = ready_tx.send(plan.clone());
             },

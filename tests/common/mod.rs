@@ -116,17 +116,8 @@ impl Lab {
 
     /// Starts with config and state in `dir`, which the caller owns and removes.
     pub fn start_in(ns: &str, dir: PathBuf, config: &str) -> Lab {
-        let cfg = dir.join("privlink.toml");
-        std::fs::write(&cfg, config).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_privlink"))
-            .args(["up", "--config"])
-            .arg(&cfg)
-            .arg("--state-dir")
-            .arg(dir.join("state"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn privlink");
+        let mut child =
+            up_command(&dir, config).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("spawn privlink");
         let out = child.stdout.take().unwrap();
         let lines = Arc::new(Mutex::new(Vec::new()));
         let (tx, ready) = mpsc::channel();
@@ -163,6 +154,20 @@ impl Lab {
             std::thread::sleep(Duration::from_millis(20));
         }
         panic!("privlink did not report the reload");
+    }
+
+    /// The pid of its `privlink up`.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Kills privlink with SIGKILL and leaves whatever it made where it is
+    /// (the caller holds a [`Leftovers`] for the namespace).
+    pub fn kill9(mut self) {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        let _ = child.wait();
+        self.ns.clear();
     }
 
     /// Everything privlink printed so far.
@@ -239,13 +244,88 @@ impl Drop for Lab {
             let _ = c.kill();
             let _ = c.wait();
         }
-        if !self.ns.is_empty() && privlink::edge::netns::exists(&self.ns) {
-            let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+        if !self.ns.is_empty() {
+            remove_leftovers(&self.ns);
         }
         if self.owns_dir {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// What privlink may leave of namespace `ns` on the host (the namespace,
+/// `/etc/netns/NS/`, its lock file): the paths that exist.
+pub fn left_of(ns: &str) -> Vec<PathBuf> {
+    [privlink::edge::netns::path(ns), PathBuf::from("/etc/netns").join(ns), privlink::edge::lock::netns_lock_path(ns)]
+        .into_iter()
+        .filter(|p| p.exists())
+        .collect()
+}
+
+/// Removes what [`left_of`] finds.
+pub fn remove_leftovers(ns: &str) {
+    if privlink::edge::netns::exists(ns) {
+        let _ = Command::new("ip").args(["netns", "del", ns]).status();
+    }
+    let _ = std::fs::remove_dir_all(PathBuf::from("/etc/netns").join(ns));
+    let _ = std::fs::remove_file(privlink::edge::lock::netns_lock_path(ns));
+}
+
+/// Removes, when dropped, whatever privlink left of namespace `ns` (a test that kills it holds one).
+pub struct Leftovers(pub String);
+
+impl Drop for Leftovers {
+    fn drop(&mut self) {
+        remove_leftovers(&self.0);
+    }
+}
+
+/// `privlink up` with `config` written to `dir/privlink.toml` and state in `dir/state`, not yet spawned.
+pub fn up_command(dir: &std::path::Path, config: &str) -> Command {
+    let cfg = dir.join("privlink.toml");
+    std::fs::write(&cfg, config).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_privlink"));
+    cmd.args(["up", "--config"]).arg(cfg).arg("--state-dir").arg(dir.join("state"));
+    cmd
+}
+
+/// Waits for `child` to exit, for at most `limit` (then kills it and panics:
+/// a privlink that should have stopped is still running).
+pub fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let step = Duration::from_millis(20);
+    for _ in 0..(limit.as_millis() / step.as_millis()).max(1) {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        std::thread::sleep(step);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("privlink (pid {}) was still running after {limit:?}", child.id());
+}
+
+/// A loopback server that echoes each read back at once, for as many
+/// connections as come; the receiver hears when each one ends.
+pub fn chunk_echo_server() -> (std::net::SocketAddr, mpsc::Receiver<()>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (ended_tx, ended) = mpsc::channel();
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            let ended_tx = ended_tx.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n @ 1..) = s.read(&mut buf) {
+                    if s.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = ended_tx.send(());
+            });
+        }
+    });
+    (addr, ended)
 }
 
 /// The value of counter `name` in a counters line.

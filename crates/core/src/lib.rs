@@ -41,7 +41,8 @@
 //! turns them into the [`model::Plan`], whose endpoints are the one
 //! authoritative model: ids and ENI IPs allocated once and kept ([`cidr`]
 //! keeps AWS's five reserved addresses free), and from which the zone, the
-//! rule set and the stack's view are derived. [`reload`] says which changes
+//! rule set and the stack's view are derived. A state read back from disk is
+//! checked field by field first ([`model::State::check`]). [`reload`] says which changes
 //! a running privlink takes live.
 //!
 //! # Who owns what (in the edge crate)
@@ -51,7 +52,9 @@
 //! Shared across queues: the rule set and zone (`Arc`, swapped on reload and
 //! taken up per packet and per query), the flow-log window (one lock), and
 //! the per-endpoint connection counts (atomics). The first queue's thread
-//! also runs the DNS-over-TCP server and applies reloads.
+//! also runs the DNS-over-TCP server and applies reloads. Once the ENI exists
+//! the process gives up its privileges; one teardown thread keeps what
+//! removing the namespace needs (the edge's `privileges` module).
 //!
 //! # Timers and limits
 //!
@@ -78,6 +81,7 @@
 //! | shaper autoscaling (`max_bandwidth`) | sampled each 1 s; ×2 after 60 s saturated, ÷2 after 300 s not | the ENI's rate steps |
 //! | shaper retry | when tokens suffice | the connection is serviced again; meanwhile TCP's window slows the sender |
 //! | TUN read budget (edge) | 256 frames per poll | the loop yields, then comes back at once |
+//! | lock file retries (edge, `LOCK_TRIES`) | 8 | the lock file was replaced under us each time: `up` stops with an error |
 
 #[macro_export]
 /// Gives a struct of `u64` counters an `add` that sums another's into it

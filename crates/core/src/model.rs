@@ -12,17 +12,17 @@
 //! from its subnet's range and is kept until the endpoint is deleted, so the
 //! plan reads and extends a [`State`] that the caller stores between runs.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::net::Ipv4Addr;
 use std::time::Duration;
-
-use serde::{Deserialize, Serialize};
 
 use crate::catalog::ServiceInfo;
 use crate::cidr::Cidr;
 use crate::filter::{EniRules, RuleSet, RuleSetConfig, RuleSetError, SgPeer};
 use crate::shaper::{ByteSize, Rate};
+
+mod state;
+pub use state::{EndpointState, EniState, State, StateError};
 
 /// The VPC (the config's `[vpc]`): the network namespace plays it.
 #[derive(Debug, Clone)]
@@ -104,34 +104,6 @@ pub fn make_id(prefix: &str, random: [u8; 9]) -> String {
     }
     s.truncate(prefix.len() + 1 + 17);
     s
-}
-
-/// What the state dir keeps for one endpoint between runs.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct EndpointState {
-    /// The endpoint id.
-    pub id: String,
-    /// The 8-character suffix of its endpoint-specific DNS names.
-    #[serde(default)]
-    pub suffix: String,
-    /// ENIs by subnet id.
-    pub enis: BTreeMap<String, EniState>,
-}
-
-/// What the state dir keeps for one ENI.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct EniState {
-    /// `eni-…` id.
-    pub id: String,
-    /// Its private IP.
-    pub ip: Ipv4Addr,
-}
-
-/// Everything privlink remembers between runs.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct State {
-    /// By the endpoint's state key: its id when the config gives one, else its service name.
-    pub endpoints: BTreeMap<String, EndpointState>,
 }
 
 /// Where upstream connections go.
