@@ -53,6 +53,7 @@
 //! - `responder`: [`Responder`], the rules above and the counters;
 //! - `cache`: [`ForwardCache`], upstream answers kept for their TTL;
 //! - `forwarded`: [`forwarded_udp_reply`], the size rule for upstream answers;
+//! - `opt`: the OPT record we write, in answers and forwarded queries;
 //! - `wire`: the protocol's numbers (types, classes, rcodes, flags);
 //! - `hash`: the FNV hasher of the name maps.
 //!
@@ -67,7 +68,8 @@
 //!   the question ([`forwarded_udp_reply`]).
 //! - Amplification: every response is the query's header and question plus
 //!   at most the A records of one name (16 bytes per IP), or one SOA, plus an
-//!   11-byte OPT. Error responses (FORMERR, NOTIMP) are a 12-byte header.
+//!   11-byte OPT. Error responses (FORMERR, NOTIMP) are a 12-byte header,
+//!   plus the OPT when the query had one.
 //!   For an endpoint (one IP per AZ, at most 6 AZs) that is under 4x the
 //!   query; the fuzz test asserts the bound. [`MAX_IPS_PER_NAME`] caps
 //!   hand-built zones.
@@ -99,6 +101,7 @@ mod cache;
 mod forwarded;
 mod hash;
 mod name;
+mod opt;
 mod query;
 mod responder;
 mod spec;

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::answer::{emit_answer, emit_error, response_limit, Answer};
-use super::query::{parse_query, ParseError, Query, QueryDropReason};
+use super::query::{find_edns, parse_query, ParseError, Query, QueryDropReason};
 use super::wire::{
     read_u16, CLASS_ANY, CLASS_IN, EXT_RCODE_BADVERS, FLAG_QR, HEADER_LEN, MASK_OPCODE, MAX_NAME_LEN, RCODE_FORMERR,
     RCODE_NOTIMP, RCODE_NXDOMAIN, RCODE_REFUSED, TYPE_A, TYPE_ANY, TYPE_AXFR, TYPE_IXFR, TYPE_SOA,
@@ -199,7 +199,7 @@ impl Responder {
         }
         if flags & MASK_OPCODE != 0 {
             self.bump(Counter::NotImp);
-            emit_error(out, id, flags, RCODE_NOTIMP);
+            emit_error(out, id, flags, RCODE_NOTIMP, find_edns(msg));
             return Outcome::Respond;
         }
         let query = match parse_query(msg, id, flags) {
@@ -207,7 +207,7 @@ impl Responder {
             Err(ParseError::Drop(reason)) => return Outcome::Drop(reason),
             Err(ParseError::FormErr) => {
                 self.bump(Counter::FormErr);
-                emit_error(out, id, flags, RCODE_FORMERR);
+                emit_error(out, id, flags, RCODE_FORMERR, find_edns(msg));
                 return Outcome::Respond;
             }
         };
