@@ -30,6 +30,11 @@
 //! client gets for an upstream answer: the answer itself, or a TC message if
 //! it is too big for a client without EDNS.
 //!
+//! DNS over TCP (RFC 7766) is framed, pipelined and timed by a
+//! [`TcpSession`] per connection, and the connections of one resolver are
+//! kept by [`TcpSessions`]: limits that make room instead of refusing, so no
+//! flood locks clients out.
+//!
 //! The rules, as the Amazon resolver applies them to a private hosted zone
 //! ("a private hosted zone shadows the public zone of the same name"):
 //! - a name with records, type A or ANY: the A records, TTL [`ANSWER_TTL`],
@@ -54,6 +59,8 @@
 //! - `cache`: [`ForwardCache`], upstream answers kept for their TTL;
 //! - `forwarded`: [`forwarded_udp_reply`], the size rule for upstream answers;
 //! - `opt`: the OPT record we write, in answers and forwarded queries;
+//! - `session`: [`TcpSession`], one DNS-over-TCP connection;
+//! - `sessions`: [`TcpSessions`], a resolver's TCP connections and their limits;
 //! - `wire`: the protocol's numbers (types, classes, rcodes, flags);
 //! - `hash`: the FNV hasher of the name maps.
 //!
@@ -104,6 +111,8 @@ mod name;
 mod opt;
 mod query;
 mod responder;
+mod session;
+mod sessions;
 mod spec;
 #[cfg(test)]
 mod testkit;
@@ -114,6 +123,10 @@ pub use cache::{ForwardCache, MAX_CACHE_TTL};
 pub use forwarded::forwarded_udp_reply;
 pub use query::QueryDropReason;
 pub use responder::{DnsCounters, ForwardMode, Outcome, Responder};
+pub use session::{
+    Expiry, Framed, TcpSession, MAX_TCP_BACKLOG, MAX_TCP_PIPELINE, TCP_IDLE_TIMEOUT, TCP_QUERY_TIMEOUT,
+};
+pub use sessions::{Expired, SessionId, TcpCounters, TcpSessions, MAX_TCP_SESSIONS, MAX_TCP_SESSIONS_PER_SOURCE};
 pub use spec::{EndpointDns, ZoneApex, ZoneEntry, ZoneSpec};
 pub use zone::{DnsError, Zone};
 
