@@ -1,11 +1,14 @@
 //! The I/O edges: namespaces, the TUN, the per-queue stack loop, the relay,
-//! the resolver's sockets, the state store and the daemon.
+//! the in-process streams and the wakers they share, the resolver's sockets,
+//! the state store and the daemon.
 
 pub mod config_file;
 pub mod daemon;
 pub mod guard;
 pub mod netns;
+pub mod pipe;
 pub mod queue;
+pub mod ready;
 pub mod relay;
 pub mod resolver;
 pub mod store;

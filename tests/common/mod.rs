@@ -152,6 +152,11 @@ impl Lab {
         panic!("privlink did not report the reload");
     }
 
+    /// The `privlink up` process.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
     /// Everything privlink printed so far.
     pub fn stdout(&self) -> Vec<String> {
         self.lines.lock().unwrap().clone()

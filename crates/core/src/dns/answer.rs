@@ -12,8 +12,8 @@
 use super::opt::emit_opt;
 use super::query::{Edns, Query};
 use super::wire::{
-    emit_header, A_RECORD_LEN, CLASS_IN, FLAG_AA, FLAG_CD, FLAG_QR, FLAG_RA, FLAG_RD, FLAG_TC, HEADER_LEN,
-    MASK_OPCODE, OPT_RECORD_LEN, RCODE_NOERROR, TYPE_A,
+    emit_header, A_RECORD_LEN, CLASS_IN, FLAG_AA, FLAG_CD, FLAG_QR, FLAG_RA, FLAG_RD, FLAG_TC, HEADER_LEN, MASK_OPCODE,
+    OPT_RECORD_LEN, RCODE_NOERROR, TYPE_A,
 };
 use super::{Transport, ANSWER_TTL, MAX_UDP_RESPONSE, PLAIN_UDP_LIMIT};
 

@@ -139,6 +139,11 @@ impl Responder {
         self.forward
     }
 
+    /// Changes the forwarding mode (the server list became empty, or not).
+    pub fn set_forward_mode(&mut self, forward: ForwardMode) {
+        self.forward = forward;
+    }
+
     /// A snapshot of the counters.
     pub fn counters(&self) -> DnsCounters {
         let c = |i: Counter| self.counters[i as usize].load(Ordering::Relaxed);
