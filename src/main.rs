@@ -110,10 +110,12 @@ fn main() -> ExitCode {
             match result {
                 Ok(report) => {
                     println!("privlink: stopped; counters: {}", report.counters);
-                    let d = &report.dns;
+                    let (d, f, t) = (&report.dns, &report.forward, &report.dns_tcp);
                     println!(
-                        "privlink: dns: queries={} answered={} nodata={} nxdomain={} refused={} forwarded={} truncated={} cached={}",
-                        d.queries, d.answered, d.nodata, d.nxdomain, d.refused, d.forwarded, d.truncated, report.forward.cached
+                        "privlink: dns: queries={} answered={} nodata={} nxdomain={} refused={} forwarded={} truncated={} cached={} \
+                         failovers={} ignored={} gave_up={} tcp_opened={} tcp_evicted={} tcp_timed_out={} tcp_idle_closed={} tcp_invalid={}",
+                        d.queries, d.answered, d.nodata, d.nxdomain, d.refused, d.forwarded, d.truncated, f.cached,
+                        f.failovers, f.ignored, f.gave_up, t.opened, t.evicted, t.timed_out, t.idle_closed, t.invalid
                     );
                     let g = &report.guard;
                     println!(

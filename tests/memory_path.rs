@@ -9,9 +9,9 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
 use common::pattern;
+use privlink::edge::pipe::MemoryPeer;
 use privlink::lab::memory::https::Https;
 use privlink::lab::memory::lab::{Download, Echo, MemoryLab};
-use privlink::lab::memory::pipe::MemoryPeer;
 use privlink::lab::probe;
 use privlink::lab::standin::ServiceCert;
 use privlink_core::packet::{self, sample, tcp_flags, DropReason, PacketMeta};

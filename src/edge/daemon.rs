@@ -39,14 +39,14 @@
 //! a retransmission timeout, and a flow could move. Every queue's fd is held
 //! until every stack has stopped, so the queue count, and with it the
 //! steering, never changes while flows run. The first queue runs on the
-//! caller's thread, with the DNS-over-TCP server and the reloads.
+//! caller's thread, with the reloads. Every queue's stack has its own VPC
+//! resolver, UDP and TCP (no host socket serves DNS).
 
 use std::future::Future;
 use std::path::Path;
 
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use crate::edge::guard::{EniGuard, GuardError};
@@ -56,12 +56,13 @@ use crate::edge::ownership::CreatedRecord;
 use crate::edge::privileges::{self, PrivilegeError, Privileges, Teardown};
 use crate::edge::queue::report::{ConnectionSlots, Report};
 use crate::edge::queue::Stack;
-use crate::edge::resolver::{self, Resolver};
+use crate::edge::resolver::network::HostNetwork;
+use crate::edge::resolver::{self, Resolver, ResolverSettings};
 use crate::edge::store::{StateDir, StoreError};
 use crate::edge::tun::{Tun, TunError, TunQueue};
 use crate::edge::upstream::TcpConnector;
 use privlink_core::config::{Config, MAX_QUEUES};
-use privlink_core::dns::{DnsError, Zone};
+use privlink_core::dns::DnsError;
 use privlink_core::filter::{FilterConfig, RuleSet, RuleSetError};
 use privlink_core::model::{Plan, PlanError, State};
 
@@ -121,9 +122,10 @@ pub fn plan_readonly(config: &Config, state_dir: &Path) -> Result<Plan, DaemonEr
 
 /// Runs the endpoint until `shutdown` resolves. `on_ready` is called with the
 /// plan once the ENI answers. Configs arriving on `reload` (SIGHUP) are applied
-/// if they change only what can change live (private DNS); otherwise they are
-/// refused with a warning naming what needs a restart. `privileges` says
-/// whether the process gives up its privileges once the ENI exists.
+/// if they change only what can change live (private DNS, `[dns] forward`,
+/// security groups and NACLs), and the line printed says what changed;
+/// otherwise they are refused, naming what needs a restart. `privileges`
+/// says whether the process gives up its privileges once the ENI exists.
 pub async fn up(
     config: &Config,
     state_dir: &Path,
@@ -181,11 +183,7 @@ pub async fn up(
     ns.write_resolv_conf(resolvers[0])?;
 
     let forward = config.dns.forward.clone().unwrap_or_else(resolver::host_resolvers);
-    let (zone_tx, zone_rx) = watch::channel(Arc::new(zone));
-    let udp = Resolver::new(zone_rx.clone(), &forward).await?;
-    let dns_tcp = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
-    let dns_tcp_addr = dns_tcp.local_addr()?;
-    let dns_tcp_task = tokio::spawn(resolver::serve_tcp(dns_tcp, zone_rx.clone(), forward.clone()));
+    let (settings_tx, settings_rx) = watch::channel(Arc::new(ResolverSettings { zone: Arc::new(zone), forward }));
     let (rules_tx, rules_rx) = watch::channel(Arc::new(rules));
     let filter = FilterConfig {
         timeouts: config.conntrack,
@@ -210,12 +208,13 @@ pub async fn up(
     let mut workers = Workers::new();
     for (i, queue) in more_queues.into_iter().enumerate() {
         let guard = guard.for_another_queue()?;
-        let shared = QueueShared { plan: plan.clone(), zone: zone_rx.clone(), forward: forward.clone(), dns_tcp_addr };
+        let shared = QueueShared { plan: plan.clone(), settings: settings_rx.clone() };
         workers.start(i + 1, queue, shared, guard, slots.clone()).await?;
     }
-    let reload_task = reload.map(|rx| tokio::spawn(apply_reloads(rx, plan.clone(), state, zone_tx, rules_tx)));
+    let reload_task = reload.map(|rx| tokio::spawn(apply_reloads(rx, plan.clone(), state, settings_tx, rules_tx)));
 
-    let stack = Stack::new(&plan, tun, udp, dns_tcp_addr, guard, slots, TcpConnector, std::time::Instant::now())?;
+    let resolver = Resolver::new(settings_rx, Box::new(HostNetwork::default()));
+    let stack = Stack::new(&plan, tun, resolver, guard, slots, TcpConnector, std::time::Instant::now())?;
     if queues > 1 {
         tracing::info!("{queues} TUN queues, one stack and thread each");
     }
@@ -230,7 +229,6 @@ pub async fn up(
             }
         })
         .await;
-    dns_tcp_task.abort();
     if let Some(t) = reload_task {
         t.abort();
     }
@@ -275,9 +273,7 @@ fn queue_count(plan: &Plan, cpus: usize) -> usize {
 /// What every queue's stack is built from.
 struct QueueShared {
     plan: Plan,
-    zone: watch::Receiver<Arc<Zone>>,
-    forward: Vec<std::net::SocketAddr>,
-    dns_tcp_addr: std::net::SocketAddr,
+    settings: watch::Receiver<Arc<ResolverSettings>>,
 }
 
 /// The threads serving TUN queues 1.., and the flag that stops them all.
@@ -310,12 +306,11 @@ impl Workers {
             let result = rt.block_on(async move {
                 let built = async {
                     let tun = queue.register()?;
-                    let udp = Resolver::new(shared.zone, &shared.forward).await?;
+                    let resolver = Resolver::new(shared.settings, Box::new(HostNetwork::default()));
                     Ok::<_, DaemonError>(Stack::new(
                         &shared.plan,
                         tun,
-                        udp,
-                        shared.dns_tcp_addr,
+                        resolver,
                         guard,
                         slots,
                         TcpConnector,
@@ -368,13 +363,13 @@ impl Drop for Workers {
     }
 }
 
-/// Applies reloaded configs: new zone and rules when only DNS settings, security
-/// groups or NACLs changed.
+/// Applies reloaded configs: a new zone, forwarder list and rules when only
+/// DNS settings, security groups or NACLs changed; says what changed.
 async fn apply_reloads(
     mut rx: mpsc::Receiver<Config>,
     mut current: Plan,
     state: State,
-    zone_tx: watch::Sender<Arc<Zone>>,
+    settings_tx: watch::Sender<Arc<ResolverSettings>>,
     rules_tx: watch::Sender<Arc<RuleSet>>,
 ) {
     while let Some(config) = rx.recv().await {
@@ -396,19 +391,50 @@ async fn apply_reloads(
             .and_then(|z| plan.rule_set().map(|r| (z, r)).map_err(|e| e.to_string()))
         {
             Ok((zone, rules)) => {
-                zone_tx.send_replace(Arc::new(zone));
+                let forward = config.dns.forward.clone().unwrap_or_else(resolver::host_resolvers);
+                let changes = reload_changes(&current, &plan, &settings_tx.borrow().forward, &forward);
+                settings_tx.send_replace(Arc::new(ResolverSettings { zone: Arc::new(zone), forward }));
                 rules_tx.send_replace(Arc::new(rules));
-                let dns: Vec<String> = plan
-                    .endpoints
-                    .iter()
-                    .map(|e| format!("{} private DNS {}", e.id, if e.private_dns { "on" } else { "off" }))
-                    .collect();
-                // Printed once the new zone and rules are published: the next packet meets them.
-                println!("privlink: reloaded: {}; security groups and NACLs updated", dns.join(", "));
+                // Printed once the new settings and rules are published: the next packet meets them.
+                println!("privlink: reloaded: {changes}");
                 current = plan;
             }
             Err(e) => println!("privlink: reload refused: {e}"),
         }
+    }
+}
+
+/// What a reload from `current` to `next` changes, for the log line.
+fn reload_changes(
+    current: &Plan,
+    next: &Plan,
+    forward: &[std::net::SocketAddr],
+    next_forward: &[std::net::SocketAddr],
+) -> String {
+    let list = |l: &[std::net::SocketAddr]| {
+        if l.is_empty() {
+            "none (privacy mode)".to_string()
+        } else {
+            l.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+        }
+    };
+    let mut changes: Vec<String> = current
+        .endpoints
+        .iter()
+        .zip(&next.endpoints)
+        .filter(|(a, b)| a.private_dns != b.private_dns)
+        .map(|(_, b)| format!("{} private DNS {}", b.id, if b.private_dns { "on" } else { "off" }))
+        .collect();
+    if forward != next_forward {
+        changes.push(format!("dns.forward {} -> {}", list(forward), list(next_forward)));
+    }
+    if current.rules != next.rules {
+        changes.push("security groups and NACLs updated".to_string());
+    }
+    if changes.is_empty() {
+        "nothing changed".to_string()
+    } else {
+        changes.join("; ")
     }
 }
 
@@ -434,5 +460,21 @@ mod tests {
         assert_eq!(queue_count(&plan(shaped), 8), 1);
         let shaped_three = plan(|c| shaped(c).replace("netns = \"plk-demo\"", "netns = \"plk-demo\"\nqueues = 3"));
         assert_eq!(queue_count(&shaped_three, 8), 1, "a shaper takes one queue, whatever vpc.queues says");
+    }
+
+    #[test]
+    fn a_reload_says_what_changed() {
+        let now = plan(str::to_string);
+        let a: Vec<std::net::SocketAddr> = vec!["127.0.0.1:5301".parse().unwrap()];
+        let b: Vec<std::net::SocketAddr> = vec!["127.0.0.1:5302".parse().unwrap(), "127.0.0.1:5303".parse().unwrap()];
+        assert_eq!(reload_changes(&now, &now, &a, &a), "nothing changed");
+        assert_eq!(reload_changes(&now, &now, &a, &b), "dns.forward 127.0.0.1:5301 -> 127.0.0.1:5302, 127.0.0.1:5303");
+        assert_eq!(reload_changes(&now, &now, &a, &[]), "dns.forward 127.0.0.1:5301 -> none (privacy mode)");
+        let off = plan(|c| c.replace("private_dns = true", "private_dns = false"));
+        let narrower = plan(|c| c.replace(r#"cidr = "10.0.0.0/16" }]"#, r#"cidr = "10.0.1.0/24" }]"#));
+        let id = &now.endpoints[0].id;
+        assert_eq!(reload_changes(&now, &off, &a, &a), format!("{id} private DNS off"));
+        assert_eq!(reload_changes(&now, &narrower, &a, &b).matches("; ").count(), 1);
+        assert!(reload_changes(&now, &narrower, &a, &a).contains("security groups and NACLs updated"));
     }
 }

@@ -34,15 +34,14 @@
 //! deadline is the stack's to keep ([`Conn::hello_deadline`]).
 
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Wake, Waker};
+use std::sync::Arc;
+use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
+use crate::edge::ready::{IdWaker, ReadySet};
 use crate::edge::upstream::UpstreamIo;
 
 use smoltcp::socket::tcp::{self, State};
-use tokio::sync::Notify;
 
 use privlink_core::flow::Direction;
 use privlink_core::flow::FlowKey;
@@ -51,49 +50,6 @@ use privlink_core::shaper::{EniShaper, FlowShare, Grant};
 
 /// Index of a connection in the stack's table.
 pub type ConnId = usize;
-
-/// Connections with something to do, filled by wakers, drained by the stack.
-#[derive(Debug, Default)]
-pub struct ReadySet {
-    ids: Mutex<Vec<ConnId>>,
-    notify: Notify,
-}
-
-impl ReadySet {
-    /// Queues `id` and wakes the stack.
-    fn push(&self, id: ConnId) {
-        self.ids.lock().expect("ready list").push(id);
-        self.notify.notify_one();
-    }
-
-    /// Moves the queued ids into `out` (which the caller reuses).
-    pub fn drain_into(&self, out: &mut Vec<ConnId>) {
-        std::mem::swap(&mut *self.ids.lock().expect("ready list"), out);
-    }
-
-    /// Waits until some connection was queued.
-    pub async fn notified(&self) {
-        self.notify.notified().await
-    }
-}
-
-/// The waker of one connection: queues its id once until serviced.
-struct ConnWaker {
-    id: ConnId,
-    queued: AtomicBool,
-    ready: Arc<ReadySet>,
-}
-
-impl Wake for ConnWaker {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref()
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        if !self.queued.swap(true, Ordering::AcqRel) {
-            self.ready.push(self.id);
-        }
-    }
-}
 
 /// What a service pass did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,7 +120,7 @@ pub struct Conn<U> {
     /// The connection's share of its ENI's shaper, when the endpoint is shaped.
     pub share: Option<FlowShare>,
     upstream: U,
-    waker: Arc<ConnWaker>,
+    waker: Arc<IdWaker<ConnId>>,
     waker_handle: Waker,
     /// The SNI check still to pass before any byte goes upstream.
     gate: Option<FirstFlight>,
@@ -187,12 +143,11 @@ impl<U: UpstreamIo> Conn<U> {
         endpoint: usize,
         eni: usize,
         upstream: U,
-        ready: Arc<ReadySet>,
+        ready: Arc<ReadySet<ConnId>>,
         sni: Option<(Arc<SniPolicy>, Duration)>,
         now: Instant,
     ) -> Conn<U> {
-        let waker = Arc::new(ConnWaker { id, queued: AtomicBool::new(false), ready });
-        let waker_handle = Waker::from(waker.clone());
+        let (waker, waker_handle) = IdWaker::new(id, ready);
         Conn {
             handle,
             flow,
@@ -226,7 +181,7 @@ impl<U: UpstreamIo> Conn<U> {
     /// shaper's timer brings the connection back.
     pub fn service(&mut self, sock: &mut tcp::Socket<'_>, mut shaping: Option<Shaping<'_>>, now: Instant) -> Progress {
         // Clear first: a wake-up from here on queues the connection again.
-        self.waker.queued.store(false, Ordering::Release);
+        self.waker.rearm();
         self.follow_socket(sock.state());
         if self.state == ConnState::Reset {
             return Progress::Finished;

@@ -16,6 +16,7 @@
 //!              drops, route  conntrack             policy                    shaper grants
 //!                  │
 //!                  └─ UDP 53 to a resolver address ─▶ dns responder (zone, or REFUSED / forward)
+//!                     (TCP 53 goes through smoltcp and the relay to the same resolver, in process)
 //! smoltcp's replies ─▶ filter (egress: SG by state, NACL stateless) ─▶ TUN; every decision ─▶ flowlog
 //! ```
 //!
@@ -31,7 +32,9 @@
 //! - [`policy`] holds the endpoint policy (IAM JSON), the ClientHello reader
 //!   and the SNI gate a stream's first flight must pass.
 //! - [`shaper`] shares an ENI's rate among its connections (token buckets).
-//! - [`dns`] compiles the private zone and answers queries on the wire.
+//! - [`dns`] compiles the private zone and answers queries on the wire,
+//!   forwards the rest (failover, random ids, a cache), and frames and times
+//!   DNS-over-TCP connections.
 //! - [`flowlog`] aggregates decisions into VPC Flow Log v2 records.
 //!
 //! # The control path (a config becomes a running endpoint)
@@ -51,10 +54,11 @@
 //! stack: pipeline, filter and conntrack, resolver, connections, shapers.
 //! Shared across queues: the rule set and zone (`Arc`, swapped on reload and
 //! taken up per packet and per query), the flow-log window (one lock), and
-//! the per-endpoint connection counts (atomics). The first queue's thread
-//! also runs the DNS-over-TCP server and applies reloads. Once the ENI exists
-//! the process gives up its privileges; one teardown thread keeps what
-//! removing the namespace needs (the edge's `privileges` module).
+//! the per-endpoint connection counts (atomics). Each queue's resolver
+//! serves UDP and TCP and forwards on its own; the first queue's thread
+//! applies reloads. Once the ENI exists the process gives up its
+//! privileges; one teardown thread keeps what removing the namespace needs
+//! (the edge's `privileges` module).
 //!
 //! # Timers and limits
 //!
@@ -75,8 +79,15 @@
 //! | flow-log window (`[flow_logs] interval`) | 60 s | the window's records are written |
 //! | flows per flow-log window | 65,536 | one SKIPDATA record per ENI, as AWS |
 //! | DNS answer / negative TTL | 60 / 60 s | clients ask again |
-//! | DNS forward cache | 4,096 answers, ≤ 3,600 s | the answer is fetched upstream again |
-//! | DNS forwards in flight (edge) | 4,096, 5 s each | forgotten; the client retries |
+//! | DNS forward cache ([`dns::FORWARD_CACHE_ENTRIES`], [`dns::MAX_CACHE_TTL`]) | 4,096 answers, ≤ 3,600 s | the answer is fetched upstream again |
+//! | DNS forwards waiting ([`dns::MAX_FORWARDS`]) | 4,096 per queue | a new one is not forwarded; the client retries |
+//! | DNS forward try ([`dns::FORWARD_TRY_TIMEOUT`]) | 2 s per server | the next server in `[dns] forward` is asked; after the last, SERVFAIL (TCP) or silence (UDP: the client retries) |
+//! | unresponsive forwarder ([`dns::SERVER_HOLD_DOWN`]) | 30 s, per queue | new queries skip it and start at the next server |
+//! | a forward try's socket (edge) | 4 s or 16 datagrams | closed, should the forwarder not have done so |
+//! | DNS over TCP: first query, a begun query, answers not taken, close after our FIN ([`dns::TCP_QUERY_TIMEOUT`]) | 5 s | the connection is reset |
+//! | DNS over TCP idle ([`dns::TCP_IDLE_TIMEOUT`]) | 30 s | the server closes it (FIN) |
+//! | DNS-over-TCP connections ([`dns::MAX_TCP_SESSIONS`], [`dns::MAX_TCP_SESSIONS_PER_SOURCE`]) | 1,024 per queue, 16 per client address | a new one resets the quietest (of that address, at its cap); never refused |
+//! | DNS-over-TCP pipeline ([`dns::MAX_TCP_PIPELINE`], [`dns::MAX_TCP_BACKLOG`]) | 16 queries forwarded, 16 KiB of answers waiting | no more queries are read until answers go out (TCP's window slows the client) |
 //! | DNS over UDP answer size | 512 B, or EDNS up to 1,232 | TC set: the client asks again over TCP |
 //! | shaper autoscaling (`max_bandwidth`) | sampled each 1 s; ×2 after 60 s saturated, ÷2 after 300 s not | the ENI's rate steps |
 //! | shaper retry | when tokens suffice | the connection is serviced again; meanwhile TCP's window slows the sender |

@@ -42,6 +42,11 @@
 //! has shown ([`device::FlowConn`]); the device judges the client's segments
 //! against it before smoltcp sees them (see [`privlink_core::rfc5961`]).
 //!
+//! **The resolver's TCP side** is one more endpoint, after the real ones,
+//! but it connects nothing: its SYNs get a stream from the queue's own
+//! resolver at once (`resolver_stream`), which never refuses one, so they
+//! hold no half-open slot.
+//!
 //! **A socket per SYN, recycled.** Each connection gets its own socket with
 //! [`SOCKET_BUFFER`] bytes each way (window scaling follows the buffer size);
 //! `calloc`ed rings cost memory only as far as data has reached into them.
@@ -72,13 +77,13 @@
 pub mod device;
 pub mod link;
 pub mod report;
+mod resolver_stream;
 pub mod shaping;
 pub mod window;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::io;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -100,10 +105,12 @@ use tokio::sync::mpsc;
 use self::device::{capabilities, CapsOnly, FlowConn, Flows, HeldSyn, LinkDevice};
 use self::link::Link;
 use self::report::{ConnStats, ConnectionSlots, Report};
+pub use self::resolver_stream::RelayTarget;
 use self::shaping::{earliest, Shapers};
 pub use self::window::SOCKET_BUFFER;
 use crate::edge::guard::EniGuard;
-use crate::edge::relay::{Conn, ConnId, ConnState, Progress, ReadySet};
+use crate::edge::ready::ReadySet;
+use crate::edge::relay::{Conn, ConnId, ConnState, Progress};
 use crate::edge::resolver::Resolver;
 use crate::edge::tun::{Tun, VNET_HDR_LEN};
 use crate::edge::upstream::{Connected, Connector, TcpConnector};
@@ -114,8 +121,6 @@ use crate::edge::upstream::{Connected, Connector, TcpConnector};
 pub const SPARE_SOCKETS: usize = 16;
 /// A socket whose peer stops ACKing for this long is closed.
 pub const SOCKET_TIMEOUT: Duration = Duration::from_secs(300);
-/// How long the resolver's TCP side may take to accept a relayed stream.
-const DNS_TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Link frames read per poll before the loop yields.
 const READ_BUDGET: usize = 256;
 /// The largest packet a TUN hands up (IPv4 total length is 16 bits).
@@ -159,15 +164,19 @@ pub struct Stack<L, C: Connector> {
     spare: Vec<tcp::Socket<'static>>,
     pipeline: Pipeline,
     endpoints: Vec<EndpointRuntime>,
+    /// The resolver's TCP side: the endpoint index after the real ones.
+    resolver_endpoint: usize,
+    /// Flows the resolver reset, to abort (reused).
+    resolver_resets: Vec<FlowKey>,
     slots: ConnectionSlots,
-    conns: Vec<Option<Conn<C::Stream>>>,
+    conns: Vec<Option<Conn<RelayTarget<C::Stream>>>>,
     free_ids: Vec<ConnId>,
     by_flow: Flows,
     held: HashMap<FlowKey, HeldSyn>,
     /// Half-open connections per client: held SYNs and handshakes not done.
     half_open: HalfOpenByClient,
     new_syns: Vec<HeldSyn>,
-    ready: Arc<ReadySet>,
+    ready: Arc<ReadySet<ConnId>>,
     ready_ids: Vec<ConnId>,
     /// Hello deadlines of connections whose first flight has not passed yet.
     /// Stale entries (the flight passed, the id was reused) cost one service pass.
@@ -188,21 +197,18 @@ pub struct Stack<L, C: Connector> {
 enum Wake<S> {
     Shutdown,
     Connected(Connected<S>),
-    DnsReply,
     Other,
 }
 
 impl<L: Link, C: Connector> Stack<L, C> {
-    /// A stack for `plan`'s ENIs on `link` (one queue of the TUN). UDP DNS
-    /// goes to `resolver`; TCP port 53 on the resolver addresses is relayed to
-    /// `dns_tcp`. `slots` counts connections per endpoint across all queues;
+    /// A stack for `plan`'s ENIs on `link` (one queue of the TUN). DNS to the
+    /// resolver addresses goes to `resolver`, UDP and TCP port 53 alike.
+    /// `slots` counts connections per endpoint across all queues;
     /// `connector` opens upstream connections; `now` is time zero.
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         plan: &Plan,
         link: L,
         resolver: Resolver,
-        dns_tcp: SocketAddr,
         guard: EniGuard,
         slots: ConnectionSlots,
         connector: C,
@@ -243,7 +249,7 @@ impl<L: Link, C: Connector> Stack<L, C> {
         });
         iface.routes_mut().add_default_ipv4_route(router).expect("one route fits");
 
-        let mut endpoints: Vec<EndpointRuntime> = plan
+        let endpoints: Vec<EndpointRuntime> = plan
             .endpoints
             .iter()
             .map(|e| {
@@ -262,13 +268,6 @@ impl<L: Link, C: Connector> Stack<L, C> {
                 })
             })
             .collect::<Result<_, privlink_core::policy::SniPatternError>>()?;
-        endpoints.push(EndpointRuntime {
-            upstream: Upstream { host: dns_tcp.ip().to_string(), port: dns_tcp.port() },
-            connect_timeout: DNS_TCP_CONNECT_TIMEOUT,
-            max_connections: MAX_HALF_OPEN,
-            admission: Admission { policy: None, vpc_id: plan.vpc.id.clone(), vpce_id: String::new() },
-            sni: None,
-        });
         let (connect_tx, connect_rx) = mpsc::channel(MAX_HALF_OPEN);
         Ok(Stack {
             link,
@@ -282,6 +281,8 @@ impl<L: Link, C: Connector> Stack<L, C> {
             spare: Vec::new(),
             pipeline,
             endpoints,
+            resolver_endpoint: dns_endpoint,
+            resolver_resets: Vec::new(),
             slots,
             conns: Vec::new(),
             free_ids: Vec::new(),
@@ -314,7 +315,8 @@ impl<L: Link, C: Connector> Stack<L, C> {
             counters: self.pipeline.counters.clone(),
             conns: self.stats.clone(),
             dns: self.resolver.counters(),
-            forward: self.resolver.forward,
+            forward: self.resolver.forward_counters(),
+            dns_tcp: self.resolver.tcp_counters(),
             guard: self.guard.counters,
             accepted_per_queue: vec![self.stats.accepted],
         }
@@ -342,11 +344,12 @@ impl<L: Link, C: Connector> Stack<L, C> {
             self.guard.handle_timeout(now);
         }
         let drained = self.poll(None, now)?;
-        self.start_connects(now);
+        self.start_connects(now)?;
         // A connector may answer at once (a refusal, or memory in tests).
         let mut moved = self.finish_connects(now)?;
         moved |= self.service_ready(now);
         moved |= self.handle_timers(now);
+        moved |= self.turn_resolver(now);
         let mut due = std::mem::take(&mut self.ready_ids);
         let shaper_at = self.shapers.handle_timeout(now, &mut due);
         for &id in &due {
@@ -363,6 +366,7 @@ impl<L: Link, C: Connector> Stack<L, C> {
         let delay = self.iface.poll_delay(self.smol_now(now), &self.sockets);
         let smol_at = delay.map(|d| now + Duration::from_micros(d.total_micros()));
         let mut next = earliest(smol_at, self.guard.poll_timeout());
+        next = earliest(next, self.resolver.poll_timeout());
         next = earliest(next, self.deadlines.peek().map(|Reverse((at, _))| *at));
         Ok(Turn { busy: false, next: earliest(next, shaper_at) })
     }
@@ -411,9 +415,14 @@ impl<L: Link, C: Connector> Stack<L, C> {
         }
     }
 
-    /// Judges the SYNs the device set aside and starts their upstream connects.
-    fn start_connects(&mut self, now: Instant) {
+    /// Judges the SYNs the device set aside and starts their upstream
+    /// connects; the resolver's are opened at once.
+    fn start_connects(&mut self, now: Instant) -> io::Result<()> {
         for syn in std::mem::take(&mut self.new_syns) {
+            if syn.endpoint == self.resolver_endpoint {
+                self.open_resolver_stream(syn, now)?;
+                continue;
+            }
             let flow = syn.meta.flow();
             let client = syn.meta.src;
             let ep = &self.endpoints[syn.endpoint];
@@ -451,6 +460,7 @@ impl<L: Link, C: Connector> Stack<L, C> {
             self.half_open.open(client);
             self.held.insert(flow, syn);
         }
+        Ok(())
     }
 
     /// Takes every connect result that has arrived. Returns whether there was one.
@@ -479,6 +489,20 @@ impl<L: Link, C: Connector> Stack<L, C> {
                 return Ok(());
             }
         };
+        let sni = self.endpoints[syn.endpoint].sni.clone();
+        self.open(syn, RelayTarget::Service(stream), sni, now)
+    }
+
+    /// Gives `syn`'s flow a socket relaying to `stream` (first flights
+    /// checked against `sni`, if any) and feeds it the SYN.
+    fn open(
+        &mut self,
+        syn: HeldSyn,
+        stream: RelayTarget<C::Stream>,
+        sni: Option<(Arc<SniPolicy>, Duration)>,
+        now: Instant,
+    ) -> io::Result<()> {
+        let flow = syn.meta.flow();
         let mut sock = self.spare.pop().unwrap_or_else(|| {
             tcp::Socket::new(
                 tcp::SocketBuffer::new(vec![0; SOCKET_BUFFER]),
@@ -495,20 +519,19 @@ impl<L: Link, C: Connector> Stack<L, C> {
             self.conns.push(None);
             self.conns.len() - 1
         });
-        let sni = self.endpoints[syn.endpoint].sni.clone();
-        let mut conn = Conn::new(id, handle, c.flow, syn.endpoint, syn.eni, stream, self.ready.clone(), sni, now);
+        let mut conn = Conn::new(id, handle, flow, syn.endpoint, syn.eni, stream, self.ready.clone(), sni, now);
         if let Some(at) = conn.hello_deadline() {
             self.deadlines.push(Reverse((at, id)));
         }
         conn.share = self.shapers.register(syn.eni, id);
         self.conns[id] = Some(conn);
         let seq = SeqSpace::new(&Segment::of(&syn.meta), packet::window_scale(&syn.bytes));
-        self.by_flow.insert(c.flow, FlowConn { id, seq });
+        self.by_flow.insert(flow, FlowConn { id, seq });
         self.poll(Some(&syn.bytes), now)?;
         let sock = self.sockets.get_mut::<tcp::Socket>(handle);
         if sock.state() == State::Listen {
             // smoltcp did not take the SYN; never leave a listener that could take another's.
-            tracing::debug!(flow = %c.flow, "held SYN not accepted; the client will retry");
+            tracing::debug!(%flow, "held SYN not accepted; the client will retry");
             self.remove(id);
             return Ok(());
         }
@@ -635,18 +658,12 @@ impl Stack<Tun, TcpConnector> {
                     Wake::Other
                 }
                 _ = self.ready.notified() => Wake::Other,
-                r = self.resolver.forward_readable() => {
-                    r?;
-                    Wake::DnsReply
-                }
+                _ = self.resolver.forward_ready() => Wake::Other,
                 _ = tokio::time::sleep(delay) => Wake::Other,
             };
             match wake {
                 Wake::Shutdown => break,
                 Wake::Connected(c) => self.finish_connect(c, Instant::now())?,
-                Wake::DnsReply => {
-                    self.resolver.handle_forward_replies(Instant::now(), &mut self.link, &mut self.tx_buf)
-                }
                 Wake::Other => {}
             }
         }

@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use privlink_core::dns::DnsCounters;
+use privlink_core::dns::{DnsCounters, TcpCounters};
 use privlink_core::model::Plan;
 use privlink_core::pipeline::Counters;
 
@@ -47,10 +47,12 @@ pub struct Report {
     pub counters: Counters,
     /// Connection statistics.
     pub conns: ConnStats,
-    /// The UDP resolver's answers.
+    /// The resolver's answers (UDP and TCP).
     pub dns: DnsCounters,
     /// Its forwarding.
     pub forward: ForwardCounters,
+    /// Its DNS-over-TCP connections.
+    pub dns_tcp: TcpCounters,
     /// Security group and NACL decisions.
     pub guard: GuardCounters,
     /// Connections accepted by each TUN queue's stack, in queue order.
@@ -64,6 +66,7 @@ impl Report {
         self.conns.add(&o.conns);
         self.dns.add(&o.dns);
         self.forward.add(&o.forward);
+        self.dns_tcp.add(&o.dns_tcp);
         self.guard.add(&o.guard);
         self.accepted_per_queue.extend_from_slice(&o.accepted_per_queue);
     }

@@ -11,7 +11,7 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use smoltcp::socket::tcp;
 
 use super::lab::{MemoryLab, Service};
-use super::pipe::MemoryPeer;
+use crate::edge::pipe::MemoryPeer;
 use crate::lab::probe::client_config;
 
 /// Answers one `GET` per connection with `200 OK` and a line naming the

@@ -12,7 +12,7 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,13 +27,14 @@ use smoltcp::time::Instant as SmolInstant;
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint};
 use tokio::sync::watch;
 
+use super::dns::MemoryDns;
 use super::link::MemoryLink;
 use super::net::{MemoryConnector, MemoryNet};
-use super::pipe::MemoryPeer;
 use crate::edge::guard::EniGuard;
+use crate::edge::pipe::MemoryPeer;
 use crate::edge::queue::report::{ConnectionSlots, Report};
 use crate::edge::queue::Stack;
-use crate::edge::resolver::Resolver;
+use crate::edge::resolver::{Resolver, ResolverSettings};
 
 /// The plan of `config`, ids allocated into `state` from a fixed sequence (the
 /// same config and state give the same plan).
@@ -208,8 +209,14 @@ impl MemoryLab {
     /// nothing (`[dns] forward = []` whatever the text says): answers come
     /// from the private zone or are REFUSED. The client is 10.0.1.10/16.
     pub fn new(file: &str, toml: &str) -> MemoryLab {
+        MemoryLab::with_upstream_dns(file, toml, &[], MemoryDns::default())
+    }
+
+    /// A lab whose resolver forwards to `forward`, in order, over `upstreams`
+    /// (whatever `[dns] forward` the text says).
+    pub fn with_upstream_dns(file: &str, toml: &str, forward: &[SocketAddr], upstreams: MemoryDns) -> MemoryLab {
         let mut config = Config::from_toml(file, toml).unwrap_or_else(|e| panic!("{e}"));
-        config.dns.forward = Some(Vec::new());
+        config.dns.forward = Some(forward.to_vec());
         let mut state = State::default();
         let plan = make_plan(&config, &mut state);
         let zone = plan.zone().unwrap_or_else(|e| panic!("{e}"));
@@ -217,22 +224,19 @@ impl MemoryLab {
         // One instant read at the start gives the lab's time a base; every
         // later instant is that base plus lab time.
         let epoch = Instant::now();
-        let (_, zone_rx) = watch::channel(Arc::new(zone));
-        let rt = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
-        let resolver = rt.block_on(Resolver::new(zone_rx, &[])).expect("a resolver that forwards nothing");
+        let settings = ResolverSettings { zone: Arc::new(zone), forward: forward.to_vec() };
+        let (_, settings_rx) = watch::channel(Arc::new(settings));
+        let resolver = Resolver::new(settings_rx, Box::new(upstreams));
         let (rules_tx, rules_rx) = watch::channel(Arc::new(rules));
         let eni_ids: Vec<String> = plan.endpoints.iter().flat_map(|e| e.enis.iter().map(|n| n.id.clone())).collect();
         let eni_ips: Vec<Ipv4Addr> = plan.eni_ips().map(|(ip, _)| ip).collect();
         let guard = EniGuard::new(rules_rx, FilterConfig::default(), &eni_ids, &eni_ips, plan.vpc.mtu, None)
             .unwrap_or_else(|e| panic!("{e}"));
         let net = MemoryNet::default();
-        // The resolver's TCP side has no server here: DNS over TCP is refused.
-        let dns_tcp = "127.0.0.1:53".parse().expect("an address");
         let stack = Stack::new(
             &plan,
             MemoryLink::default(),
             resolver,
-            dns_tcp,
             guard,
             ConnectionSlots::new(&plan),
             net.connector(),

@@ -11,7 +11,7 @@ use privlink_core::flow::FlowKey;
 use privlink_core::model::Upstream;
 use tokio::sync::mpsc;
 
-use super::pipe::{pipe, MemoryPeer, MemoryStream};
+use crate::edge::pipe::{pipe, MemoryPeer, MemoryStream};
 use crate::edge::upstream::{Connected, Connector};
 
 /// Connections accepted per address, waiting for the test to take them.

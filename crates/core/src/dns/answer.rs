@@ -9,10 +9,11 @@
 //! is the client's (RFC 4343), and the owner names of the records are
 //! compression pointers into it.
 
+use super::opt::emit_opt;
 use super::query::{Edns, Query};
 use super::wire::{
-    emit_header, A_RECORD_LEN, CLASS_IN, EDNS_DO, FLAG_AA, FLAG_CD, FLAG_QR, FLAG_RA, FLAG_RD, FLAG_TC, HEADER_LEN,
-    MASK_OPCODE, OPT_RECORD_LEN, RCODE_NOERROR, TYPE_A, TYPE_OPT,
+    emit_header, A_RECORD_LEN, CLASS_IN, FLAG_AA, FLAG_CD, FLAG_QR, FLAG_RA, FLAG_RD, FLAG_TC, HEADER_LEN, MASK_OPCODE,
+    OPT_RECORD_LEN, RCODE_NOERROR, TYPE_A,
 };
 use super::{Transport, ANSWER_TTL, MAX_UDP_RESPONSE, PLAIN_UDP_LIMIT};
 
@@ -67,10 +68,15 @@ fn response_flags(query_flags: u16, aa: bool, tc: bool, ra: bool, rcode: u8) -> 
     flags | u16::from(rcode & 0x0F)
 }
 
-/// A header-only error response (FORMERR, NOTIMP): never larger than the query.
-pub(super) fn emit_error(out: &mut Vec<u8>, id: u16, query_flags: u16, rcode: u8) {
+/// An error response (FORMERR, NOTIMP): the header, and our OPT when the
+/// query had one (RFC 6891 section 6.1.1, errors included); never larger
+/// than the query.
+pub(super) fn emit_error(out: &mut Vec<u8>, id: u16, query_flags: u16, rcode: u8, edns: Option<Edns>) {
     let flags = response_flags(query_flags, false, false, true, rcode);
-    emit_header(out, id, flags, [0; 4]);
+    emit_header(out, id, flags, [0, 0, 0, u16::from(edns.is_some())]);
+    if let Some(e) = edns {
+        emit_opt(out, MAX_UDP_RESPONSE as u16, 0, e.dnssec_ok);
+    }
 }
 
 /// Writes the response; returns whether it had to be truncated (TC).
@@ -112,15 +118,7 @@ pub(super) fn emit_answer(out: &mut Vec<u8>, msg: &[u8], query: &Query, answer: 
         }
     }
     if let Some(edns) = query.edns {
-        out.push(0); // root owner
-        out.extend_from_slice(&TYPE_OPT.to_be_bytes());
-        out.extend_from_slice(&(MAX_UDP_RESPONSE as u16).to_be_bytes());
-        let mut ttl = u32::from(answer.ext_rcode) << 24;
-        if edns.dnssec_ok {
-            ttl |= EDNS_DO;
-        }
-        out.extend_from_slice(&ttl.to_be_bytes());
-        out.extend_from_slice(&0u16.to_be_bytes());
+        emit_opt(out, MAX_UDP_RESPONSE as u16, answer.ext_rcode, edns.dnssec_ok);
     }
     truncated
 }

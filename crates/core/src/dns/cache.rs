@@ -1,32 +1,41 @@
 //! [`ForwardCache`]: answers from upstream resolvers, kept for their TTL so
 //! a repeated forwarded name is answered without a round trip.
 //!
-//! Keyed by the lowercased question (name, type, class) and whether the query
-//! carried EDNS, built in a stack buffer. Limits: the capacity given to
+//! Keyed by the lowercased question (name, type, class), whether the query
+//! carried EDNS, and its DO bit (RFC 3225 section 3: an answer with DNSSEC
+//! records is for a client that asked for them), built in a stack buffer.
+//! An answer is kept without any OPT record (RFC 6891 section 6.1.1: OPT
+//! records are not cached; [`super::forwarded`] strips the upstream's), and
+//! each client gets its own OPT on the way out, so nothing of one client's
+//! EDNS options (a cookie: RFC 7873 section 5.3) reaches another. Limits:
+//! the capacity given to
 //! [`ForwardCache::new`] (when full, expired answers are swept first, then
 //! any one answer makes room) and [`MAX_CACHE_TTL`] (an answer is never kept
 //! longer, whatever its TTL says).
 
 use std::time::Instant;
 
+use super::forwarded::finish_response;
 use super::hash::FnvMap;
 use super::name::skip_owner_name;
 use super::query::{parse_standard_query, Query};
 use super::wire::{read_u16, FLAG_QR, FLAG_TC, HEADER_LEN, MAX_NAME_LEN, RCODE_NOERROR, RCODE_NXDOMAIN, TYPE_OPT};
-use super::{Transport, PLAIN_UDP_LIMIT};
+use super::Transport;
 
 /// Longest time an upstream answer is kept, whatever its TTL.
 pub const MAX_CACHE_TTL: u32 = 3600;
 
 /// A bounded cache of upstream answers keyed by (name, type, class, EDNS or
-/// not); the caller passes `now` (monotonic) and owns the I/O.
+/// not, DO); the caller passes `now` (monotonic) and owns the I/O.
 ///
-/// Call order: on `Outcome::Forward`, try [`ForwardCache::get`]; on a miss,
-/// ask upstream and hand the reply to [`ForwardCache::insert`]. Only NOERROR
-/// and NXDOMAIN answers with at least one record, without TC, whose question
-/// matches are kept, for the smallest TTL among their records (for a negative
-/// answer that is the SOA's TTL; RFC 2308 section 5 would also take the SOA
-/// MINIMUM into account: not done). TTLs are decremented on the way out.
+/// [`super::Forwarder`] uses it: on `Outcome::Forward` it tries
+/// [`ForwardCache::get`]; on a miss it asks upstream and hands the client's
+/// OPT-less view of the reply to [`ForwardCache::insert`]. Only NOERROR and
+/// NXDOMAIN answers with at least one record, without TC, whose id and
+/// question match the query are kept, for the smallest TTL among their
+/// records (for a negative answer that is the SOA's TTL; RFC 2308 section 5
+/// would also take the SOA MINIMUM into account: not done). TTLs are
+/// decremented on the way out.
 #[derive(Debug)]
 pub struct ForwardCache {
     entries: FnvMap<Box<[u8]>, CachedAnswer>,
@@ -59,7 +68,8 @@ impl ForwardCache {
     }
 
     /// Writes the cached answer to `query` into `out`, with the query's id,
-    /// case and RD bit and decremented TTLs; `false` (and `out` empty) on a miss.
+    /// case and RD bit, decremented TTLs, the client's own OPT (if it sent
+    /// one) and its size limit (TC beyond it); `false` (and `out` empty) on a miss.
     pub fn get(&self, now: Instant, query: &[u8], transport: Transport, out: &mut Vec<u8>) -> bool {
         out.clear();
         let Some((parsed, key_buf, key_len)) = cache_key(query) else {
@@ -72,14 +82,6 @@ impl ForwardCache {
         if elapsed >= u64::from(entry.ttl) {
             return false;
         }
-        let limit = match (transport, parsed.edns) {
-            (Transport::Tcp, _) => usize::from(u16::MAX),
-            (Transport::Udp, None) => PLAIN_UDP_LIMIT,
-            (Transport::Udp, Some(e)) => usize::from(e.udp_size).max(PLAIN_UDP_LIMIT),
-        };
-        if entry.response.len() > limit {
-            return false;
-        }
         out.extend_from_slice(&entry.response);
         out[..2].copy_from_slice(&query[..2]);
         out[2] = (out[2] & !0x01) | (query[2] & 0x01); // RD
@@ -90,10 +92,13 @@ impl ForwardCache {
             let left = ttl.saturating_sub(elapsed as u32);
             out[at..at + 4].copy_from_slice(&left.to_be_bytes());
         }
+        finish_response(&parsed, transport, 0, out);
         true
     }
 
-    /// Stores `response` (from upstream) as the answer to `query`, if it is cacheable.
+    /// Stores `response` as the answer to `query`, if it is cacheable: an
+    /// upstream's answer as the client sees it, with the client's id and no
+    /// OPT record (one is never kept: see the module doc).
     pub fn insert(&mut self, now: Instant, query: &[u8], response: &[u8]) {
         let Some((parsed, key_buf, key_len)) = cache_key(query) else {
             return;
@@ -127,7 +132,7 @@ impl ForwardCache {
 }
 
 /// Parses a plain query and builds its cache key in a stack buffer:
-/// lowercased name, type, class, and whether it carried EDNS.
+/// lowercased name, type, class, and one byte: EDNS (1), and DO (2).
 fn cache_key(query: &[u8]) -> Option<(Query, [u8; MAX_NAME_LEN + 5], usize)> {
     let parsed = parse_standard_query(query)?;
     let mut key = [0u8; MAX_NAME_LEN + 5];
@@ -135,7 +140,10 @@ fn cache_key(query: &[u8]) -> Option<(Query, [u8; MAX_NAME_LEN + 5], usize)> {
     key[..question.len()].copy_from_slice(question);
     let name_len = parsed.name_end - HEADER_LEN;
     key[..name_len].make_ascii_lowercase();
-    key[question.len()] = u8::from(parsed.edns.is_some());
+    key[question.len()] = match parsed.edns {
+        None => 0,
+        Some(e) => 1 | u8::from(e.dnssec_ok) << 1,
+    };
     Some((parsed, key, question.len() + 1))
 }
 
@@ -146,8 +154,8 @@ fn cacheable(query: &[u8], parsed: &Query, response: &[u8]) -> Option<(Vec<u16>,
     }
     let flags = read_u16(response, 2);
     let rcode = (flags & 0x000F) as u8;
-    let same_question =
-        response[HEADER_LEN..parsed.question_end].eq_ignore_ascii_case(&query[HEADER_LEN..parsed.question_end]);
+    let same_question = response[HEADER_LEN..parsed.name_end].eq_ignore_ascii_case(&query[HEADER_LEN..parsed.name_end])
+        && response[parsed.name_end..parsed.question_end] == query[parsed.name_end..parsed.question_end];
     if response[..2] != query[..2]
         || flags & FLAG_QR == 0
         || flags & FLAG_TC != 0
@@ -167,10 +175,11 @@ fn cacheable(query: &[u8], parsed: &Query, response: &[u8]) -> Option<(Vec<u16>,
         let rtype = u16::from_be_bytes([fixed[0], fixed[1]]);
         let ttl = u32::from_be_bytes([fixed[4], fixed[5], fixed[6], fixed[7]]);
         let rdlen = usize::from(u16::from_be_bytes([fixed[8], fixed[9]]));
-        if rtype != TYPE_OPT {
-            offsets.push(u16::try_from(pos + 4).ok()?);
-            min_ttl = min_ttl.min(ttl);
+        if rtype == TYPE_OPT {
+            return None;
         }
+        offsets.push(u16::try_from(pos + 4).ok()?);
+        min_ttl = min_ttl.min(ttl);
         pos += 10 + rdlen;
         if pos > response.len() {
             return None;
@@ -241,9 +250,18 @@ mod tests {
         assert!(cache.is_empty());
         // TTLs are capped.
         cache.insert(t0, &q, &upstream_answer(&q, 86_400, |_| {}));
+        assert_eq!(cache.len(), 1);
         let mut out = Vec::new();
         let later = t0 + Duration::from_secs(u64::from(MAX_CACHE_TTL));
         assert!(!cache.get(later, &q, Transport::Udp, &mut out));
+    }
+
+    /// What the forwarder hands the cache: the client's OPT-less view of `reply`.
+    fn kept(q: &[u8], reply: &[u8]) -> Vec<u8> {
+        let parsed = crate::dns::query::parse_standard_query(q).unwrap();
+        let mut out = Vec::new();
+        crate::dns::forwarded::client_answer(q, &parsed, reply, &mut out).unwrap();
+        out
     }
 
     #[test]
@@ -251,12 +269,77 @@ mod tests {
         let t0 = Instant::now();
         let mut cache = ForwardCache::new(16);
         let with_edns = build_query("www.example.com", RecordType::A, edns(1232));
-        cache.insert(t0, &with_edns, &upstream_answer(&with_edns, 300, |_| {}));
+        cache.insert(t0, &with_edns, &kept(&with_edns, &upstream_answer(&with_edns, 300, |_| {})));
         let plain = query("www.example.com", RecordType::A);
         let mut out = Vec::new();
         assert!(!cache.get(t0, &plain, Transport::Udp, &mut out));
         assert!(cache.get(t0, &with_edns, Transport::Udp, &mut out));
         assert!(Message::from_vec(&out).unwrap().edns.is_some());
+        // An OPT is never kept, whoever hands one in.
+        let mut other = ForwardCache::new(16);
+        other.insert(t0, &with_edns, &upstream_answer(&with_edns, 300, |_| {}));
+        assert!(other.is_empty());
+    }
+
+    #[test]
+    fn the_do_bit_is_part_of_the_key() {
+        let t0 = Instant::now();
+        let mut cache = ForwardCache::new(16);
+        let with_do = |on: bool| {
+            build_query("signed.example.com", RecordType::A, move |m| {
+                let mut e = HEdns::new();
+                e.set_dnssec_ok(on);
+                m.edns = Some(e);
+            })
+        };
+        let (dnssec, plain) = (with_do(true), with_do(false));
+        cache.insert(t0, &dnssec, &kept(&dnssec, &upstream_answer(&dnssec, 300, |_| {})));
+        let mut out = Vec::new();
+        assert!(!cache.get(t0, &plain, Transport::Udp, &mut out), "a DO=1 answer served to a DO=0 client");
+        assert!(cache.get(t0, &dnssec, Transport::Udp, &mut out));
+        assert!(Message::from_vec(&out).unwrap().edns.unwrap().flags().dnssec_ok);
+    }
+
+    #[test]
+    fn a_cached_answer_carries_no_other_clients_cookie() {
+        use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+        let t0 = Instant::now();
+        let cookie = |c: &'static [u8; 8]| {
+            move |m: &mut Message| {
+                let mut e = HEdns::new();
+                e.options_mut().insert(EdnsOption::Unknown(u16::from(EdnsCode::Cookie), c.to_vec()));
+                m.edns = Some(e);
+            }
+        };
+        let mut f: Forwarder<u8> = Forwarder::new(vec!["192.0.2.1:53".parse().unwrap()]);
+        let mut ids = || 0x3131;
+        let a = build_query("www.example.com", RecordType::A, cookie(b"client-A"));
+        let token = f.start(t0, 1, &a, Transport::Udp, &mut ids).unwrap().token;
+        // The upstream echoes the cookie it was given and adds its own, as RFC 7873 servers do.
+        let reply =
+            upstream_answer(&build_query("www.example.com", RecordType::A, |m| m.metadata.id = 0x3131), 300, |m| {
+                let mut e = HEdns::new();
+                e.options_mut()
+                    .insert(EdnsOption::Unknown(u16::from(EdnsCode::Cookie), b"client-Aserver-cookie-16".to_vec()));
+                m.edns = Some(e);
+            });
+        let mut out = Vec::new();
+        assert_eq!(
+            f.answer(t0, token, &reply, &mut ids, &mut out),
+            crate::dns::Event::Reply { cancel: token, origin: 1 }
+        );
+        let b = build_query("www.example.com", RecordType::A, cookie(b"client-B"));
+        assert!(f.cached(t0, &b, Transport::Udp, &mut out));
+        for leaked in [&b"client-A"[..], b"server-cookie-16"] {
+            assert!(
+                !out.windows(leaked.len()).any(|w| w == leaked),
+                "client B got {:?}",
+                String::from_utf8_lossy(leaked)
+            );
+        }
+        let msg = Message::from_vec(&out).unwrap();
+        assert_eq!(msg.answers.len(), 2);
+        assert!(msg.edns.expect("B's own OPT").options().options.is_empty());
     }
 
     #[test]

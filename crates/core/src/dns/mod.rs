@@ -25,10 +25,15 @@
 //!   about a DNS message inside a packet the pipeline already accepted, and
 //!   are counted in [`DnsCounters`].
 //!
-//! [`ForwardCache`] optionally keeps upstream answers for forwarded names
-//! (the caller passes `now`). [`forwarded_udp_reply`] decides what a UDP
-//! client gets for an upstream answer: the answer itself, or a TC message if
-//! it is too big for a client without EDNS.
+//! [`Forwarder`] carries `Forward` queries to the upstream resolvers
+//! (`[dns] forward`, in order, with failover): random ids the edge supplies,
+//! answers matched on id and question, our own OPT each way, and a
+//! [`ForwardCache`] of the answers (the caller passes `now`).
+//!
+//! DNS over TCP (RFC 7766) is framed, pipelined and timed by a
+//! [`TcpSession`] per connection, and the connections of one resolver are
+//! kept by [`TcpSessions`]: limits that make room instead of refusing, so no
+//! flood locks clients out.
 //!
 //! The rules, as the Amazon resolver applies them to a private hosted zone
 //! ("a private hosted zone shadows the public zone of the same name"):
@@ -51,8 +56,12 @@
 //! - `query`: reading a query's question and its EDNS OPT, and why one is dropped;
 //! - `answer`: writing a response within its size limit (TC);
 //! - `responder`: [`Responder`], the rules above and the counters;
+//! - `opt`: the OPT record we write, in answers and forwarded queries;
+//! - `forwarder`: [`Forwarder`], forwarded queries, failover, spoofing;
+//! - `forwarded`: a forwarded query and its answer on the wire;
 //! - `cache`: [`ForwardCache`], upstream answers kept for their TTL;
-//! - `forwarded`: [`forwarded_udp_reply`], the size rule for upstream answers;
+//! - `session`: [`TcpSession`], one DNS-over-TCP connection;
+//! - `sessions`: [`TcpSessions`], a resolver's TCP connections and their limits;
 //! - `wire`: the protocol's numbers (types, classes, rcodes, flags);
 //! - `hash`: the FNV hasher of the name maps.
 //!
@@ -62,12 +71,12 @@
 //! - UDP responses never exceed 512 bytes, or the client's EDNS size capped
 //!   at [`MAX_UDP_RESPONSE`]. A larger answer is sent with TC set and no
 //!   records at all (no partial RRset), so the client retries over TCP, where
-//!   the whole answer is returned. A forwarded answer over 512 bytes to a
-//!   query without EDNS is replaced the same way, by its header with TC and
-//!   the question ([`forwarded_udp_reply`]).
+//!   the whole answer is returned. A forwarded answer over the client's
+//!   limit is replaced the same way, by its header with TC and the question.
 //! - Amplification: every response is the query's header and question plus
 //!   at most the A records of one name (16 bytes per IP), or one SOA, plus an
-//!   11-byte OPT. Error responses (FORMERR, NOTIMP) are a 12-byte header.
+//!   11-byte OPT. Error responses (FORMERR, NOTIMP) are a 12-byte header,
+//!   plus the OPT when the query had one.
 //!   For an endpoint (one IP per AZ, at most 6 AZs) that is under 4x the
 //!   query; the fuzz test asserts the bound. [`MAX_IPS_PER_NAME`] caps
 //!   hand-built zones.
@@ -85,7 +94,7 @@
 //! ## Not emulated
 //! - DNSSEC (no signatures; the DO bit is echoed, AD is never set), TSIG and
 //!   SIG(0) (ignored, answers unsigned), DNS cookies and other EDNS options
-//!   (ignored, RFC 6891 section 6.1.2 allows it).
+//!   (ignored, RFC 6891 section 6.1.2 allows it; never passed on either way).
 //! - AAAA and dual-stack endpoints (`DnsRecordIpType` is always `ipv4`).
 //! - The NS records of the private zone, zone transfers, NOTIFY and UPDATE
 //!   (NOTIMP).
@@ -97,10 +106,14 @@
 mod answer;
 mod cache;
 mod forwarded;
+mod forwarder;
 mod hash;
 mod name;
+mod opt;
 mod query;
 mod responder;
+mod session;
+mod sessions;
 mod spec;
 #[cfg(test)]
 mod testkit;
@@ -108,9 +121,14 @@ mod wire;
 mod zone;
 
 pub use cache::{ForwardCache, MAX_CACHE_TTL};
-pub use forwarded::forwarded_udp_reply;
+pub use forwarder::{
+    servfail, Event, ForwardCounters, Forwarder, Outgoing, StartError, Token, FORWARD_CACHE_ENTRIES,
+    FORWARD_TRY_TIMEOUT, MAX_FORWARDS, SERVER_HOLD_DOWN,
+};
 pub use query::QueryDropReason;
 pub use responder::{DnsCounters, ForwardMode, Outcome, Responder};
+pub use session::{Expiry, Framed, TcpSession, MAX_TCP_BACKLOG, MAX_TCP_PIPELINE, TCP_IDLE_TIMEOUT, TCP_QUERY_TIMEOUT};
+pub use sessions::{Expired, SessionId, TcpCounters, TcpSessions, MAX_TCP_SESSIONS, MAX_TCP_SESSIONS_PER_SOURCE};
 pub use spec::{EndpointDns, ZoneApex, ZoneEntry, ZoneSpec};
 pub use zone::{DnsError, Zone};
 

@@ -87,34 +87,59 @@ pub(super) fn parse_query(msg: &[u8], id: u16, flags: u16) -> Result<Query, Pars
     pos += 4;
     let question_end = pos;
 
-    // Walk the other sections only to find the OPT record; names there are
-    // skipped, never followed (a pointer ends a name), so loops cannot bite.
-    let (an, ns, ar) = (count(6), count(8), count(10));
+    let edns = find_opt(msg, pos, [count(6), count(8), count(10)]).map_err(|_| ParseError::FormErr)?;
+    Ok(Query { id, flags, name_end, question_end, qtype, qclass, edns })
+}
+
+/// The EDNS OPT of any message, for an error response (FORMERR, NOTIMP) that
+/// must carry an OPT when the query did: the questions are skipped as names
+/// (whatever their count) and the first well-placed OPT is taken, even if the
+/// message is wrong elsewhere. `None` if none can be found.
+pub(super) fn find_edns(msg: &[u8]) -> Option<Edns> {
+    if msg.len() < HEADER_LEN {
+        return None;
+    }
+    let count = |i: usize| usize::from(read_u16(msg, i));
+    let mut pos = HEADER_LEN;
+    for _ in 0..count(4) {
+        pos = skip_owner_name(msg, pos)? + 4;
+    }
+    match find_opt(msg, pos, [count(6), count(8), count(10)]) {
+        Ok(edns) => edns,
+        Err(first) => first,
+    }
+}
+
+/// Walks `counts` (answer, authority, additional) records from `pos` to find
+/// the OPT record; names are skipped, never followed (a pointer ends a name),
+/// so loops cannot bite. RFC 6891 section 6.1.1: one OPT, in the additional
+/// section, owned by the root. `Err` (with the first such OPT, if any) when
+/// the records are cut short or an OPT is misplaced or repeated.
+fn find_opt(msg: &[u8], mut pos: usize, counts: [usize; 3]) -> Result<Option<Edns>, Option<Edns>> {
+    let [an, ns, ar] = counts;
     let mut edns = None;
     for index in 0..an + ns + ar {
         let owner_start = pos;
-        pos = skip_owner_name(msg, pos).ok_or(ParseError::FormErr)?;
-        let fixed = msg.get(pos..pos + 10).ok_or(ParseError::FormErr)?;
+        pos = skip_owner_name(msg, pos).ok_or(edns)?;
+        let fixed = msg.get(pos..pos + 10).ok_or(edns)?;
         let rtype = u16::from_be_bytes([fixed[0], fixed[1]]);
         let class = u16::from_be_bytes([fixed[2], fixed[3]]);
         let ttl = u32::from_be_bytes([fixed[4], fixed[5], fixed[6], fixed[7]]);
         let rdlen = usize::from(u16::from_be_bytes([fixed[8], fixed[9]]));
+        let root_owner = pos - owner_start == 1;
         pos += 10 + rdlen;
         if pos > msg.len() {
-            return Err(ParseError::FormErr);
+            return Err(edns);
         }
         if rtype == TYPE_OPT {
-            // RFC 6891 section 6.1.1: one OPT, in the additional section,
-            // owned by the root; anything else is FORMERR.
             let in_additional = index >= an + ns;
-            let root_owner = pos - 10 - rdlen - owner_start == 1;
             if !in_additional || !root_owner || edns.is_some() {
-                return Err(ParseError::FormErr);
+                return Err(edns);
             }
             edns = Some(Edns { udp_size: class, version: (ttl >> 16) as u8, dnssec_ok: ttl & EDNS_DO != 0 });
         }
     }
-    Ok(Query { id, flags, name_end, question_end, qtype, qclass, edns })
+    Ok(edns)
 }
 
 /// Parses a well-formed standard query (opcode QUERY, QR clear, at most
@@ -226,6 +251,43 @@ mod tests {
             assert_eq!(msg.metadata.op_code, opcode);
         }
         assert_eq!(r.counters().notimp, 3);
+    }
+
+    #[test]
+    fn formerr_and_notimp_keep_the_opt() {
+        let r = lab();
+        let with_do = |m: &mut Message| {
+            let mut e = HEdns::new();
+            e.set_dnssec_ok(true);
+            m.edns = Some(e);
+        };
+        let notify = build_query(EC2_REGIONAL, RecordType::A, |m| {
+            m.metadata.op_code = OpCode::Notify;
+            with_do(m);
+        });
+        let two_questions = build_query(EC2_REGIONAL, RecordType::A, |m| {
+            m.add_query(HQuery::query(Name::from_ascii("example.com").unwrap(), RecordType::A));
+            with_do(m);
+        });
+        let mut two_opts = build_query(EC2_REGIONAL, RecordType::A, with_do);
+        two_opts[10..12].copy_from_slice(&2u16.to_be_bytes());
+        two_opts.extend_from_slice(&[0, 0, 41, 4, 208, 0, 0, 0, 0, 0, 0]);
+        for (q, rcode) in
+            [(notify, ResponseCode::NotImp), (two_questions, ResponseCode::FormErr), (two_opts, ResponseCode::FormErr)]
+        {
+            let (o, out) = outcome(&r, &q, Transport::Udp);
+            assert_eq!(o, Outcome::Respond);
+            assert!(out.len() <= q.len());
+            let msg = Message::from_vec(&out).unwrap();
+            assert_eq!(msg.metadata.response_code, rcode);
+            let e = msg.edns.as_ref().unwrap_or_else(|| panic!("{rcode:?} without the query's OPT"));
+            assert!(e.flags().dnssec_ok, "DO copied");
+            assert_eq!((e.version(), e.max_payload()), (0, MAX_UDP_RESPONSE as u16));
+        }
+        // No OPT in, none out.
+        let q = build_query(EC2_REGIONAL, RecordType::A, |m| m.metadata.op_code = OpCode::Status);
+        let (_, out) = outcome(&r, &q, Transport::Udp);
+        assert_eq!(out.len(), HEADER_LEN);
     }
 
     #[test]

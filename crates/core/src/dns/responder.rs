@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::answer::{emit_answer, emit_error, response_limit, Answer};
-use super::query::{parse_query, ParseError, Query, QueryDropReason};
+use super::query::{find_edns, parse_query, ParseError, Query, QueryDropReason};
 use super::wire::{
     read_u16, CLASS_ANY, CLASS_IN, EXT_RCODE_BADVERS, FLAG_QR, HEADER_LEN, MASK_OPCODE, MAX_NAME_LEN, RCODE_FORMERR,
     RCODE_NOTIMP, RCODE_NXDOMAIN, RCODE_REFUSED, TYPE_A, TYPE_ANY, TYPE_AXFR, TYPE_IXFR, TYPE_SOA,
@@ -139,6 +139,11 @@ impl Responder {
         self.forward
     }
 
+    /// Changes the forwarding mode (the server list became empty, or not).
+    pub fn set_forward_mode(&mut self, forward: ForwardMode) {
+        self.forward = forward;
+    }
+
     /// A snapshot of the counters.
     pub fn counters(&self) -> DnsCounters {
         let c = |i: Counter| self.counters[i as usize].load(Ordering::Relaxed);
@@ -199,7 +204,7 @@ impl Responder {
         }
         if flags & MASK_OPCODE != 0 {
             self.bump(Counter::NotImp);
-            emit_error(out, id, flags, RCODE_NOTIMP);
+            emit_error(out, id, flags, RCODE_NOTIMP, find_edns(msg));
             return Outcome::Respond;
         }
         let query = match parse_query(msg, id, flags) {
@@ -207,7 +212,7 @@ impl Responder {
             Err(ParseError::Drop(reason)) => return Outcome::Drop(reason),
             Err(ParseError::FormErr) => {
                 self.bump(Counter::FormErr);
-                emit_error(out, id, flags, RCODE_FORMERR);
+                emit_error(out, id, flags, RCODE_FORMERR, find_edns(msg));
                 return Outcome::Respond;
             }
         };

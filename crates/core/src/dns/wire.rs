@@ -21,6 +21,7 @@ pub(super) const CLASS_ANY: u16 = 255;
 
 pub(super) const RCODE_NOERROR: u8 = 0;
 pub(super) const RCODE_FORMERR: u8 = 1;
+pub(super) const RCODE_SERVFAIL: u8 = 2;
 pub(super) const RCODE_NXDOMAIN: u8 = 3;
 pub(super) const RCODE_NOTIMP: u8 = 4;
 pub(super) const RCODE_REFUSED: u8 = 5;

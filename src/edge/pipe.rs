@@ -1,12 +1,16 @@
-//! An in-memory TCP-like stream: the stack's end is an [`UpstreamIo`], the
-//! service's end a plain, non-blocking [`MemoryPeer`] a test drives.
+//! An in-process TCP-like stream: the stack's end is an [`UpstreamIo`], the
+//! service's end a plain, non-blocking [`MemoryPeer`]. The VPC resolver
+//! serves DNS over TCP on one (no host socket), and the memory lab's
+//! services on others.
 //!
 //! Each direction is a bounded byte queue ([`PIPE_CAPACITY`]): a full queue
 //! refuses writes with `WouldBlock`, as a socket's send buffer does, so the
 //! relay's backpressure works here as on the host's network. EOF, half-close
 //! and reset behave as on TCP: a writer that shuts its side gives the reader
 //! `Ok(0)` once the queue is drained; a reset gives both sides
-//! `ConnectionReset` at once.
+//! `ConnectionReset` at once. Either end may register a waker for when it
+//! can read or write again; whatever the other end does that could change
+//! that wakes it.
 
 use std::collections::VecDeque;
 use std::io;
@@ -23,8 +27,10 @@ struct Direction {
     bytes: VecDeque<u8>,
     /// The writer shut its side (EOF once drained).
     shut: bool,
-    /// The stack's waker, when it waits on this direction.
-    waker: Option<Waker>,
+    /// The reader's waker, when it waits for bytes.
+    reader: Option<Waker>,
+    /// The writer's waker, when it waits for room.
+    writer: Option<Waker>,
 }
 
 #[derive(Default)]
@@ -67,10 +73,35 @@ fn write(d: &mut Direction, reset: bool, buf: &[u8]) -> io::Result<usize> {
     Ok(n)
 }
 
-fn wake(d: &mut Direction) {
-    if let Some(w) = d.waker.take() {
+fn wake(waker: &mut Option<Waker>) {
+    if let Some(w) = waker.take() {
         w.wake();
     }
+}
+
+fn wake_all(p: &mut Pipe) {
+    for d in [&mut p.to_service, &mut p.to_client] {
+        wake(&mut d.reader);
+        wake(&mut d.writer);
+    }
+}
+
+/// Ready to read `d`, or `cx`'s waker is registered as its reader.
+fn poll_readable(d: &mut Direction, reset: bool, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    if reset || d.shut || !d.bytes.is_empty() {
+        return Poll::Ready(Ok(()));
+    }
+    d.reader = Some(cx.waker().clone());
+    Poll::Pending
+}
+
+/// Ready to write `d`, or `cx`'s waker is registered as its writer.
+fn poll_writable(d: &mut Direction, reset: bool, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    if reset || d.bytes.len() < PIPE_CAPACITY {
+        return Poll::Ready(Ok(()));
+    }
+    d.writer = Some(cx.waker().clone());
+    Poll::Pending
 }
 
 /// A new pipe: the stack's end and the service's.
@@ -89,30 +120,27 @@ impl UpstreamIo for MemoryStream {
     fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
         let p = &mut *lock(&self.pipe);
         let n = read(&mut p.to_client, p.reset, buf)?;
+        wake(&mut p.to_client.writer);
         Ok(n)
     }
     fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
         let p = &mut *lock(&self.pipe);
-        write(&mut p.to_service, p.reset, buf)
+        let n = write(&mut p.to_service, p.reset, buf)?;
+        wake(&mut p.to_service.reader);
+        Ok(n)
     }
     fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let p = &mut *lock(&self.pipe);
-        if p.reset || p.to_client.shut || !p.to_client.bytes.is_empty() {
-            return Poll::Ready(Ok(()));
-        }
-        p.to_client.waker = Some(cx.waker().clone());
-        Poll::Pending
+        poll_readable(&mut p.to_client, p.reset, cx)
     }
     fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let p = &mut *lock(&self.pipe);
-        if p.reset || p.to_service.bytes.len() < PIPE_CAPACITY {
-            return Poll::Ready(Ok(()));
-        }
-        p.to_service.waker = Some(cx.waker().clone());
-        Poll::Pending
+        poll_writable(&mut p.to_service, p.reset, cx)
     }
     fn shutdown_write(&self) {
-        lock(&self.pipe).to_service.shut = true;
+        let p = &mut *lock(&self.pipe);
+        p.to_service.shut = true;
+        wake(&mut p.to_service.reader);
     }
     fn reset_on_close(&self) {
         self.reset_on_close.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -124,14 +152,16 @@ impl Drop for MemoryStream {
         let p = &mut *lock(&self.pipe);
         if self.reset_on_close.load(std::sync::atomic::Ordering::Relaxed) {
             p.reset = true;
+            wake_all(p);
         } else {
             p.to_service.shut = true;
+            wake(&mut p.to_service.reader);
         }
     }
 }
 
-/// The service's end of a pipe: non-blocking reads and writes, for a test
-/// or an in-process service to drive.
+/// The service's end of a pipe: non-blocking reads and writes, for an
+/// in-process service (or a test) to drive.
 pub struct MemoryPeer {
     pipe: Arc<Mutex<Pipe>>,
 }
@@ -141,28 +171,37 @@ impl MemoryPeer {
     pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let p = &mut *lock(&self.pipe);
         let n = read(&mut p.to_service, p.reset, buf)?;
-        wake(&mut p.to_service);
+        wake(&mut p.to_service.writer);
         Ok(n)
     }
     /// Writes toward the client what fits now.
     pub fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let p = &mut *lock(&self.pipe);
         let n = write(&mut p.to_client, p.reset, buf)?;
-        wake(&mut p.to_client);
+        wake(&mut p.to_client.reader);
         Ok(n)
+    }
+    /// Ready to read, or the waker in `cx` is registered for when it is.
+    pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let p = &mut *lock(&self.pipe);
+        poll_readable(&mut p.to_service, p.reset, cx)
+    }
+    /// Ready to write, or the waker in `cx` is registered for when it is.
+    pub fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let p = &mut *lock(&self.pipe);
+        poll_writable(&mut p.to_client, p.reset, cx)
     }
     /// Sends EOF toward the client.
     pub fn shutdown(&mut self) {
         let p = &mut *lock(&self.pipe);
         p.to_client.shut = true;
-        wake(&mut p.to_client);
+        wake(&mut p.to_client.reader);
     }
     /// Resets the connection, both ways.
     pub fn reset(&mut self) {
         let p = &mut *lock(&self.pipe);
         p.reset = true;
-        wake(&mut p.to_client);
-        wake(&mut p.to_service);
+        wake_all(p);
     }
     /// The stack's end is gone or reset it, and everything it sent was read.
     pub fn is_closed(&self) -> bool {
@@ -224,6 +263,36 @@ mod tests {
         let mut buf = vec![0u8; 100];
         peer.read(&mut buf).unwrap();
         assert_eq!(stack.try_write(&big).unwrap(), 100);
+    }
+
+    #[test]
+    fn each_end_is_woken_by_what_the_other_does() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::task::Wake;
+        struct Count(AtomicUsize);
+        impl Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        let (stack, mut peer) = pipe();
+        assert!(peer.poll_read_ready(&mut cx).is_pending());
+        stack.try_write(b"query").unwrap();
+        assert_eq!(count.0.load(Ordering::Relaxed), 1, "the service is woken by the client's bytes");
+        assert!(peer.poll_read_ready(&mut cx).is_ready());
+        assert!(stack.poll_read_ready(&mut cx).is_pending());
+        peer.write(b"answer").unwrap();
+        assert_eq!(count.0.load(Ordering::Relaxed), 2, "the stack is woken by the answer");
+        assert!(peer.poll_read_ready(&mut cx).is_ready());
+        let mut buf = [0u8; 8];
+        peer.read(&mut buf).unwrap();
+        assert!(peer.poll_read_ready(&mut cx).is_pending());
+        drop(stack);
+        assert_eq!(count.0.load(Ordering::Relaxed), 3, "and by its close");
+        assert_eq!(peer.read(&mut buf).unwrap(), 0);
     }
 
     #[test]
