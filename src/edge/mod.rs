@@ -1,6 +1,17 @@
 //! The I/O edges: namespaces, the TUN, the per-queue stack loop, the relay,
 //! the resolver's sockets, the state store and the daemon.
 
+/// Logs a failure: at `info` when `$limit` (a [`privlink_core::log_limit::LogLimit`])
+/// has room for a line at `$now`, saying how many it held back; else at `debug`.
+macro_rules! log_failure {
+    ($limit:expr, $now:expr, $($fmt:tt)+) => {
+        match $limit.allow($now) {
+            Some(n) => tracing::info!("{}{}", format_args!($($fmt)+), privlink_core::log_limit::HeldBack(n)),
+            None => tracing::debug!($($fmt)+),
+        }
+    };
+}
+
 pub mod config_file;
 pub mod daemon;
 pub mod guard;

@@ -101,7 +101,7 @@ impl<L: Link> LinkDevice<'_, L> {
             let gso_size = if hdr.is_gso() { hdr.gso_size.max(1) } else { 0 };
             match self.pipeline.handle_segmented(pkt, !hdr.checksum_trusted(), gso_size) {
                 Verdict::ToStack { meta, endpoint, eni } => {
-                    if eni < self.guarded && !self.guard.handle_ingress(self.now, eni, &meta) {
+                    if eni < self.guarded && !self.guard.handle_ingress(self.now, eni, &meta, gso_size) {
                         continue;
                     }
                     let flow = meta.flow();
@@ -148,7 +148,7 @@ impl<L: Link> smoltcp::phy::TxToken for TxToken<'_, L> {
         let frame = &mut self.buf[..VNET_HDR_LEN + len];
         let (hdr, pkt) = frame.split_at_mut(VNET_HDR_LEN);
         let r = f(pkt);
-        if self.guard.handle_egress(self.now, pkt) {
+        if self.guard.handle_egress(self.now, pkt, self.gso_size) {
             // With offloads, smoltcp leaves TCP checksums to the device: the
             // kernel finishes them, and cuts a superpacket into `gso_size` segments.
             let vnet = if self.link.offloads() { VnetHdr::for_egress(pkt, self.gso_size) } else { VnetHdr::default() };

@@ -69,6 +69,7 @@ use std::time::{Duration, Instant};
 
 use privlink_core::admission::{Admission, SynVerdict, MAX_HALF_OPEN};
 use privlink_core::flow::FlowKey;
+use privlink_core::log_limit::LogLimit;
 use privlink_core::model::{Plan, Upstream};
 use privlink_core::packet::{self, PacketMeta};
 use privlink_core::pipeline::{EniRoute, Pipeline};
@@ -160,8 +161,22 @@ pub struct Stack<L, C: Connector> {
     tx_buf: Box<[u8]>,
     mtu: usize,
     stats: ConnStats,
+    /// The line budgets of the clients the stack resets.
+    resets_log: ResetsLog,
     /// smoltcp's time zero.
     epoch: Instant,
+}
+
+/// Why the stack resets a client, each with its line budget: one `info`
+/// line per reset, naming the ENI and the client, within the budget.
+#[derive(Default)]
+struct ResetsLog {
+    /// The upstream refused, was unreachable or timed out.
+    upstream: LogLimit,
+    /// The stream failed the SNI check.
+    sni: LogLimit,
+    /// The endpoint policy denies the client.
+    policy: LogLimit,
 }
 
 /// Which event ended a wait.
@@ -271,6 +286,7 @@ impl<L: Link, C: Connector> Stack<L, C> {
             tx_buf: vec![0u8; MAX_FRAME].into_boxed_slice(),
             mtu,
             stats: ConnStats::default(),
+            resets_log: ResetsLog::default(),
             epoch: now,
         })
     }
@@ -387,7 +403,12 @@ impl<L: Link, C: Connector> Stack<L, C> {
                     continue;
                 }
                 SynVerdict::Refuse(decision) => {
-                    tracing::info!(%flow, "endpoint policy: {decision:?}; refusing the client");
+                    let eni = self.guard.eni_id(syn.eni);
+                    log_failure!(
+                        self.resets_log.policy,
+                        now,
+                        "{eni}: RESET client {flow}: endpoint policy: {decision:?}"
+                    );
                     self.stats.policy_denied += 1;
                     self.slots.give_back(syn.endpoint);
                     self.refuse(&syn.meta, now);
@@ -418,7 +439,8 @@ impl<L: Link, C: Connector> Stack<L, C> {
         let stream = match c.result {
             Ok(s) => s,
             Err(e) => {
-                tracing::info!(flow = %c.flow, "upstream {}: {e}; refusing the client", self.endpoints[syn.endpoint].upstream);
+                let (eni, flow, up) = (self.guard.eni_id(syn.eni), c.flow, &self.endpoints[syn.endpoint].upstream);
+                log_failure!(self.resets_log.upstream, now, "{eni}: RESET client {flow}: upstream {up}: {e}");
                 self.slots.give_back(syn.endpoint);
                 self.stats.refused += 1;
                 self.refuse(&syn.meta, now);
@@ -482,8 +504,10 @@ impl<L: Link, C: Connector> Stack<L, C> {
         let sock = self.sockets.get_mut::<tcp::Socket>(conn.handle);
         let shaping = self.shapers.shaping(conn.eni, conn.share);
         let progress = conn.service(sock, shaping, now);
-        if conn.denied.take().is_some() {
+        if let Some(why) = conn.denied.take() {
             self.stats.sni_denied += 1;
+            let (eni, flow) = (self.guard.eni_id(conn.eni), conn.flow);
+            log_failure!(self.resets_log.sni, now, "{eni}: RESET client {flow}: SNI check: {why}");
         }
         match progress {
             Progress::Idle => false,
@@ -501,7 +525,7 @@ impl<L: Link, C: Connector> Stack<L, C> {
     fn refuse(&mut self, syn: &PacketMeta, now: Instant) {
         let mut rst = [0u8; 64];
         let n = packet::emit_rst(syn, &mut rst);
-        if self.guard.handle_egress(now, &rst[..n]) {
+        if self.guard.handle_egress(now, &rst[..n], 0) {
             if let Err(e) = self.link.write_packet(&rst[..n]) {
                 tracing::debug!("link write (RST): {e}");
             }
