@@ -201,25 +201,26 @@ fn main() {
     };
     say(format!("privlink RSS with no connection yet: {baseline:.1} MiB"));
     say(String::new());
-    say(format!(
-        "| round | {per_round} connections open | RSS with them open | RSS after they closed | above the baseline |"
-    ));
-    say("|---|---|---|---|---|".to_string());
+    say("| round | connections open | opened in | RSS with them open | RSS after they closed | above the baseline |"
+        .into());
+    say("|---|---|---|---|---|---|".into());
     let mut worst: f64 = 0.0;
     for round in 1..=rounds {
         let pid = lab.pid();
-        let (opened, _, open_rss) = open_hold_close(&lab.ns, per_round, hold, move || support::rss_mib(pid));
+        let (opened, took, open_rss) = open_hold_close(&lab.ns, per_round, hold, move || support::rss_mib(pid));
         let closed = lab.wait_closed(fds, Duration::from_secs(30));
         let after = lab.rss();
         worst = worst.max(after - baseline);
         say(format!(
-            "| {round} | {opened} | {open_rss:.1} MiB | {after:.1} MiB{} | {:+.1} MiB |",
+            "| {round} | {opened} | {:.2} s | {open_rss:.1} MiB | {after:.1} MiB{} | {:+.1} MiB |",
+            took.as_secs_f64(),
             if closed { "" } else { " (privlink still holds some)" },
             after - baseline
         ));
     }
     let pid = lab.pid();
-    let (opened, took, open_rss) = open_hold_close(&lab.ns, idle, Duration::from_millis(500), move || support::rss_mib(pid));
+    let (opened, took, open_rss) =
+        open_hold_close(&lab.ns, idle, Duration::from_millis(500), move || support::rss_mib(pid));
     lab.wait_closed(fds, Duration::from_secs(60));
     let after = lab.rss();
     say(String::new());
@@ -227,9 +228,7 @@ fn main() {
         "After the rounds: {idle} idle connections at once, {opened} open in {:.1} s: RSS {open_rss:.1} MiB with them open (goal ≤ 256 MiB), {after:.1} MiB after they closed.",
         took.as_secs_f64()
     ));
-    say(format!(
-        "Worst RSS after a round: {worst:+.1} MiB above the baseline (goal ≤ 64 MiB)."
-    ));
+    say(format!("Worst RSS after a round: {worst:+.1} MiB above the baseline (goal ≤ 64 MiB)."));
     drop(lab);
     let body = format!(
         "Written by `cargo bench --bench churn` on {}: {rounds} rounds of {per_round} handshake-only connections, each held {} s and closed by the client; then {idle} idle connections at once.\n\n{out}",

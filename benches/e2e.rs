@@ -11,7 +11,7 @@
 //! `PLK_BENCH_RUNS` (default 3) and `PLK_BENCH_SECS` (default 4) bound the time.
 
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -784,7 +784,9 @@ fn main() {
         let before = lab.rss_mib();
         let pid = lab.child.0.id();
         let (opened, took, after) =
-            open_idle(&lab.ns, SocketAddrV4::new(Ipv4Addr::new(10, 0, 1, 51), 9), 10_000, move || support::rss_mib(pid));
+            open_idle(&lab.ns, SocketAddrV4::new(Ipv4Addr::new(10, 0, 1, 51), 9), 10_000, move || {
+                support::rss_mib(pid)
+            });
         let alive = std::fs::metadata(format!("/proc/{pid}")).is_ok();
         format!(
             "10,000 idle connections: {opened} open in {:.1} s; privlink RSS {before:.1} MiB before, {after:.1} MiB with them open{}.",

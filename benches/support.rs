@@ -47,11 +47,8 @@ pub fn privlink_up(config: &Path, state: &Path) -> Reaped {
 /// would not fit one process's descriptor limit. The child prints its port
 /// on its first line; returns that port and the child.
 pub fn server_child(flag: &str) -> (u16, Reaped) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .arg(flag)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("server child");
+    let mut child =
+        Command::new(std::env::current_exe().unwrap()).arg(flag).stdout(Stdio::piped()).spawn().expect("server child");
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     (line.trim().parse().expect("server port"), Reaped(child))
