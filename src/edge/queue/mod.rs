@@ -33,7 +33,8 @@
 //!
 //! **A socket per SYN, recycled.** Each connection gets its own socket with
 //! [`SOCKET_BUFFER`] bytes each way (window scaling follows the buffer size);
-//! `calloc`ed rings cost memory only as far as data has reached into them.
+//! its rings are mapped fresh and cost memory only as far as data has
+//! reached into them, and go back to the kernel when freed ([`window::ring`]).
 //! A finished connection's socket goes back to a small spare list
 //! ([`SPARE_SOCKETS`]) and the next SYN reuses it: `listen()` resets it, so a
 //! new connection costs no 2 MiB allocation, zero-fill and page faults (a
@@ -447,12 +448,7 @@ impl<L: Link, C: Connector> Stack<L, C> {
                 return Ok(());
             }
         };
-        let mut sock = self.spare.pop().unwrap_or_else(|| {
-            tcp::Socket::new(
-                tcp::SocketBuffer::new(vec![0; SOCKET_BUFFER]),
-                tcp::SocketBuffer::new(vec![0; SOCKET_BUFFER]),
-            )
-        });
+        let mut sock = self.spare.pop().unwrap_or_else(|| tcp::Socket::new(window::ring(), window::ring()));
         sock.set_nagle_enabled(false);
         sock.set_timeout(Some(smoltcp::time::Duration::from_secs(SOCKET_TIMEOUT.as_secs())));
         let local = IpEndpoint::new(IpAddress::Ipv4(syn.meta.dst), syn.meta.dst_port);
