@@ -14,15 +14,17 @@
 //! after every round, and 10,000 idle connections in at most 256 MiB.
 
 use std::fmt::Write as _;
-use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use privlink::edge::netns;
 use tokio::io::AsyncReadExt;
 
 #[path = "support.rs"]
 mod support;
+// The test labs' VPC: one definition of it.
+#[path = "../tests/common/mod.rs"]
+mod common;
 use support::Reaped;
 
 /// The endpoint's ENI address and port.
@@ -46,17 +48,7 @@ impl Lab {
         std::fs::create_dir_all(&dir).unwrap();
         let flow = dir.join("flow.log").display().to_string();
         let cfg = format!(
-            r#"
-[vpc]
-cidr = "10.0.0.0/16"
-region = "us-east-1"
-netns = "{ns}"
-
-[[subnet]]
-id = "subnet-a"
-cidr = "10.0.1.0/24"
-az = "us-east-1a"
-
+            r#"{}
 [[endpoint]]
 id = "vpce-0churn0000000001"
 service = "com.amazonaws.us-east-1.ssm"
@@ -76,7 +68,8 @@ ingress = [{{ protocol = "tcp", ports = "all", cidr = "10.0.0.0/16" }}]
 [flow_logs]
 file = "{flow}"
 interval = 60
-"#
+"#,
+            common::vpc(&ns, "", "")
         );
         let path = dir.join("churn.toml");
         std::fs::write(&path, cfg).unwrap();
@@ -143,27 +136,6 @@ fn run_closing_server() {
     });
 }
 
-/// Opens `n` connections from namespace `ns`, holds them `hold`, reads
-/// `rss()` with them open and closes them (FIN). Returns how many opened,
-/// how long opening took, and the RSS.
-fn open_hold_close(
-    ns: &str,
-    n: usize,
-    hold: Duration,
-    rss: impl FnOnce() -> f64 + Send + 'static,
-) -> (usize, Duration, f64) {
-    netns::run_in(ns, move || {
-        let start = Instant::now();
-        let conns: Vec<TcpStream> =
-            (0..n).filter_map(|_| TcpStream::connect_timeout(&ENI.into(), Duration::from_secs(3)).ok()).collect();
-        let took = start.elapsed();
-        std::thread::sleep(hold);
-        let mib = rss();
-        (conns.len(), took, mib)
-    })
-    .unwrap()
-}
-
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
@@ -207,7 +179,7 @@ fn main() {
     let mut worst: f64 = 0.0;
     for round in 1..=rounds {
         let pid = lab.pid();
-        let (opened, took, open_rss) = open_hold_close(&lab.ns, per_round, hold, move || support::rss_mib(pid));
+        let (opened, took, open_rss) = support::open_hold(&lab.ns, ENI, per_round, hold, move || support::rss_mib(pid));
         let closed = lab.wait_closed(fds, Duration::from_secs(30));
         let after = lab.rss();
         worst = worst.max(after - baseline);
@@ -220,7 +192,7 @@ fn main() {
     }
     let pid = lab.pid();
     let (opened, took, open_rss) =
-        open_hold_close(&lab.ns, idle, Duration::from_millis(500), move || support::rss_mib(pid));
+        support::open_hold(&lab.ns, ENI, idle, Duration::from_millis(500), move || support::rss_mib(pid));
     lab.wait_closed(fds, Duration::from_secs(60));
     let after = lab.rss();
     say(String::new());

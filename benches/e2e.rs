@@ -340,26 +340,6 @@ fn run_idle_server() {
     }
 }
 
-/// Opens `n` connections to `addr` from `ns`; with them all open, reads
-/// `rss()`. Returns how many opened, how long that took, and the RSS.
-fn open_idle(
-    ns: &str,
-    addr: SocketAddrV4,
-    n: usize,
-    rss: impl FnOnce() -> f64 + Send + 'static,
-) -> (usize, Duration, f64) {
-    netns::run_in(ns, move || {
-        let start = Instant::now();
-        let conns: Vec<TcpStream> =
-            (0..n).filter_map(|_| TcpStream::connect_timeout(&addr.into(), Duration::from_secs(3)).ok()).collect();
-        let took = start.elapsed();
-        std::thread::sleep(Duration::from_millis(500));
-        let mib = rss();
-        (conns.len(), took, mib)
-    })
-    .unwrap()
-}
-
 /// Where a process's time goes: `perf record -e cpu-clock -g -p PID` for
 /// `secs` while `load` runs on another thread, summed by kind. `None` without perf.
 fn profile(pid: u32, secs: u64, load: impl FnOnce() + Send + 'static) -> Option<[f64; 6]> {
@@ -783,10 +763,13 @@ fn main() {
         let lab = PrivlinkLab::start(&format!("{tag}idle"), 8500, servers, Pipeline::Full(None));
         let before = lab.rss_mib();
         let pid = lab.child.0.id();
-        let (opened, took, after) =
-            open_idle(&lab.ns, SocketAddrV4::new(Ipv4Addr::new(10, 0, 1, 51), 9), 10_000, move || {
-                support::rss_mib(pid)
-            });
+        let (opened, took, after) = support::open_hold(
+            &lab.ns,
+            SocketAddrV4::new(Ipv4Addr::new(10, 0, 1, 51), 9),
+            10_000,
+            Duration::from_millis(500),
+            move || support::rss_mib(pid),
+        );
         let alive = std::fs::metadata(format!("/proc/{pid}")).is_ok();
         format!(
             "10,000 idle connections: {opened} open in {:.1} s; privlink RSS {before:.1} MiB before, {after:.1} MiB with them open{}.",

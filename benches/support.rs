@@ -6,8 +6,10 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
+use std::net::{SocketAddrV4, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// A child process killed and reaped on drop, so a panicking harness leaves none behind.
 pub struct Reaped(pub Child);
@@ -52,6 +54,28 @@ pub fn server_child(flag: &str) -> (u16, Reaped) {
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     (line.trim().parse().expect("server port"), Reaped(child))
+}
+
+/// Opens `n` connections to `addr` from namespace `ns`, holds them `hold`,
+/// reads `rss()` with them all open, then closes them. Returns how many
+/// opened, how long opening took, and the RSS.
+pub fn open_hold(
+    ns: &str,
+    addr: SocketAddrV4,
+    n: usize,
+    hold: Duration,
+    rss: impl FnOnce() -> f64 + Send + 'static,
+) -> (usize, Duration, f64) {
+    privlink::edge::netns::run_in(ns, move || {
+        let start = Instant::now();
+        let conns: Vec<TcpStream> =
+            (0..n).filter_map(|_| TcpStream::connect_timeout(&addr.into(), Duration::from_secs(3)).ok()).collect();
+        let took = start.elapsed();
+        std::thread::sleep(hold);
+        let mib = rss();
+        (conns.len(), took, mib)
+    })
+    .unwrap()
 }
 
 /// Stops a `privlink up` as a user would (SIGTERM: it removes what it made),

@@ -16,35 +16,43 @@ const CLIENT: &str = "10.0.1.10";
 const REFUSING_ENI: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 49);
 const SNI_ENI: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 50);
 
-/// Two endpoints in subnet a: one (ports 443 and 444, its group allowing
-/// 443 only) whose upstream refuses, one whose upstream takes connections
-/// and whose SNI check resets plain text.
+/// An endpoint in subnet a at `ip` whose group allows TCP 443, relaying to loopback `port`.
+fn endpoint(n: u8, service: &str, ip: Ipv4Addr, port: u16, extra: &str) -> String {
+    format!(
+        r#"
+[[endpoint]]
+id = "vpce-0obs000000000000{n}"
+service = "com.amazonaws.us-east-1.{service}"
+subnets = ["subnet-a"]
+ips = {{ "subnet-a" = "{ip}" }}
+security_groups = ["sg-443"]
+upstream = "127.0.0.1:{port}"
+{extra}
+"#
+    )
+}
+
+/// Two endpoints: one on ports 443 and 444 (its group allows 443 only)
+/// whose upstream refuses, one whose upstream takes connections and whose
+/// SNI check resets plain text.
 fn config(ns: &str, refusing: u16, taking: u16) -> String {
     format!(
-        r#"{}
-[[endpoint]]
-id = "vpce-0obs0000000000001"
-service = "com.amazonaws.us-east-1.ec2"
-subnets = ["subnet-a"]
-ips = {{ "subnet-a" = "{REFUSING_ENI}" }}
-ports = [443, 444]
-upstream = "127.0.0.1:{refusing}"
-security_groups = ["sg-443"]
-
-[[endpoint]]
-id = "vpce-0obs0000000000002"
-service = "com.amazonaws.us-east-1.sts"
-subnets = ["subnet-a"]
-ips = {{ "subnet-a" = "{SNI_ENI}" }}
-upstream = "127.0.0.1:{taking}"
-security_groups = ["sg-443"]
-
+        r#"{}{}{}
 [[security_group]]
 id = "sg-443"
 ingress = [{{ protocol = "tcp", ports = "443", cidr = "10.0.0.0/16" }}]
 "#,
-        common::vpc(ns, "", "")
+        common::vpc(ns, "", ""),
+        endpoint(1, "ec2", REFUSING_ENI, refusing, "ports = [443, 444]"),
+        endpoint(2, "sts", SNI_ENI, taking, "")
     )
+}
+
+/// A loopback listener and its port.
+fn loopback() -> (TcpListener, u16) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    (l, port)
 }
 
 /// The id privlink's plan gives the ENI at `ip`.
@@ -94,11 +102,9 @@ fn failures_print_one_plain_line_each_at_the_default_level_and_a_flood_a_bounded
     if !netns_available("failures_print_one_plain_line_each_at_the_default_level_and_a_flood_a_bounded_number") {
         return;
     }
-    let refusing = TcpListener::bind("127.0.0.1:0").unwrap();
-    let refusing_port = refusing.local_addr().unwrap().port();
-    drop(refusing);
-    let taking = TcpListener::bind("127.0.0.1:0").unwrap();
-    let taking_port = taking.local_addr().unwrap().port();
+    // Nobody listens on the refusing port once its listener is gone.
+    let refusing_port = loopback().1;
+    let (taking, taking_port) = loopback();
     let ns = unique("plko");
     let lab = Lab::start_default_logging(&ns, &config(&ns, refusing_port, taking_port));
     common::add_address(&ns, CLIENT);
