@@ -8,7 +8,6 @@
 //! `benches/RESULTS.md`. `PLK_BENCH_SECS` (default 10) bounds each run.
 
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -108,22 +107,7 @@ forward = []
 "#
     );
     std::fs::write(dir.join("dns.toml"), cfg).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_privlink"))
-        .args(["up", "--config"])
-        .arg(dir.join("dns.toml"))
-        .arg("--state-dir")
-        .arg(dir.join("state"))
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("privlink");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    while let Some(Ok(l)) = lines.next() {
-        if l == "privlink: ready" {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    let privlink = Reaped(child);
+    let privlink = support::privlink_up(&dir.join("dns.toml"), &dir.join("state"));
     pin(privlink.0.id(), 0);
 
     netns::ip(&["-n", &ns, "addr", "add", "10.0.9.53/32", "dev", "lo"]).unwrap();

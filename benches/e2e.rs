@@ -11,7 +11,7 @@
 //! `PLK_BENCH_RUNS` (default 3) and `PLK_BENCH_SECS` (default 4) bound the time.
 
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -174,25 +174,8 @@ ingress = [{{ protocol = "tcp", ports = "all", cidr = "10.0.0.0/16" }}]
         );
         let path = dir.join("bench.toml");
         std::fs::write(&path, cfg).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_privlink"))
-            .args(["up", "--config"])
-            .arg(&path)
-            .arg("--state-dir")
-            .arg(dir.join("state"))
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("privlink");
-        let out = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(out).lines();
-        loop {
-            match lines.next() {
-                Some(Ok(l)) if l == "privlink: ready" => break,
-                Some(Ok(_)) => {}
-                _ => panic!("privlink did not start"),
-            }
-        }
-        std::thread::spawn(move || for _ in lines {});
-        PrivlinkLab { child: Reaped(child), dir, ns }
+        let child = support::privlink_up(&path, &dir.join("state"));
+        PrivlinkLab { child, dir, ns }
     }
 
     /// CPU seconds the privlink process has used so far.
@@ -206,18 +189,13 @@ ingress = [{{ protocol = "tcp", ports = "all", cidr = "10.0.0.0/16" }}]
     }
 
     fn rss_mib(&self) -> f64 {
-        rss_of(self.child.0.id())
+        support::rss_mib(self.child.0.id())
     }
 }
 
 impl Drop for PrivlinkLab {
     fn drop(&mut self) {
-        unsafe { libc::kill(self.child.0.id() as i32, libc::SIGTERM) };
-        let _ = self.child.0.wait();
-        if netns::exists(&self.ns) {
-            let _ = netns::ip(&["netns", "del", &self.ns]);
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        support::stop_privlink(&mut self.child, &self.ns, &self.dir);
     }
 }
 
@@ -351,20 +329,8 @@ fn latency_run(ns: &str, addr: SocketAddrV4, count: usize) -> (f64, f64, f64) {
     .unwrap()
 }
 
-/// A loopback server that accepts connections and holds them, idle. It runs
-/// as a child process (this binary with `--idle-server`): 10,000 held sockets
-/// here and 10,000 clients would not fit one process's descriptor limit.
-fn idle_server() -> (u16, Reaped) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .arg("--idle-server")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("idle server");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    (line.trim().parse().expect("idle server port"), Reaped(child))
-}
-
+/// A loopback server that accepts connections and holds them, idle (this
+/// binary with `--idle-server`, in a child process: see [`support::server_child`]).
 fn run_idle_server() {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     println!("{}", l.local_addr().unwrap().port());
@@ -372,36 +338,6 @@ fn run_idle_server() {
     for s in l.incoming().flatten() {
         held.push(s);
     }
-}
-
-/// Opens `n` connections to `addr` from `ns`; with them all open, reads
-/// `rss()`. Returns how many opened, how long that took, and the RSS.
-fn open_idle(
-    ns: &str,
-    addr: SocketAddrV4,
-    n: usize,
-    rss: impl FnOnce() -> f64 + Send + 'static,
-) -> (usize, Duration, f64) {
-    netns::run_in(ns, move || {
-        let start = Instant::now();
-        let conns: Vec<TcpStream> =
-            (0..n).filter_map(|_| TcpStream::connect_timeout(&addr.into(), Duration::from_secs(3)).ok()).collect();
-        let took = start.elapsed();
-        std::thread::sleep(Duration::from_millis(500));
-        let mib = rss();
-        (conns.len(), took, mib)
-    })
-    .unwrap()
-}
-
-fn rss_of(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<f64>().ok())
-        .unwrap_or(0.0)
-        / 1024.0
 }
 
 /// Where a process's time goes: `perf record -e cpu-clock -g -p PID` for
@@ -610,7 +546,7 @@ fn main() {
 
     let kernel = Kernel::start(&tag);
 
-    let (idle_port, _idle) = idle_server();
+    let (idle_port, _idle) = support::server_child("--idle-server");
     let servers = Servers { echo: echo_port, idle: idle_port };
     let mut rows = Vec::new();
     let mut cpu_rows = Vec::new();
@@ -827,8 +763,13 @@ fn main() {
         let lab = PrivlinkLab::start(&format!("{tag}idle"), 8500, servers, Pipeline::Full(None));
         let before = lab.rss_mib();
         let pid = lab.child.0.id();
-        let (opened, took, after) =
-            open_idle(&lab.ns, SocketAddrV4::new(Ipv4Addr::new(10, 0, 1, 51), 9), 10_000, move || rss_of(pid));
+        let (opened, took, after) = support::open_hold(
+            &lab.ns,
+            SocketAddrV4::new(Ipv4Addr::new(10, 0, 1, 51), 9),
+            10_000,
+            Duration::from_millis(500),
+            move || support::rss_mib(pid),
+        );
         let alive = std::fs::metadata(format!("/proc/{pid}")).is_ok();
         format!(
             "10,000 idle connections: {opened} open in {:.1} s; privlink RSS {before:.1} MiB before, {after:.1} MiB with them open{}.",

@@ -1,5 +1,6 @@
 //! The `privlink` command line.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -53,10 +54,14 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // `info` by default: every failure a client meets (a REJECT, a reset)
+    // prints a line, within its rate limit. Colour only on a terminal: a log
+    // file or a pipe gets plain text.
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "privlink=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "privlink=info".into()),
         )
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();

@@ -192,7 +192,7 @@ pub async fn up(
     };
     let eni_ids: Vec<String> = plan.endpoints.iter().flat_map(|e| e.enis.iter().map(|n| n.id.clone())).collect();
     let eni_ips: Vec<std::net::Ipv4Addr> = plan.eni_ips().map(|(ip, _)| ip).collect();
-    let guard = EniGuard::new(rules_rx, filter, &eni_ids, &eni_ips, plan.vpc.mtu, config.flow_logs.as_ref())?;
+    let guard = EniGuard::new(rules_rx, filter, &eni_ids, &eni_ips, config.flow_logs.as_ref())?;
     let slots = ConnectionSlots::new(&plan);
     // Removed at the end in this order: the namespace, its lock, the state dir's.
     let owned = (ns, netns_lock, state_lock);

@@ -9,6 +9,16 @@
 //!
 //! The resolver addresses are not guarded: AWS's security groups and NACLs do
 //! not filter traffic to the Amazon-provided DNS server.
+//!
+//! Flow logs count what the wire carried: the device passes the segment
+//! size of a superpacket (the kernel's GSO size in, smoltcp's MSS out), and
+//! seconds come from a [`UnixClock`] read once, fraction kept, so a record
+//! never starts before its first packet.
+//!
+//! Every REJECT prints one line at `info`, naming the ENI's id, the rule and
+//! the client, within a [`LogLimit`] per layer (security groups, network
+//! ACL): a flood prints a few lines a second and says how many it held
+//! back; the rest print at `debug`.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -22,7 +32,8 @@ use privlink_core::admission;
 use privlink_core::config::FlowLogs;
 use privlink_core::filter::{Action, Decision, Filter, FilterConfig, Reason, RuleSet};
 use privlink_core::flow::Direction;
-use privlink_core::flowlog::{FlowLog, FlowLogConfig, InterfaceHandle};
+use privlink_core::flowlog::{FlowLog, FlowLogConfig, InterfaceHandle, UnixClock};
+use privlink_core::log_limit::LogLimit;
 use privlink_core::packet::PacketMeta;
 
 /// Most distinct flows per flow-log window; more become a SKIPDATA record, as at AWS.
@@ -121,9 +132,13 @@ pub struct EniGuard {
     /// Shared by the queues' guards: one window of records, one writer. The
     /// window's lock is taken once per judged packet (a superpacket at speed), for a hash update.
     flow_log: Option<Arc<SharedFlowLog>>,
-    /// The ENI MTU: what one packet on the wire carries at most.
-    mtu: usize,
-    epoch: (Instant, u64),
+    /// The ENIs' ids (`eni-…`), by index, for log lines.
+    eni_ids: Arc<[Arc<str>]>,
+    /// Unix seconds of the guard's instants, for flow-log records.
+    clock: UnixClock,
+    /// The line budgets of REJECTs by a security group and by a network ACL.
+    sg_log: LogLimit,
+    nacl_log: LogLimit,
     /// What was rejected.
     pub counters: GuardCounters,
 }
@@ -154,14 +169,14 @@ impl EniGuard {
         config: FilterConfig,
         eni_ids: &[String],
         eni_ips: &[Ipv4Addr],
-        mtu: u32,
         flow_logs: Option<&FlowLogs>,
     ) -> Result<EniGuard, GuardError> {
         let current = rules.borrow().clone();
         let filter = Filter::new(current, config.clone())?;
         let mut by_ip: Vec<(Ipv4Addr, usize)> = eni_ips.iter().copied().zip(0..).collect();
         by_ip.sort();
-        let unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let unix = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let clock = UnixClock::new(Instant::now(), unix);
         let flow_log = match flow_logs {
             None => None,
             Some(f) => {
@@ -188,7 +203,7 @@ impl EniGuard {
                 Some(Arc::new(SharedFlowLog {
                     window: Mutex::new(FlowLogWindow { log, handles }),
                     out: Mutex::new(FlowLogOut { file, stdout: f.stdout }),
-                    epoch_unix: unix,
+                    epoch_unix: unix.as_secs(),
                 }))
             }
         };
@@ -198,8 +213,10 @@ impl EniGuard {
             rules,
             by_ip,
             flow_log,
-            mtu: mtu as usize,
-            epoch: (Instant::now(), unix),
+            eni_ids: eni_ids.iter().map(|id| Arc::from(id.as_str())).collect(),
+            clock,
+            sg_log: LogLimit::default(),
+            nacl_log: LogLimit::default(),
             counters: GuardCounters::default(),
         })
     }
@@ -214,14 +231,17 @@ impl EniGuard {
             rules: self.rules.clone(),
             by_ip: self.by_ip.clone(),
             flow_log: self.flow_log.clone(),
-            mtu: self.mtu,
-            epoch: self.epoch,
+            eni_ids: self.eni_ids.clone(),
+            clock: self.clock,
+            sg_log: LogLimit::default(),
+            nacl_log: LogLimit::default(),
             counters: GuardCounters::default(),
         })
     }
 
-    fn unix_secs(&self, now: Instant) -> u64 {
-        self.epoch.1 + now.saturating_duration_since(self.epoch.0).as_secs()
+    /// The id (`eni-…`) of ENI `eni`, or what the stack's other addresses are.
+    pub fn eni_id(&self, eni: usize) -> &str {
+        eni_id(&self.eni_ids, eni)
     }
 
     /// Takes new rules if the config changed: one atomic load when nothing
@@ -235,17 +255,19 @@ impl EniGuard {
         }
     }
 
-    /// Judges a packet toward ENI `eni`; `true` lets it pass.
-    pub fn handle_ingress(&mut self, now: Instant, eni: usize, meta: &PacketMeta) -> bool {
-        self.judge(now, eni, Direction::Ingress, meta)
+    /// Judges a packet toward ENI `eni`; `true` lets it pass. `segment_size`:
+    /// the payload bytes per segment of a superpacket (the GSO size), 0 if not one.
+    pub fn handle_ingress(&mut self, now: Instant, eni: usize, meta: &PacketMeta, segment_size: u16) -> bool {
+        self.judge(now, eni, Direction::Ingress, meta, segment_size)
     }
 
     /// Judges a packet the stack is about to send (as parsed); `true` lets it pass.
-    pub fn handle_egress(&mut self, now: Instant, meta: &PacketMeta) -> bool {
+    /// `segment_size` as for [`EniGuard::handle_ingress`] (smoltcp's MSS).
+    pub fn handle_egress(&mut self, now: Instant, meta: &PacketMeta, segment_size: u16) -> bool {
         match self.by_ip.binary_search_by_key(&meta.src, |&(ip, _)| ip) {
             Ok(i) => {
                 let eni = self.by_ip[i].1;
-                self.judge(now, eni, Direction::Egress, meta)
+                self.judge(now, eni, Direction::Egress, meta, segment_size)
             }
             // From a resolver address: not guarded.
             Err(_) => true,
@@ -263,42 +285,54 @@ impl EniGuard {
         if d.is_accept() {
             return true;
         }
-        self.record(now, eni, Direction::Egress, &reply, &d);
+        self.record(now, eni, Direction::Egress, &reply, &d, 0);
         false
     }
 
-    fn judge(&mut self, now: Instant, eni: usize, dir: Direction, f: &PacketMeta) -> bool {
+    fn judge(&mut self, now: Instant, eni: usize, dir: Direction, f: &PacketMeta, segment_size: u16) -> bool {
         self.refresh_rules();
         let d = self.filter.handle_packet(now, eni, dir, f);
-        self.record(now, eni, dir, f, &d)
+        self.record(now, eni, dir, f, &d, segment_size)
     }
 
-    /// Writes decision `d` on `f` into the flow log and the counters; `true` if it accepts.
-    fn record(&mut self, now: Instant, eni: usize, dir: Direction, f: &PacketMeta, d: &Decision) -> bool {
-        let unix = self.unix_secs(now);
+    /// Writes decision `d` on `f` into the flow log, the counters and the
+    /// rate-limited log; `true` if it accepts. `segment_size` as for
+    /// [`EniGuard::handle_ingress`].
+    fn record(
+        &mut self,
+        now: Instant,
+        eni: usize,
+        dir: Direction,
+        f: &PacketMeta,
+        d: &Decision,
+        segment_size: u16,
+    ) -> bool {
         if let Some(shared) = &self.flow_log {
+            let unix = self.clock.secs(now);
             let mut sink = lock(&shared.window);
             if let Some(&h) = sink.handles.get(eni) {
-                sink.log.record_segments(unix, h, dir, f, d.action, wire_packets(f, self.mtu));
+                sink.log.record_segments(unix, h, dir, f, d.action, segment_size);
             }
         }
+        let id = eni_id(&self.eni_ids, eni);
+        let flow = f.flow_in(dir);
         match d.action {
             Action::Accept => {
                 self.counters.accepted += 1;
-                tracing::trace!(eni, ?dir, reason = %d.reason, "ACCEPT {}:{} -> {}:{}", f.src, f.src_port, f.dst, f.dst_port);
+                tracing::trace!("{id}: ACCEPT {dir} client {flow}: {}", d.reason);
                 true
             }
             Action::Reject => {
+                let nacl = matches!(d.reason, Reason::NaclRule { .. } | Reason::NaclDefaultDeny { .. });
                 let c = &mut self.counters;
-                match (&d.reason, dir) {
-                    (Reason::NaclRule { .. } | Reason::NaclDefaultDeny { .. }, Direction::Ingress) => {
-                        c.nacl_ingress += 1
-                    }
-                    (Reason::NaclRule { .. } | Reason::NaclDefaultDeny { .. }, Direction::Egress) => c.nacl_egress += 1,
-                    (_, Direction::Ingress) => c.sg_ingress += 1,
-                    (_, Direction::Egress) => c.sg_egress += 1,
+                match (nacl, dir) {
+                    (true, Direction::Ingress) => c.nacl_ingress += 1,
+                    (true, Direction::Egress) => c.nacl_egress += 1,
+                    (false, Direction::Ingress) => c.sg_ingress += 1,
+                    (false, Direction::Egress) => c.sg_egress += 1,
                 }
-                tracing::debug!(eni, ?dir, reason = %d.reason, "REJECT {}:{} -> {}:{}", f.src, f.src_port, f.dst, f.dst_port);
+                let limit = if nacl { &mut self.nacl_log } else { &mut self.sg_log };
+                log_failure!(limit, now, "{id}: REJECT {dir} client {flow}: {}", d.reason);
                 false
             }
         }
@@ -308,7 +342,7 @@ impl EniGuard {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.filter.handle_timeout(now);
         if let Some(shared) = &self.flow_log {
-            shared.write_due(self.unix_secs(now));
+            shared.write_due(self.clock.secs(now));
         }
     }
 
@@ -318,7 +352,7 @@ impl EniGuard {
             .flow_log
             .as_ref()
             .and_then(|s| lock(&s.window).log.poll_timeout())
-            .map(|unix| self.epoch.0 + std::time::Duration::from_secs(unix.saturating_sub(self.epoch.1)));
+            .map(|unix| self.clock.instant_at(unix));
         match (self.filter.poll_timeout(), flow) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -326,57 +360,79 @@ impl EniGuard {
     }
 }
 
-/// The packets and bytes a TCP superpacket (TUN offload) stands for on a wire
-/// of `mtu`: flow logs count what AWS would see, not what the TUN handed over.
-fn wire_packets(f: &PacketMeta, mtu: usize) -> (u64, u64) {
-    // IPv4 + TCP headers with the usual timestamp option, repeated per segment.
-    const HEADERS: usize = 52;
-    let len = usize::from(f.len);
-    if len <= mtu || mtu <= HEADERS {
-        return (1, len as u64);
-    }
-    let segments = (len - HEADERS).div_ceil(mtu - HEADERS);
-    (segments as u64, (len + (segments - 1) * HEADERS) as u64)
+/// ENI `eni`'s id; past the ENIs, the stack's addresses are the resolver's.
+fn eni_id(ids: &[Arc<str>], eni: usize) -> &str {
+    ids.get(eni).map_or("the VPC resolver", |id| id)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use privlink_core::packet::sample;
+    use std::time::Duration;
+
+    /// The demo's endpoint group, allowing TCP `port` from the VPC.
+    fn rules(port: &str) -> Arc<RuleSet> {
+        let text = privlink_core::config::DEMO_CONFIG.replace(r#"ports = "443""#, &format!(r#"ports = "{port}""#));
+        let config = privlink_core::config::Config::from_toml("demo.toml", &text).unwrap();
+        let mut state = privlink_core::model::State::default();
+        let plan = privlink_core::model::Plan::make(&config, &mut state, crate::edge::daemon::random_id_bytes).unwrap();
+        Arc::new(plan.rule_set().unwrap())
+    }
+
+    const ENIS: [&str; 2] = ["eni-a", "eni-b"];
+    const IPS: [Ipv4Addr; 2] = [Ipv4Addr::new(10, 0, 1, 49), Ipv4Addr::new(10, 0, 2, 49)];
+
+    fn guard(rules_rx: watch::Receiver<Arc<RuleSet>>, flow_logs: Option<&FlowLogs>) -> EniGuard {
+        let enis = ENIS.map(String::from);
+        EniGuard::new(rules_rx, FilterConfig::default(), &enis, &IPS, flow_logs).unwrap()
+    }
 
     #[test]
     fn the_next_packet_meets_rules_published_since_the_last() {
-        // The demo's endpoint group, allowing TCP `port` from the VPC.
-        let rules = |port: &str| {
-            let text = privlink_core::config::DEMO_CONFIG.replace(r#"ports = "443""#, &format!(r#"ports = "{port}""#));
-            let config = privlink_core::config::Config::from_toml("demo.toml", &text).unwrap();
-            let mut state = privlink_core::model::State::default();
-            let plan =
-                privlink_core::model::Plan::make(&config, &mut state, crate::edge::daemon::random_id_bytes).unwrap();
-            Arc::new(plan.rule_set().unwrap())
-        };
         let (publish, rules_rx) = watch::channel(rules("443"));
-        let enis = ["eni-a".to_string(), "eni-b".to_string()];
-        let ips = [Ipv4Addr::new(10, 0, 1, 49), Ipv4Addr::new(10, 0, 2, 49)];
-        let mut guard = EniGuard::new(rules_rx, FilterConfig::default(), &enis, &ips, 8500, None).unwrap();
+        let mut guard = guard(rules_rx, None);
         // sample::SYN is 10.0.1.10 → 10.0.1.49:443, a client of ENI 0.
-        assert_eq!(sample::SYN.dst, ips[0]);
+        assert_eq!(sample::SYN.dst, IPS[0]);
         let syn = |src_port| PacketMeta { src_port, ..sample::SYN };
         let now = Instant::now();
-        assert!(guard.judge(now, 0, Direction::Ingress, &syn(40000)));
+        assert!(guard.judge(now, 0, Direction::Ingress, &syn(40000), 0));
         // No loop turn in between: another queue's thread may be anywhere when a reload lands.
         publish.send_replace(rules("444"));
-        assert!(!guard.judge(now, 0, Direction::Ingress, &syn(40001)), "judged by the old rules");
+        assert!(!guard.judge(now, 0, Direction::Ingress, &syn(40001), 0), "judged by the old rules");
         assert_eq!(guard.counters.sg_ingress, 1);
     }
 
     #[test]
-    fn superpackets_count_as_wire_packets() {
-        let f = |len| PacketMeta { len, ..sample::SYN };
-        assert_eq!(wire_packets(&f(1500), 8500), (1, 1500));
-        assert_eq!(wire_packets(&f(8500), 8500), (1, 8500));
-        // 64 KiB of payload in 8448-byte segments: 8 segments, headers on each.
-        assert_eq!(wire_packets(&f(65535), 8500), (8, 65535 + 7 * 52));
-        assert_eq!(wire_packets(&f(2948), 1500), (2, 2948 + 52));
+    fn flow_logs_count_a_superpacket_as_segments_of_its_own_size() {
+        let dir = std::env::temp_dir().join(format!("privlink-guard-test-{}", std::process::id()));
+        let file = dir.join("flow.log");
+        let logs = FlowLogs { file: Some(file.clone()), stdout: false, interval: 1, account_id: "123456789012".into() };
+        let (_publish, rules_rx) = watch::channel(rules("443"));
+        let mut g = guard(rules_rx, Some(&logs));
+        let now = Instant::now();
+        assert!(g.handle_ingress(now, 0, &sample::SYN, 0));
+        // 64,240 bytes toward a client whose MSS is 1460 (its MTU 1500; the ENI's
+        // is 8500): smoltcp hands the TUN one superpacket, the wire carries 44
+        // segments of 40 header bytes each.
+        let down = PacketMeta {
+            src: sample::SYN.dst,
+            dst: sample::SYN.src,
+            src_port: 443,
+            dst_port: 40000,
+            tcp_flags: privlink_core::packet::tcp_flags::ACK,
+            len: 40 + 44 * 1460,
+            payload_start: 40,
+            payload_end: 40 + 44 * 1460,
+            ..sample::SYN
+        };
+        assert!(g.judge(now, 0, Direction::Egress, &down, 1460));
+        g.handle_timeout(now + Duration::from_secs(3));
+        let text = std::fs::read_to_string(&file).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let line =
+            text.lines().find(|l| l.contains(" 10.0.1.49 10.0.1.10 443 40000 6 ")).expect("the download's record");
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!((fields[8], fields[9]), ("44", &*(64_280 + 43 * 40).to_string()), "{line}");
     }
 }

@@ -2,6 +2,17 @@
 //! the in-process streams and the wakers they share, the resolver's sockets,
 //! the state store, locks, ownership records, privileges and the daemon.
 
+/// Logs a failure: at `info` when `$limit` (a [`privlink_core::log_limit::LogLimit`])
+/// has room for a line at `$now`, saying how many it held back; else at `debug`.
+macro_rules! log_failure {
+    ($limit:expr, $now:expr, $($fmt:tt)+) => {
+        match $limit.allow($now) {
+            Some(n) => tracing::info!("{}{}", format_args!($($fmt)+), privlink_core::log_limit::HeldBack(n)),
+            None => tracing::debug!($($fmt)+),
+        }
+    };
+}
+
 pub mod config_file;
 pub mod daemon;
 pub mod guard;

@@ -256,7 +256,7 @@ impl<U: UpstreamIo> Conn<U> {
     }
 
     fn deny(&mut self, sock: &mut tcp::Socket<'_>, why: StreamDenial) -> bool {
-        tracing::info!(flow = %self.flow, "REJECT: {why:?}; resetting the stream");
+        // The stack logs it (`denied`), within its line budget.
         sock.abort();
         self.reset_upstream();
         self.denied = Some(why);

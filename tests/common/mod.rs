@@ -101,6 +101,8 @@ pub struct Lab {
     owns_dir: bool,
     child: Option<Child>,
     lines: Arc<Mutex<Vec<String>>>,
+    /// What privlink wrote to stderr, when [`Lab::start_default_logging`] captured it.
+    errors: Arc<Mutex<Vec<String>>>,
     ready: mpsc::Receiver<()>,
 }
 
@@ -116,8 +118,37 @@ impl Lab {
 
     /// Starts with config and state in `dir`, which the caller owns and removes.
     pub fn start_in(ns: &str, dir: PathBuf, config: &str) -> Lab {
-        let mut child =
-            up_command(&dir, config).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("spawn privlink");
+        Lab::start_with(ns, dir, config, false)
+    }
+
+    /// Like [`Lab::start`], at privlink's default log level (`RUST_LOG`
+    /// unset), its stderr a pipe (not a terminal) read into [`Lab::stderr`].
+    pub fn start_default_logging(ns: &str, config: &str) -> Lab {
+        let dir = std::env::temp_dir().join(format!("privlink-test-{ns}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut lab = Lab::start_with(ns, dir, config, true);
+        lab.owns_dir = true;
+        lab
+    }
+
+    fn start_with(ns: &str, dir: PathBuf, config: &str, capture_stderr: bool) -> Lab {
+        let mut cmd = up_command(&dir, config);
+        cmd.stdout(Stdio::piped());
+        if capture_stderr {
+            cmd.env_remove("RUST_LOG").stderr(Stdio::piped());
+        } else {
+            cmd.stderr(Stdio::inherit());
+        }
+        let mut child = cmd.spawn().expect("spawn privlink");
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        if let Some(err) = child.stderr.take() {
+            let e2 = errors.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(err).lines().map_while(Result::ok) {
+                    e2.lock().unwrap().push(line);
+                }
+            });
+        }
         let out = child.stdout.take().unwrap();
         let lines = Arc::new(Mutex::new(Vec::new()));
         let (tx, ready) = mpsc::channel();
@@ -130,7 +161,7 @@ impl Lab {
                 l2.lock().unwrap().push(line);
             }
         });
-        let mut lab = Lab { ns: ns.to_string(), dir, owns_dir: false, child: Some(child), lines, ready };
+        let mut lab = Lab { ns: ns.to_string(), dir, owns_dir: false, child: Some(child), lines, errors, ready };
         if lab.ready.recv_timeout(Duration::from_secs(20)).is_err() {
             let status = lab.child.as_mut().unwrap().try_wait().unwrap();
             panic!("privlink did not get ready (exit: {status:?}); stdout: {:?}", lab.stdout());
@@ -173,6 +204,11 @@ impl Lab {
     /// Everything privlink printed so far.
     pub fn stdout(&self) -> Vec<String> {
         self.lines.lock().unwrap().clone()
+    }
+
+    /// Everything privlink wrote to stderr so far (captured only by [`Lab::start_default_logging`]).
+    pub fn stderr(&self) -> Vec<String> {
+        self.errors.lock().unwrap().clone()
     }
 
     /// The ENI IPs of the plan privlink printed, in order.

@@ -13,9 +13,17 @@
 //!   action): the two directions of a connection are two records, and a
 //!   request accepted while its NACL-denied reply is rejected gives an
 //!   ACCEPT and a REJECT record, as at AWS.
-//! - `packets` counts packets, `bytes` sums the IP total length.
+//! - `packets` counts packets, `bytes` sums the IP total length, as the
+//!   wire carried them: a TCP superpacket (offload hands them over whole:
+//!   the kernel's GSO on the way in, smoltcp's TSO on the way out) counts as
+//!   the segments it is cut into, each `segment_size` bytes of payload (the
+//!   GSO size or the MSS, not the ENI's MTU: a client's MSS may be smaller)
+//!   behind a copy of its IP and TCP headers ([`wire_packets`]).
 //! - `start`/`end`: "the time, in Unix seconds, when the first packet of the
 //!   flow was received within the aggregation interval" and the last one.
+//!   AWS's may lag a packet, never precede it, so a packet's second is the
+//!   first whole Unix second at or after it ([`UnixClock`]): the seconds
+//!   keep the fraction of the instant the clock was read at.
 //! - `log-status`: OK, or SKIPDATA when "some flow log records were skipped
 //!   during the aggregation interval": here, when a window holds
 //!   `max_flows_per_window` flows, further new flows are counted, not kept,
@@ -23,10 +31,11 @@
 //!
 //! # Call order
 //! [`FlowLog::interface`] once per ENI (interns its id); [`FlowLog::record`]
-//! for every judged packet; [`FlowLog::poll_record`] until `None` whenever
-//! the clock passes [`FlowLog::poll_timeout`]. Time is Unix seconds from the
-//! caller, expected not to go backwards (a late packet counts in the open
-//! window). Memory: at most `max_flows_per_window` flows per window; the
+//! (or [`FlowLog::record_segments`] for a superpacket) for every judged
+//! packet; [`FlowLog::poll_record`] until `None` whenever the clock passes
+//! [`FlowLog::poll_timeout`]. Time is Unix seconds from the caller's
+//! [`UnixClock`], expected not to go backwards (a late packet counts in the
+//! open window). Memory: at most `max_flows_per_window` flows per window; the
 //! caller must drain records, which queue until polled.
 //!
 //! ## Not emulated
@@ -42,6 +51,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::filter::Action;
 use crate::flow::{Direction, FlowKey, SeededState};
@@ -231,12 +241,12 @@ impl FlowLog {
 
     /// Counts one packet crossing `iface` in `dir`, judged `action`, at Unix second `unix`.
     pub fn record(&mut self, unix: u64, iface: InterfaceHandle, dir: Direction, packet: &PacketMeta, action: Action) {
-        self.record_segments(unix, iface, dir, packet, action, (1, u64::from(packet.len)));
+        self.record_segments(unix, iface, dir, packet, action, 0);
     }
 
-    /// Counts `packet` as `wire.0` packets of `wire.1` bytes in all, judged
-    /// `action`: a TCP superpacket that offload hands over whole stands for
-    /// several on the wire.
+    /// Counts `packet` as what the wire carries of it: a TCP superpacket cut
+    /// into segments of `segment_size` payload bytes (offload's GSO size or
+    /// MSS; 0 for a plain packet) is that many packets ([`wire_packets`]).
     pub fn record_segments(
         &mut self,
         now_unix_secs: u64,
@@ -244,8 +254,9 @@ impl FlowLog {
         dir: Direction,
         packet: &PacketMeta,
         action: Action,
-        (packets, bytes): (u64, u64),
+        segment_size: u16,
     ) {
+        let (packets, bytes) = wire_packets(packet, segment_size);
         let start = now_unix_secs - now_unix_secs % self.interval;
         match self.window {
             Some(w) if start > w => {
@@ -333,6 +344,56 @@ impl FlowLog {
         // `clear` keeps the capacity: the next window allocates nothing for
         // flows up to this window's count.
         self.index.clear();
+    }
+}
+
+/// The packets and bytes `packet` stands for on the wire when it is cut into
+/// segments of `segment_size` payload bytes (0: it is not cut): each segment
+/// carries a copy of its IP and TCP headers, options included.
+pub fn wire_packets(packet: &PacketMeta, segment_size: u16) -> (u64, u64) {
+    let len = u64::from(packet.len);
+    let headers = u64::from(packet.payload_start);
+    let payload = u64::from(packet.payload_end.saturating_sub(packet.payload_start));
+    if segment_size == 0 || packet.protocol != crate::packet::proto::TCP || payload <= u64::from(segment_size) {
+        return (1, len);
+    }
+    let segments = payload.div_ceil(u64::from(segment_size));
+    (segments, len + (segments - 1) * headers)
+}
+
+/// Unix time of the caller's `Instant`s, for flow-log seconds: read once
+/// (an instant and the wall clock at it), then advanced by the monotonic clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnixClock {
+    /// The instant the wall clock was read at.
+    at: Instant,
+    /// Time since the Unix epoch then, fraction included.
+    unix: Duration,
+}
+
+impl UnixClock {
+    /// The clock that reads `unix` (since the Unix epoch) at `at`.
+    pub fn new(at: Instant, unix: Duration) -> UnixClock {
+        UnixClock { at, unix }
+    }
+
+    /// The first whole Unix second at or after `now`: a record's `start` may
+    /// lag its first packet by less than a second, never precede it. Before
+    /// the clock's own instant, its time then.
+    pub fn secs(&self, now: Instant) -> u64 {
+        let t = self.unix + now.saturating_duration_since(self.at);
+        t.as_secs() + u64::from(t.subsec_nanos() > 0)
+    }
+
+    /// The first instant whose [`UnixClock::secs`] is at least `unix_secs`:
+    /// when a window that closes at `unix_secs` has closed.
+    pub fn instant_at(&self, unix_secs: u64) -> Instant {
+        // secs(t) >= s  <=>  unix + (t - at) > s - 1 s.
+        let Some(before) = unix_secs.checked_sub(1) else { return self.at };
+        match Duration::from_secs(before).checked_sub(self.unix) {
+            Some(d) => self.at + d + Duration::from_nanos(1),
+            None => self.at,
+        }
     }
 }
 
@@ -565,6 +626,106 @@ mod tests {
                 "2 123456789010 eni-0b16f0581c8ac6877 10.0.1.49 10.0.2.10 443 40000 6 1 60 601 601 REJECT OK",
             ]
         );
+    }
+
+    // ---- what the wire carried -------------------------------------------
+
+    /// A data segment toward the client, 20 + 20 header bytes (smoltcp sends
+    /// no TCP options on data), `payload` bytes after them.
+    fn data(payload: u16) -> PacketMeta {
+        PacketMeta {
+            src: SSH.dst,
+            dst: SSH.src,
+            src_port: 22,
+            dst_port: 20641,
+            len: 40 + payload,
+            payload_start: 40,
+            payload_end: 40 + payload,
+            ..SSH
+        }
+    }
+
+    #[test]
+    fn a_superpacket_counts_as_its_segments() {
+        // A full 64 KiB superpacket, cut at a client's MSS of 1460 (its MTU
+        // 1500) and at smoltcp's 8448 (ENI MTU 8500): the headers repeat on
+        // every segment, 40 bytes, not 52.
+        let big = data(65535 - 40);
+        assert_eq!(wire_packets(&big, 1460), (45, 65535 + 44 * 40));
+        assert_eq!(wire_packets(&big, 8448), (8, 65535 + 7 * 40));
+        // The last segment short, or exactly full.
+        assert_eq!(wire_packets(&data(2 * 1460), 1460), (2, 40 + 2 * 1460 + 40));
+        assert_eq!(wire_packets(&data(2 * 1460 + 1), 1460), (3, 40 + 2 * 1460 + 1 + 2 * 40));
+        // Not cut: no segment size, or the payload fits one segment, or no payload.
+        assert_eq!(wire_packets(&big, 0), (1, 65535));
+        assert_eq!(wire_packets(&data(1460), 1460), (1, 1500));
+        assert_eq!(wire_packets(&sample::SYN, 1460), (1, 40));
+        // Options repeat too: a 52-byte header (timestamps) is 52 per segment.
+        let with_ts = PacketMeta { payload_start: 52, ..data(3 * 1448 + 12) };
+        assert_eq!(wire_packets(&with_ts, 1448), (3, u64::from(with_ts.len) + 2 * 52));
+    }
+
+    #[test]
+    fn a_download_at_a_smaller_client_mtu_logs_every_wire_packet() {
+        // 1 MB toward a client of MSS 1460, handed to the TUN as smoltcp's
+        // superpackets of 44 segments each (64,240 bytes), the last one short.
+        let mut l = log(60, 100);
+        let eni = l.interface(ENI);
+        let mut left: u32 = 1_000_000;
+        while left > 0 {
+            let n = left.min(44 * 1460);
+            l.record_segments(120, eni, Egress, &data(n as u16), Action::Accept, 1460);
+            left -= n;
+        }
+        // ceil(1,000,000 / 1460) = 685 segments of 40 header bytes each.
+        assert_eq!(
+            drain(&mut l, 180),
+            [format!(
+                "2 123456789010 {ENI} 172.31.16.21 172.31.16.139 22 20641 6 685 {} 120 120 ACCEPT OK",
+                1_000_000 + 685 * 40
+            )]
+        );
+    }
+
+    // ---- the seconds of a record --------------------------------------------
+
+    #[test]
+    fn a_record_never_starts_before_its_first_packet() {
+        // The clock was read at Unix 1418530019.7; a packet 0.5 s later was
+        // sent at 1418530020.2, so its record starts at 1418530021, not 020
+        // and not 019 (the second of the clock's reading).
+        let t0 = std::time::Instant::now();
+        let clock = UnixClock::new(t0, Duration::from_millis(1_418_530_019_700));
+        let packet_at = t0 + Duration::from_millis(500);
+        let sent = Duration::from_millis(1_418_530_020_200);
+        let mut l = log(60, 100);
+        let eni = l.interface(ENI);
+        l.record(clock.secs(packet_at), eni, Ingress, &SSH, Action::Accept);
+        let rec = l.poll_record(clock.secs(packet_at + Duration::from_secs(60))).expect("the window closed");
+        assert!(Duration::from_secs(rec.start) >= sent, "start {} precedes the packet at {sent:?}", rec.start);
+        assert_eq!((rec.start, rec.end), (1_418_530_021, 1_418_530_021), "and lags it by less than a second");
+    }
+
+    #[test]
+    fn the_clock_rounds_up_and_finds_the_instant_of_a_second() {
+        let t0 = std::time::Instant::now();
+        let whole = UnixClock::new(t0, Duration::from_secs(100));
+        assert_eq!(whole.secs(t0), 100, "a whole second is itself");
+        assert_eq!(whole.secs(t0 + Duration::from_nanos(1)), 101);
+        assert_eq!(whole.secs(t0 - Duration::from_secs(5)), 100, "before the reading: the reading's second");
+        let frac = UnixClock::new(t0, Duration::from_millis(99_700));
+        assert_eq!(frac.secs(t0), 100);
+        assert_eq!(frac.secs(t0 + Duration::from_millis(300)), 100);
+        assert_eq!(frac.secs(t0 + Duration::from_millis(301)), 101);
+        for c in [whole, frac] {
+            for s in [0, 99, 100, 101, 160, 1_000_000] {
+                let at = c.instant_at(s);
+                assert!(c.secs(at) >= s, "second {s} has begun at its instant");
+                if at > t0 {
+                    assert!(c.secs(at - Duration::from_nanos(1)) < s, "second {s}: not one nanosecond later");
+                }
+            }
+        }
     }
 
     #[test]

@@ -36,6 +36,7 @@
 //!   forwards the rest (failover, random ids, a cache), and frames and times
 //!   DNS-over-TCP connections.
 //! - [`flowlog`] aggregates decisions into VPC Flow Log v2 records.
+//! - [`log_limit`] says when a failure may print its log line (rate limits).
 //!
 //! # The control path (a config becomes a running endpoint)
 //!
@@ -78,6 +79,8 @@
 //! | conntrack table | 65,536 flows | a new flow is rejected |
 //! | flow-log window (`[flow_logs] interval`) | 60 s | the window's records are written |
 //! | flows per flow-log window | 65,536 | one SKIPDATA record per ENI, as AWS |
+//! | flow-log `start`/`end` ([`flowlog::UnixClock`]) | the first whole second at or after a packet | a record lags its packets by < 1 s, never precedes them |
+//! | log lines per kind of failure ([`log_limit::LINE_BURST`], [`log_limit::LINE_INTERVAL`]) | 10 at once, then 1 per second | the rest are counted; the next line says how many |
 //! | DNS answer / negative TTL | 60 / 60 s | clients ask again |
 //! | DNS forward cache ([`dns::FORWARD_CACHE_ENTRIES`], [`dns::MAX_CACHE_TTL`]) | 4,096 answers, ≤ 3,600 s | the answer is fetched upstream again |
 //! | DNS forwards waiting ([`dns::MAX_FORWARDS`]) | 4,096 per queue | a new one is not forwarded; the client retries |
@@ -119,6 +122,7 @@ pub mod dns;
 pub mod filter;
 pub mod flow;
 pub mod flowlog;
+pub mod log_limit;
 pub mod model;
 pub mod packet;
 pub mod pipeline;

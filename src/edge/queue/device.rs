@@ -123,7 +123,7 @@ impl<L: Link> LinkDevice<'_, L> {
             let gso_size = if hdr.is_gso() { hdr.gso_size.max(1) } else { 0 };
             match self.pipeline.handle_segmented(pkt, !hdr.checksum_trusted(), gso_size) {
                 Verdict::ToStack { meta, endpoint, eni } => {
-                    if eni < self.guarded && !self.guard.handle_ingress(self.now, eni, &meta) {
+                    if eni < self.guarded && !self.guard.handle_ingress(self.now, eni, &meta, gso_size) {
                         continue;
                     }
                     let flow = meta.flow();
@@ -205,7 +205,7 @@ impl<L: Link> smoltcp::phy::TxToken for TxToken<'_, L> {
                     let scale = if meta.tcp_flags & tcp_flags::SYN != 0 { packet::window_scale(pkt) } else { None };
                     conn.seq.sent(&Segment::of(&meta), scale);
                 }
-                self.guard.handle_egress(self.now, &meta)
+                self.guard.handle_egress(self.now, &meta, self.gso_size)
             }
             Err(_) => true,
         };

@@ -49,7 +49,8 @@
 //!
 //! **A socket per SYN, recycled.** Each connection gets its own socket with
 //! [`SOCKET_BUFFER`] bytes each way (window scaling follows the buffer size);
-//! `calloc`ed rings cost memory only as far as data has reached into them.
+//! its rings are mapped fresh and cost memory only as far as data has
+//! reached into them, and go back to the kernel when freed ([`window::ring`]).
 //! A finished connection's socket goes back to a small spare list
 //! ([`SPARE_SOCKETS`]) and the next SYN reuses it: `listen()` resets it, so a
 //! new connection costs no 2 MiB allocation, zero-fill and page faults (a
@@ -91,6 +92,7 @@ use privlink_core::admission::{
     Admission, HalfOpenByClient, Room, SynVerdict, MAX_HALF_OPEN, MAX_HALF_OPEN_PER_CLIENT,
 };
 use privlink_core::flow::FlowKey;
+use privlink_core::log_limit::LogLimit;
 use privlink_core::model::{Plan, Upstream};
 use privlink_core::packet::{self, PacketMeta};
 use privlink_core::pipeline::{EniRoute, Pipeline, VpcSources};
@@ -189,8 +191,22 @@ pub struct Stack<L, C: Connector> {
     tx_buf: Box<[u8]>,
     mtu: usize,
     stats: ConnStats,
+    /// The line budgets of the clients the stack resets.
+    resets_log: ResetsLog,
     /// smoltcp's time zero.
     epoch: Instant,
+}
+
+/// Why the stack resets a client, each with its line budget: one `info`
+/// line per reset, naming the ENI and the client, within the budget.
+#[derive(Default)]
+struct ResetsLog {
+    /// The upstream refused, was unreachable or timed out.
+    upstream: LogLimit,
+    /// The stream failed the SNI check.
+    sni: LogLimit,
+    /// The endpoint policy denies the client.
+    policy: LogLimit,
 }
 
 /// Which event ended a wait.
@@ -300,6 +316,7 @@ impl<L: Link, C: Connector> Stack<L, C> {
             tx_buf: vec![0u8; MAX_FRAME].into_boxed_slice(),
             mtu,
             stats: ConnStats::default(),
+            resets_log: ResetsLog::default(),
             epoch: now,
         })
     }
@@ -448,7 +465,12 @@ impl<L: Link, C: Connector> Stack<L, C> {
                     continue;
                 }
                 SynVerdict::Refuse(decision) => {
-                    tracing::info!(%flow, "endpoint policy: {decision:?}; refusing the client");
+                    let eni = self.guard.eni_id(syn.eni);
+                    log_failure!(
+                        self.resets_log.policy,
+                        now,
+                        "{eni}: RESET client {flow}: endpoint policy: {decision:?}"
+                    );
                     self.stats.policy_denied += 1;
                     self.slots.give_back(syn.endpoint);
                     self.refuse(&syn.meta, now);
@@ -481,7 +503,8 @@ impl<L: Link, C: Connector> Stack<L, C> {
         let stream = match c.result {
             Ok(s) => s,
             Err(e) => {
-                tracing::info!(flow = %c.flow, "upstream {}: {e}; refusing the client", self.endpoints[syn.endpoint].upstream);
+                let (eni, flow, up) = (self.guard.eni_id(syn.eni), c.flow, &self.endpoints[syn.endpoint].upstream);
+                log_failure!(self.resets_log.upstream, now, "{eni}: RESET client {flow}: upstream {up}: {e}");
                 self.slots.give_back(syn.endpoint);
                 self.half_open.close(syn.meta.src);
                 self.stats.refused += 1;
@@ -503,12 +526,7 @@ impl<L: Link, C: Connector> Stack<L, C> {
         now: Instant,
     ) -> io::Result<()> {
         let flow = syn.meta.flow();
-        let mut sock = self.spare.pop().unwrap_or_else(|| {
-            tcp::Socket::new(
-                tcp::SocketBuffer::new(vec![0; SOCKET_BUFFER]),
-                tcp::SocketBuffer::new(vec![0; SOCKET_BUFFER]),
-            )
-        });
+        let mut sock = self.spare.pop().unwrap_or_else(|| tcp::Socket::new(window::ring(), window::ring()));
         sock.set_nagle_enabled(false);
         sock.set_timeout(Some(smoltcp::time::Duration::from_secs(SOCKET_TIMEOUT.as_secs())));
         let local = IpEndpoint::new(IpAddress::Ipv4(syn.meta.dst), syn.meta.dst_port);
@@ -564,8 +582,10 @@ impl<L: Link, C: Connector> Stack<L, C> {
         if handshake && conn.state() != ConnState::Handshake {
             self.half_open.close(conn.flow.client.0);
         }
-        if conn.denied.take().is_some() {
+        if let Some(why) = conn.denied.take() {
             self.stats.sni_denied += 1;
+            let (eni, flow) = (self.guard.eni_id(conn.eni), conn.flow);
+            log_failure!(self.resets_log.sni, now, "{eni}: RESET client {flow}: SNI check: {why}");
         }
         match progress {
             Progress::Idle => false,
@@ -584,7 +604,7 @@ impl<L: Link, C: Connector> Stack<L, C> {
         let mut rst = [0u8; 64];
         let n = packet::emit_rst(syn, &mut rst);
         let Ok(meta) = packet::parse(&rst[..n], false) else { return };
-        if self.guard.handle_egress(now, &meta) {
+        if self.guard.handle_egress(now, &meta, 0) {
             if let Err(e) = self.link.write_packet(&rst[..n]) {
                 tracing::debug!("link write (RST): {e}");
             }

@@ -230,7 +230,7 @@ impl MemoryLab {
         let (rules_tx, rules_rx) = watch::channel(Arc::new(rules));
         let eni_ids: Vec<String> = plan.endpoints.iter().flat_map(|e| e.enis.iter().map(|n| n.id.clone())).collect();
         let eni_ips: Vec<Ipv4Addr> = plan.eni_ips().map(|(ip, _)| ip).collect();
-        let guard = EniGuard::new(rules_rx, FilterConfig::default(), &eni_ids, &eni_ips, plan.vpc.mtu, None)
+        let guard = EniGuard::new(rules_rx, FilterConfig::default(), &eni_ids, &eni_ips, None)
             .unwrap_or_else(|e| panic!("{e}"));
         let net = MemoryNet::default();
         let stack = Stack::new(
