@@ -411,7 +411,7 @@ fn profile_kind(dso: &str, sym: &str) -> usize {
 
 /// tun2proxy (crates.io) on a TUN at MTU 1500 in one namespace, relaying
 /// through a dante SOCKS5 server in a second one to an iperf3 server there:
-/// the topology of ANCHORS.md. `None` unless both are installed.
+/// the usual topology of a userspace SOCKS-over-TUN peer. `None` unless both are installed.
 /// tun2proxy and the kernel path in turn: ((kernel, peer) up, (kernel, peer) down).
 type PeerStats = ((Stat, Stat), (Stat, Stat));
 

@@ -4,7 +4,7 @@
 //! per Availability Zone, and automatically scales up to 100 Gbps" (PrivateLink
 //! quotas; the source documents say 40 Gbps). So the limit is an *aggregate*
 //! per endpoint per AZ, i.e. per ENI, not per connection: opening more
-//! connections must not buy more bandwidth (USER-ASKS 17, toxiproxy #613).
+//! connections must not buy more bandwidth (as users of toxiproxy asked, its issue #613).
 //!
 //! # Theory of operation
 //! Nothing here touches a socket or a clock: every call takes `now`, which must
