@@ -105,6 +105,16 @@ impl ConnState {
     fn client_fin(self) -> bool {
         matches!(self, ConnState::Relaying { to_service: Half::Draining | Half::Closed, .. })
     }
+
+    /// Nothing more goes upstream: the client's FIN was passed on, or a reset.
+    fn to_service_done(self) -> bool {
+        matches!(self, ConnState::Relaying { to_service: Half::Closed, .. } | ConnState::Reset)
+    }
+
+    /// Nothing more goes to the client: the service's EOF was passed on, or a reset.
+    fn to_client_done(self) -> bool {
+        matches!(self, ConnState::Relaying { to_client: Half::Closed, .. } | ConnState::Reset)
+    }
 }
 
 /// One relayed connection.
@@ -201,9 +211,8 @@ impl<U: UpstreamIo> Conn<U> {
         // bytes: they go upstream before the connection counts as finished.
         let moved =
             self.client_to_upstream(sock, shaping.as_mut(), now) | self.upstream_to_client(sock, shaping.as_mut(), now);
-        let to_service_closed = matches!(self.state, ConnState::Relaying { to_service: Half::Closed, .. });
         if self.state == ConnState::Reset
-            || (matches!(sock.state(), State::Closed | State::TimeWait) && to_service_closed)
+            || (matches!(sock.state(), State::Closed | State::TimeWait) && self.state.to_service_done())
         {
             return Progress::Finished;
         }
@@ -277,7 +286,7 @@ impl<U: UpstreamIo> Conn<U> {
         let mut moved = false;
         let waker = self.waker_handle.clone();
         let mut cx = Context::from_waker(&waker);
-        while !matches!(self.state, ConnState::Relaying { to_service: Half::Closed, .. } | ConnState::Reset) {
+        while !self.state.to_service_done() {
             if sock.can_recv() {
                 let up = &self.upstream;
                 let mut later = false;
@@ -339,9 +348,7 @@ impl<U: UpstreamIo> Conn<U> {
         let mut moved = false;
         let waker = self.waker_handle.clone();
         let mut cx = Context::from_waker(&waker);
-        while !matches!(self.state, ConnState::Relaying { to_client: Half::Closed, .. } | ConnState::Reset)
-            && sock.can_send()
-        {
+        while !self.state.to_client_done() && sock.can_send() {
             // Ask the shaper only when the upstream has bytes: a grant never
             // used would mark this connection as wanting more than it does.
             if shaping.is_some() && self.upstream.poll_read_ready(&mut cx).is_pending() {
