@@ -268,6 +268,38 @@ pub fn s3_endpoint_names(name: &str) -> Vec<String> {
     S3_ENDPOINT_LABELS.iter().flat_map(|label| [format!("{label}.{name}"), format!("*.{label}.{name}")]).collect()
 }
 
+/// The one-label wildcard that covers every endpoint-specific name of the
+/// service whose public name is `dns_name`: `ec2.us-east-1.amazonaws.com` ->
+/// `*.ec2.us-east-1.vpce.amazonaws.com`, which matches the regional
+/// `vpce-…-xyz.ec2…` and the zonal `vpce-…-xyz-us-east-1a.ec2…` names alike
+/// (a certificate's `*` stands for exactly one label, RFC 6125).
+///
+/// The label(s) come from the service table, not from the name, because they
+/// differ for some services (`kinesis.<region>` belongs to `kinesis-streams`,
+/// `*.dkr.ecr.<region>` has `dkr.ecr`). `None` for a name the table does not
+/// list (a partner's, a global one such as `iam.amazonaws.com`) and for a name
+/// that is already endpoint-specific. For S3 the wildcard covers the
+/// endpoint-specific names but not the `bucket.vpce-…`, `accesspoint.vpce-…`
+/// and `control.vpce-…` forms under them: those are one label deeper, so no
+/// single wildcard can (see [`s3_endpoint_names`]).
+pub fn vpce_wildcard(dns_name: &str) -> Option<String> {
+    let name = dns_name.strip_suffix('.').unwrap_or(dns_name).to_ascii_lowercase();
+    let host = name.strip_prefix("*.").unwrap_or(&name);
+    let rest = host.strip_suffix(".amazonaws.com.cn").or_else(|| host.strip_suffix(".amazonaws.com"))?;
+    let (_, region) = rest.rsplit_once('.')?;
+    if !is_region(region) {
+        return None;
+    }
+    let suffix = dns_suffix(region);
+    let row = table_rows().find(|row| {
+        row.names.clone().any(|template| {
+            let template = template.strip_prefix("*.").unwrap_or(template);
+            template.replace("{region}", region).replace(".amazonaws.com", &format!(".{suffix}")) == host
+        })
+    })?;
+    Some(format!("*.{}.{region}.vpce.{suffix}", row.vpce_part))
+}
+
 /// Makes the 8-character lowercase alphanumeric suffix from caller-supplied random bytes.
 ///
 /// `byte % 36` is slightly biased towards the first 4 symbols; harmless for a
@@ -543,6 +575,47 @@ mod tests {
         assert_eq!(custom.vpce_dns_part, "s3");
         assert!(custom.endpoint_sub_names("n").is_empty());
         assert!(lookup("com.amazonaws.eu-west-1.ec2").unwrap().endpoint_sub_names("n").is_empty());
+    }
+
+    #[test]
+    fn vpce_wildcard_comes_from_the_table() {
+        let cases = [
+            ("ec2.us-east-1.amazonaws.com", "*.ec2.us-east-1.vpce.amazonaws.com"),
+            ("STS.eu-west-2.amazonaws.com.", "*.sts.eu-west-2.vpce.amazonaws.com"),
+            ("api.ecr.us-west-2.amazonaws.com", "*.api.ecr.us-west-2.vpce.amazonaws.com"),
+            ("*.dkr.ecr.us-west-2.amazonaws.com", "*.dkr.ecr.us-west-2.vpce.amazonaws.com"),
+            ("kinesis.eu-central-1.amazonaws.com", "*.kinesis.eu-central-1.vpce.amazonaws.com"),
+            ("s3.us-east-1.amazonaws.com", "*.s3.us-east-1.vpce.amazonaws.com"),
+            ("*.s3.us-east-1.amazonaws.com", "*.s3.us-east-1.vpce.amazonaws.com"),
+            ("ec2.cn-north-1.amazonaws.com.cn", "*.ec2.cn-north-1.vpce.amazonaws.com.cn"),
+        ];
+        for (name, wildcard) in cases {
+            assert_eq!(vpce_wildcard(name).as_deref(), Some(wildcard), "{name}");
+        }
+        // It covers the names endpoint_dns_names builds: one label in front of the apex.
+        let (regional, zonal) = endpoint_dns_names("0abc", "xyz12345", "ec2", "us-east-1", &["us-east-1a".into()]);
+        let apex = vpce_wildcard("ec2.us-east-1.amazonaws.com").unwrap();
+        let apex = apex.strip_prefix("*").unwrap();
+        for n in [regional, zonal[0].1.clone()] {
+            let (first, tail) = n.split_once('.').unwrap();
+            assert!(!first.is_empty() && format!(".{tail}") == apex, "{n}");
+        }
+    }
+
+    #[test]
+    fn no_vpce_wildcard_for_unknown_or_endpoint_names() {
+        for name in [
+            "api.partner.example",
+            "iam.amazonaws.com",
+            "nosuchservice.us-east-1.amazonaws.com",
+            "ec2.us-east-1.vpce.amazonaws.com",
+            "vpce-0abc-xyz.ec2.us-east-1.vpce.amazonaws.com",
+            "ec2.useast1.amazonaws.com",
+            "",
+            "amazonaws.com",
+        ] {
+            assert_eq!(vpce_wildcard(name), None, "{name}");
+        }
     }
 
     #[test]
