@@ -40,16 +40,24 @@ enum Command {
     /// Build a lab from the embedded config, show the endpoint at work, tear it down.
     Demo,
     /// Serve a loopback HTTPS stand-in for a public service (for hand-built labs).
+    ///
+    /// It answers as AWS does: STS GetCallerIdentity for real, any other
+    /// action with an AWS error the CLI and SDKs parse, a plain GET with a
+    /// line naming it. Each stand-in makes a CA of its own, with a name no
+    /// other has, written to a file named after its service and port.
     Standin {
-        /// The service's DNS name, which its certificate covers.
-        #[arg(long, default_value = "ec2.us-east-1.amazonaws.com")]
-        name: String,
-        /// Loopback port to listen on.
+        /// A DNS name it answers for; repeat for several (the first is the
+        /// certificate's common name). The certificate also covers each
+        /// catalogued service's endpoint-specific names (`*.ec2.us-east-1.vpce.amazonaws.com`).
+        #[arg(long = "name", value_name = "NAME", default_value = "ec2.us-east-1.amazonaws.com")]
+        names: Vec<String>,
+        /// Loopback port to listen on (0: any free port).
         #[arg(long, default_value_t = 8443)]
         port: u16,
-        /// Where to write the CA certificate (PEM) that clients should trust.
-        #[arg(long, default_value = "/tmp/privlink-standin-ca.pem")]
-        ca_out: PathBuf,
+        /// Where to write the CA certificate (PEM) that clients should trust
+        /// [default: /tmp/privlink-standin-<first name>-<port>-ca.pem].
+        #[arg(long)]
+        ca_out: Option<PathBuf>,
     },
 }
 
@@ -142,15 +150,26 @@ fn main() -> ExitCode {
                 Err(e) => fail(e),
             }
         }
-        Command::Standin { name, port, ca_out } => {
+        Command::Standin { names, port, ca_out } => {
             let shutdown = {
                 let _guard = rt.enter();
                 shutdown_signal()
             };
             let result = rt.block_on(async {
-                let standin = standin::TlsStandIn::start(&name, port).await?;
-                std::fs::write(&ca_out, &standin.cert.ca_pem)?;
-                println!("stand-in for {name} on {}; CA certificate in {}", standin.addr, ca_out.display());
+                // Listening first: a second stand-in on a busy port fails before it writes any CA file.
+                let standin = standin::TlsStandIn::start_for(&names, port).await?;
+                let cert = &standin.cert;
+                let ca_out = ca_out.unwrap_or_else(|| standin::default_ca_path(&cert.names[0], standin.addr.port()));
+                std::fs::write(&ca_out, &cert.ca_pem)
+                    .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", ca_out.display())))?;
+                println!(
+                    "stand-in for {} on {}; certificate for {}; CA \"{}\" in {}",
+                    names.join(", "),
+                    standin.addr,
+                    cert.names.join(", "),
+                    cert.ca_name,
+                    ca_out.display()
+                );
                 shutdown.await;
                 Ok::<_, std::io::Error>(())
             });
