@@ -5,6 +5,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -13,12 +14,17 @@ use smoltcp::socket::tcp;
 use super::lab::{MemoryLab, Service};
 use crate::edge::pipe::MemoryPeer;
 use crate::lab::probe::client_config;
+use crate::lab::standin::aws_reply::{self, StandIn};
+use crate::lab::standin::http::{self, Parse};
 
-/// Answers one `GET` per connection with `200 OK` and a line naming the
-/// service, then closes, as the stand-in of the public service does.
+/// Answers one request per connection as the stand-in of the public
+/// service does ([`aws_reply::answer`]: a `GET` gets `200 OK` and a line
+/// naming the service, a Query or JSON call an AWS reply), then closes.
+/// Request ids count up from 1 in the process, not from the OS's randomness,
+/// as everything in the memory lab is made the same every run.
 pub struct Https {
     tls: rustls::ServerConnection,
-    name: String,
+    standin: StandIn,
     request: Vec<u8>,
     answered: bool,
 }
@@ -27,7 +33,25 @@ impl Https {
     /// A service for `name` presenting the certificate of `config`.
     pub fn new(config: Arc<rustls::ServerConfig>, name: &str) -> Https {
         let tls = rustls::ServerConnection::new(config).expect("a server config rustls takes");
-        Https { tls, name: name.to_string(), request: Vec::new(), answered: false }
+        let greeting = format!("hello from {name} (the public service's stand-in, in memory)\n");
+        let standin = StandIn { name: name.to_string(), greeting };
+        Https { tls, standin, request: Vec::new(), answered: false }
+    }
+
+    /// The answer to the request read so far, once it is whole (or cannot be read).
+    fn answer(&self) -> Option<Vec<u8>> {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        let id = || aws_reply::request_id(u128::from(NEXT_ID.fetch_add(1, Ordering::Relaxed)).to_be_bytes());
+        match http::parse(&self.request) {
+            Ok(Parse::Partial { .. }) => None,
+            Ok(Parse::Complete { request, .. }) => {
+                Some(aws_reply::answer(&request, &self.standin, &id()).encode(false, request.method == "HEAD"))
+            }
+            Err(e) => {
+                let (status, reason) = e.status();
+                Some(aws_reply::refusal(status, reason, &e.to_string(), &id()).encode(false, false))
+            }
+        }
     }
 }
 
@@ -48,21 +72,19 @@ impl Service for Https {
             }
         }
         let mut buf = [0u8; 4096];
-        while let Ok(n) = self.tls.reader().read(&mut buf) {
-            if n == 0 {
-                break;
+        // Past the bound, parse refuses the request: no need to hold more.
+        while self.request.len() <= http::MAX_REQUEST_BYTES {
+            match self.tls.reader().read(&mut buf) {
+                Ok(n) if n > 0 => self.request.extend_from_slice(&buf[..n]),
+                _ => break,
             }
-            self.request.extend_from_slice(&buf[..n]);
         }
-        if !self.answered && self.request.windows(4).any(|w| w == b"\r\n\r\n") {
-            let body = format!("hello from {} (the public service's stand-in, in memory)\n", self.name);
-            let resp = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            self.tls.writer().write_all(resp.as_bytes()).expect("rustls buffers plaintext");
-            self.tls.send_close_notify();
-            self.answered = true;
+        if !self.answered {
+            if let Some(resp) = self.answer() {
+                self.tls.writer().write_all(&resp).expect("rustls buffers plaintext");
+                self.tls.send_close_notify();
+                self.answered = true;
+            }
         }
         while self.tls.wants_write() {
             match self.tls.write_tls(peer) {
