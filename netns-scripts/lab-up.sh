@@ -45,5 +45,5 @@ cat <<MSG
 lab is up: namespaces $VPC, $P-a (10.0.1.10), $P-b (10.0.2.10)
 next:  privlink up --config netns-scripts/lab.toml
 then:  privlink standin &   # a loopback HTTPS stand-in for ec2.us-east-1.amazonaws.com on port 8443
-       ip netns exec $P-a curl --cacert /tmp/privlink-standin-ca.pem --resolve ec2.us-east-1.amazonaws.com:443:10.0.1.49 https://ec2.us-east-1.amazonaws.com/
+       ip netns exec $P-a curl --cacert /tmp/privlink-standin-ec2.us-east-1.amazonaws.com-8443-ca.pem --resolve ec2.us-east-1.amazonaws.com:443:10.0.1.49 https://ec2.us-east-1.amazonaws.com/
 MSG
