@@ -14,6 +14,7 @@
 pub mod ec2;
 pub mod error;
 pub mod query;
+pub mod time;
 pub mod xml;
 
 use self::ec2::{Call, Ec2, Effect};

@@ -30,7 +30,9 @@
 //! [`Call::now`] (Unix seconds); the core reads no clock.
 
 mod describe;
+pub mod endpoint;
 mod ids;
+pub mod instance;
 mod resources;
 #[cfg(test)]
 pub(crate) mod testkit;
@@ -121,6 +123,16 @@ impl Ec2 {
             "CreateTags" => vpc::create_tags(self, call, &mut x)?,
             "DeleteTags" => vpc::delete_tags(self, call, &mut x)?,
             "DescribeTags" => vpc::describe_tags(self, call, &mut x)?,
+            "RunInstances" => instance::run_instances(self, call, &mut x)?,
+            "DescribeInstances" => instance::describe_instances(self, call, &mut x)?,
+            "TerminateInstances" => instance::terminate_instances(self, call, &mut x)?,
+            "CreateVpcEndpoint" => endpoint::create_vpc_endpoint(self, call, &mut x)?,
+            "DescribeVpcEndpoints" => endpoint::describe_vpc_endpoints(self, call, &mut x)?,
+            "ModifyVpcEndpoint" => endpoint::modify_vpc_endpoint(self, call, &mut x)?,
+            "DeleteVpcEndpoints" => endpoint::delete_vpc_endpoints(self, call, &mut x)?,
+            "DescribeVpcEndpointServices" => endpoint::describe_vpc_endpoint_services(self, call, &mut x)?,
+            "DescribeNetworkInterfaces" => endpoint::describe_network_interfaces(self, call, &mut x)?,
+            "DeleteNetworkInterface" => endpoint::delete_network_interface(self, call, &mut x)?,
             _ => {
                 return Err(ApiError::new(
                     "InvalidAction",
