@@ -33,6 +33,7 @@ mod describe;
 pub mod endpoint;
 mod ids;
 pub mod instance;
+pub mod plan;
 mod resources;
 #[cfg(test)]
 pub(crate) mod testkit;
