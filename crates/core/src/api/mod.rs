@@ -14,6 +14,7 @@
 pub mod ec2;
 pub mod error;
 pub mod query;
+pub mod settings;
 pub mod time;
 pub mod xml;
 
