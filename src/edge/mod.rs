@@ -13,7 +13,9 @@ macro_rules! log_failure {
     };
 }
 
+pub mod api;
 pub mod config_file;
+pub mod data_path;
 pub mod daemon;
 pub mod guard;
 pub mod lock;
