@@ -32,6 +32,7 @@
 mod describe;
 mod ids;
 mod resources;
+pub mod security_group;
 #[cfg(test)]
 pub(crate) mod testkit;
 pub mod vpc;
@@ -121,6 +122,14 @@ impl Ec2 {
             "CreateTags" => vpc::create_tags(self, call, &mut x)?,
             "DeleteTags" => vpc::delete_tags(self, call, &mut x)?,
             "DescribeTags" => vpc::describe_tags(self, call, &mut x)?,
+            "CreateSecurityGroup" => security_group::create_security_group(self, call, &mut x)?,
+            "DescribeSecurityGroups" => security_group::describe_security_groups(self, call, &mut x)?,
+            "DeleteSecurityGroup" => security_group::delete_security_group(self, call, &mut x)?,
+            "AuthorizeSecurityGroupIngress" => security_group::authorize_ingress(self, call, &mut x)?,
+            "AuthorizeSecurityGroupEgress" => security_group::authorize_egress(self, call, &mut x)?,
+            "RevokeSecurityGroupIngress" => security_group::revoke_ingress(self, call, &mut x)?,
+            "RevokeSecurityGroupEgress" => security_group::revoke_egress(self, call, &mut x)?,
+            "DescribeSecurityGroupRules" => security_group::describe_security_group_rules(self, call, &mut x)?,
             _ => {
                 return Err(ApiError::new(
                     "InvalidAction",
