@@ -31,6 +31,7 @@
 
 mod describe;
 mod ids;
+pub mod network_acl;
 mod resources;
 pub mod security_group;
 #[cfg(test)]
@@ -130,6 +131,13 @@ impl Ec2 {
             "RevokeSecurityGroupIngress" => security_group::revoke_ingress(self, call, &mut x)?,
             "RevokeSecurityGroupEgress" => security_group::revoke_egress(self, call, &mut x)?,
             "DescribeSecurityGroupRules" => security_group::describe_security_group_rules(self, call, &mut x)?,
+            "CreateNetworkAcl" => network_acl::create_network_acl(self, call, &mut x)?,
+            "DescribeNetworkAcls" => network_acl::describe_network_acls(self, call, &mut x)?,
+            "DeleteNetworkAcl" => network_acl::delete_network_acl(self, call, &mut x)?,
+            "CreateNetworkAclEntry" => network_acl::create_network_acl_entry(self, call, &mut x)?,
+            "ReplaceNetworkAclEntry" => network_acl::replace_network_acl_entry(self, call, &mut x)?,
+            "DeleteNetworkAclEntry" => network_acl::delete_network_acl_entry(self, call, &mut x)?,
+            "ReplaceNetworkAclAssociation" => network_acl::replace_network_acl_association(self, call, &mut x)?,
             _ => {
                 return Err(ApiError::new(
                     "InvalidAction",
