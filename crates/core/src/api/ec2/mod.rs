@@ -33,6 +33,7 @@ mod describe;
 mod ids;
 pub mod network_acl;
 mod resources;
+pub mod rules;
 pub mod security_group;
 #[cfg(test)]
 pub(crate) mod testkit;
