@@ -34,7 +34,10 @@ pub mod endpoint;
 mod ids;
 pub mod instance;
 pub mod plan;
+pub mod network_acl;
 mod resources;
+pub mod rules;
+pub mod security_group;
 #[cfg(test)]
 pub(crate) mod testkit;
 pub mod vpc;
@@ -134,6 +137,21 @@ impl Ec2 {
             "DescribeVpcEndpointServices" => endpoint::describe_vpc_endpoint_services(self, call, &mut x)?,
             "DescribeNetworkInterfaces" => endpoint::describe_network_interfaces(self, call, &mut x)?,
             "DeleteNetworkInterface" => endpoint::delete_network_interface(self, call, &mut x)?,
+            "CreateSecurityGroup" => security_group::create_security_group(self, call, &mut x)?,
+            "DescribeSecurityGroups" => security_group::describe_security_groups(self, call, &mut x)?,
+            "DeleteSecurityGroup" => security_group::delete_security_group(self, call, &mut x)?,
+            "AuthorizeSecurityGroupIngress" => security_group::authorize_ingress(self, call, &mut x)?,
+            "AuthorizeSecurityGroupEgress" => security_group::authorize_egress(self, call, &mut x)?,
+            "RevokeSecurityGroupIngress" => security_group::revoke_ingress(self, call, &mut x)?,
+            "RevokeSecurityGroupEgress" => security_group::revoke_egress(self, call, &mut x)?,
+            "DescribeSecurityGroupRules" => security_group::describe_security_group_rules(self, call, &mut x)?,
+            "CreateNetworkAcl" => network_acl::create_network_acl(self, call, &mut x)?,
+            "DescribeNetworkAcls" => network_acl::describe_network_acls(self, call, &mut x)?,
+            "DeleteNetworkAcl" => network_acl::delete_network_acl(self, call, &mut x)?,
+            "CreateNetworkAclEntry" => network_acl::create_network_acl_entry(self, call, &mut x)?,
+            "ReplaceNetworkAclEntry" => network_acl::replace_network_acl_entry(self, call, &mut x)?,
+            "DeleteNetworkAclEntry" => network_acl::delete_network_acl_entry(self, call, &mut x)?,
+            "ReplaceNetworkAclAssociation" => network_acl::replace_network_acl_association(self, call, &mut x)?,
             _ => {
                 return Err(ApiError::new(
                     "InvalidAction",
