@@ -194,6 +194,22 @@ fn instances_reach_each_other_and_the_eni_and_cannot_spoof() {
         ids
     });
     let router_mac = mac(&v, a.vpc_side());
+    let x = a.vpc_side();
+    for (key, want) in [
+        (format!("net.ipv4.conf.{x}.rp_filter"), "1"),
+        (format!("net.ipv4.conf.{x}.proxy_arp"), "1"),
+        (format!("net.ipv4.conf.{x}.send_redirects"), "0"),
+        (format!("net.ipv4.neigh.{x}.proxy_delay"), "0"),
+        (format!("net.ipv6.conf.{x}.disable_ipv6"), "1"),
+    ] {
+        assert_eq!(fabric::get_sysctl(&v, &key).unwrap(), want, "{key} in {v}");
+    }
+    assert_eq!(fabric::get_sysctl(&ia, "net.ipv6.conf.eth0.disable_ipv6").unwrap(), "1");
+    assert_eq!(ip_out(&["-n", &ia, "-6", "addr", "show", "dev", "eth0"]), "", "no IPv6 on {ia}'s eth0");
+    let vpc_addr = ip_out(&["-n", &v, "-o", "-4", "addr", "show", "dev", x]);
+    assert!(vpc_addr.contains("inet 10.77.1.1/32"), "{vpc_addr}");
+    let to_a = ip_out(&["-n", &v, "route", "show", "10.77.1.10"]);
+    assert!(to_a.contains(&format!("dev {x}")) && to_a.contains("src 10.77.1.1"), "{to_a}");
     assert!(a.vpc_side().len() <= 15 && a.vpc_side().starts_with('i'), "{}", a.vpc_side());
 
     // The instance's side: its address in the subnet, the subnet router as its gateway, the VPC resolver.
