@@ -16,7 +16,9 @@
 //! - `net.ipv4.conf.{all,default}.send_redirects=0`: a router that forwards a
 //!   packet out of the device it came in on tells the sender to go direct
 //!   (ICMP redirect). In a VPC there is no "direct": every instance is behind
-//!   its own link and must keep going through the router.
+//!   its own link and must keep going through the router. The kernel sends
+//!   them if `all` *or* the device says so, hence both, and each instance
+//!   link's own setting too.
 //! - `net.ipv4.conf.all.rp_filter=0`: a new namespace inherits `all` and
 //!   `default` from the host (`net.core.devconf_inherit_init_net=0`), and the
 //!   kernel filters a device by `max(all, device)`. systemd sets `all` to 2
