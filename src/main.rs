@@ -99,6 +99,23 @@ fn main() -> ExitCode {
             }
         }
         Command::Up { config, state_dir } => {
+            if let Some(settings) = match config_file::load_api(&config) {
+                Ok(s) => s,
+                Err(e) => return fail(e),
+            } {
+                let shutdown = {
+                    let _guard = rt.enter();
+                    shutdown_signal()
+                };
+                let ready = |addr| println!("privlink: EC2 API on http://{addr} (aws --endpoint-url http://{addr} ec2 ...)");
+                return match rt.block_on(privlink::edge::api::run(&settings, &state_dir, ready, shutdown)) {
+                    Ok(()) => {
+                        println!("privlink: stopped");
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => fail(e),
+                };
+            }
             let config_path = config.clone();
             let config = match config_file::load(&config) {
                 Ok(c) => c,

@@ -271,25 +271,25 @@ fn queue_count(plan: &Plan, cpus: usize) -> usize {
 }
 
 /// What every queue's stack is built from.
-struct QueueShared {
-    plan: Plan,
-    settings: watch::Receiver<Arc<ResolverSettings>>,
+pub(crate) struct QueueShared {
+    pub(crate) plan: Plan,
+    pub(crate) settings: watch::Receiver<Arc<ResolverSettings>>,
 }
 
 /// The threads serving TUN queues 1.., and the flag that stops them all.
-struct Workers {
+pub(crate) struct Workers {
     threads: Vec<(usize, std::thread::JoinHandle<Result<Report, DaemonError>>)>,
     stop: watch::Sender<bool>,
 }
 
 impl Workers {
-    fn new() -> Workers {
+    pub(crate) fn new() -> Workers {
         Workers { threads: Vec::new(), stop: watch::channel(false).0 }
     }
 
     /// Starts a thread with its own runtime and stack for `queue`; returns once
     /// the stack is built (or could not be).
-    async fn start(
+    pub(crate) async fn start(
         &mut self,
         index: usize,
         queue: TunQueue,
@@ -341,7 +341,7 @@ impl Workers {
     }
 
     /// Stops every queue's thread and collects their reports.
-    fn join(&mut self) -> Vec<Result<Report, DaemonError>> {
+    pub(crate) fn join(&mut self) -> Vec<Result<Report, DaemonError>> {
         self.stop.send_replace(true);
         self.threads.drain(..).map(|(i, t)| t.join().unwrap_or(Err(DaemonError::QueuePanicked(i)))).collect()
     }

@@ -1,6 +1,7 @@
 //! The I/O edges: namespaces, the TUN, the per-queue stack loop, the relay,
 //! the in-process streams and the wakers they share, the resolver's sockets,
-//! the state store, locks, ownership records, privileges and the daemon.
+//! the state store, locks, ownership records, privileges, the daemon, and the
+//! fabric (VPC and instance namespaces) the EC2 API builds.
 
 /// Logs a failure: at `info` when `$limit` (a [`privlink_core::log_limit::LogLimit`])
 /// has room for a line at `$now`, saying how many it held back; else at `debug`.
@@ -13,8 +14,11 @@ macro_rules! log_failure {
     };
 }
 
+pub mod api;
 pub mod config_file;
+pub mod data_path;
 pub mod daemon;
+pub mod fabric;
 pub mod guard;
 pub mod lock;
 pub mod netns;

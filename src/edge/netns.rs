@@ -111,7 +111,7 @@ pub fn run_in<T: Send + 'static>(name: &str, f: impl FnOnce() -> T + Send + 'sta
 const RESOLV_CONF_HEADER: &str = "# written by privlink: the VPC resolver";
 
 /// The namespace's nsfs inode (its identity), if it exists.
-fn inode(name: &str) -> Option<u64> {
+pub fn inode(name: &str) -> Option<u64> {
     std::fs::metadata(path(name)).ok().map(|m| m.ino())
 }
 
@@ -229,19 +229,28 @@ fn remove_resolv_conf(name: &str) {
     }
 }
 
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let Some(record) = &self.record else { return };
+impl Netns {
+    /// Removes it now, as a drop would (only if privlink created it), saying
+    /// what failed: a namespace that could not be removed keeps its record, so
+    /// the next run adopts it and tries again.
+    pub fn remove(mut self) -> Result<(), NetnsError> {
+        self.remove_created()
+    }
+
+    fn remove_created(&mut self) -> Result<(), NetnsError> {
+        let Some(record) = self.record.take() else { return Ok(()) };
         remove_resolv_conf(&self.name);
         if exists(&self.name) {
-            if let Err(e) = ip(&["netns", "del", &self.name]) {
-                // The record stays: the next run adopts the namespace and tries again.
-                tracing::warn!("removing namespace {}: {e}", self.name);
-                return;
-            }
+            ip(&["netns", "del", &self.name])?;
         }
-        if let Err(e) = record.clear() {
-            tracing::warn!("{}: {e}", record.path().display());
+        record.clear().map_err(|source| NetnsError::Record { path: record.path().display().to_string(), source })
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        if let Err(e) = self.remove_created() {
+            tracing::warn!("removing namespace {}: {e}", self.name);
         }
     }
 }

@@ -178,6 +178,11 @@ impl Tun {
         self.fd.get_ref().try_clone()
     }
 
+    /// This queue, unregistered, for a thread of its own to serve.
+    pub fn into_queue(self) -> TunQueue {
+        TunQueue { file: self.fd.into_inner(), name: self.name }
+    }
+
     /// Device name.
     pub fn name(&self) -> &str {
         &self.name

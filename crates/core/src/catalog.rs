@@ -161,6 +161,11 @@ pub fn lookup(service_name: &str) -> Result<ServiceInfo, CatalogError> {
     })
 }
 
+/// Every AWS service of the table, in `region` (DescribeVpcEndpointServices).
+pub fn services(region: &str) -> Vec<ServiceInfo> {
+    table_rows().filter_map(|row| lookup(&format!("{AWS_PREFIX}{region}.{}", row.short_name)).ok()).collect()
+}
+
 impl ServiceInfo {
     /// Describes a custom (non-AWS) endpoint service with its own private DNS names.
     ///

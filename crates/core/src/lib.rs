@@ -115,6 +115,7 @@ macro_rules! counters_add {
 
 pub mod admission;
 pub mod allocation;
+pub mod api;
 pub mod catalog;
 pub mod cidr;
 pub mod config;

@@ -1,0 +1,152 @@
+//! `[api]` and `[upstreams]` of a config file: where the EC2 API listens
+//! and where each service's streams go.
+//!
+//! ```toml
+//! [api]
+//! listen = "127.0.0.1:4566"     # loopback only (SigV4 checking is not built yet)
+//! region = "us-east-1"          # default us-east-1
+//!
+//! [upstreams]                   # default: the service's public name, port 443
+//! "com.amazonaws.us-east-1.ec2" = "127.0.0.1:8443"
+//!
+//! [dns]
+//! forward = []                  # privacy mode; default: the host's resolvers
+//! ```
+//!
+//! A file with `[api]` holds nothing else but `[upstreams]` and `[dns]`:
+//! every VPC comes through the API.
+
+use std::net::SocketAddr;
+
+use super::ec2::plan::Upstreams;
+use crate::config::{parse_host_port, ConfigError};
+use crate::model::Upstream;
+
+/// The control plane's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiSettings {
+    /// Where the API listens (a loopback address).
+    pub listen: SocketAddr,
+    /// The Region the API serves.
+    pub region: String,
+    /// Where services' streams go.
+    pub upstreams: Upstreams,
+    /// The VPC resolvers' forwarders: `None` the host's, empty privacy mode.
+    pub forward: Option<Vec<SocketAddr>>,
+}
+
+/// Whether `text` is an API config (has an `[api]` table).
+pub fn is_api_config(text: &str) -> bool {
+    toml::from_str::<toml::Table>(text).is_ok_and(|t| t.contains_key("api"))
+}
+
+impl ApiSettings {
+    /// Parses an API config; errors name the file and the key.
+    pub fn from_toml(file: &str, text: &str) -> Result<ApiSettings, ConfigError> {
+        let bad = |key: &str, msg: &str| ConfigError::Invalid {
+            file: file.into(),
+            line: 0,
+            key: key.into(),
+            msg: msg.into(),
+        };
+        let table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            file: file.into(),
+            line: 0,
+            msg: e.message().trim().to_string(),
+        })?;
+        for key in table.keys() {
+            if !matches!(key.as_str(), "api" | "upstreams" | "dns") {
+                return Err(bad(key, "an [api] config holds only [api], [upstreams] and [dns]: VPCs, subnets and endpoints come through the API"));
+            }
+        }
+        let api = table.get("api").and_then(|v| v.as_table()).ok_or_else(|| bad("api", "a table"))?;
+        for key in api.keys() {
+            match key.as_str() {
+                "listen" | "region" => {}
+                "access_key_id" | "secret_access_key" => {
+                    return Err(bad(
+                        &format!("api.{key}"),
+                        "SigV4 checking is not built yet: leave credentials out and listen on loopback",
+                    ))
+                }
+                _ => return Err(bad(&format!("api.{key}"), "unknown key (listen, region)")),
+            }
+        }
+        let listen = api.get("listen").and_then(|v| v.as_str()).unwrap_or("127.0.0.1:4566");
+        let listen: SocketAddr =
+            listen.parse().map_err(|_| bad("api.listen", "an address:port like 127.0.0.1:4566"))?;
+        if !listen.ip().is_loopback() {
+            return Err(bad(
+                "api.listen",
+                "a loopback address: without SigV4 checking anyone who reaches the API could change the VPCs",
+            ));
+        }
+        let region = api.get("region").and_then(|v| v.as_str()).unwrap_or("us-east-1").to_string();
+        if crate::catalog::lookup(&format!("com.amazonaws.{region}.ec2")).is_err() {
+            return Err(bad("api.region", "a Region like us-east-1"));
+        }
+        let mut upstreams = Upstreams::new();
+        if let Some(u) = table.get("upstreams") {
+            let u = u.as_table().ok_or_else(|| bad("upstreams", "a table of service name = \"host:port\""))?;
+            for (service, to) in u {
+                let key = format!("upstreams.\"{service}\"");
+                crate::catalog::lookup(service).map_err(|e| bad(&key, &e.to_string()))?;
+                let (host, port) = to
+                    .as_str()
+                    .and_then(parse_host_port)
+                    .ok_or_else(|| bad(&key, "\"host:port\", e.g. \"127.0.0.1:8443\""))?;
+                upstreams.insert(service.clone(), Upstream { host: host.to_string(), port });
+            }
+        }
+        let forward = match table.get("dns").and_then(|d| d.get("forward")) {
+            None => None,
+            Some(f) => {
+                let list = f.as_array().ok_or_else(|| bad("dns.forward", "a list of \"address:port\""))?;
+                Some(
+                    list.iter()
+                        .map(|a| {
+                            a.as_str()
+                                .and_then(|s| s.parse().ok())
+                                .ok_or_else(|| bad("dns.forward", "a list of \"address:port\""))
+                        })
+                        .collect::<Result<_, _>>()?,
+                )
+            }
+        };
+        Ok(ApiSettings { listen, region, upstreams, forward })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_api_config_and_its_refusals() {
+        let text = "[api]\nlisten = \"127.0.0.1:4566\"\n[upstreams]\n\"com.amazonaws.us-east-1.ec2\" = \"127.0.0.1:8443\"\n[dns]\nforward = []\n";
+        assert!(is_api_config(text));
+        let s = ApiSettings::from_toml("a.toml", text).unwrap();
+        assert_eq!(s.upstreams["com.amazonaws.us-east-1.ec2"].to_string(), "127.0.0.1:8443");
+        assert_eq!(s.forward, Some(vec![]));
+        for (bad, key) in [
+            ("[api]\nlisten = \"0.0.0.0:4566\"\n", "api.listen"),
+            ("[api]\n[vpc]\ncidr = \"10.0.0.0/16\"\n", "vpc"),
+            ("[api]\nregion = \"mars-1\"\n", "api.region"),
+            (
+                "[api]\n[upstreams]\n\"com.amazonaws.us-east-1.nope\" = \"127.0.0.1:1\"\n",
+                "upstreams.\"com.amazonaws.us-east-1.nope\"",
+            ),
+            (
+                "[api]\n[upstreams]\n\"com.amazonaws.us-east-1.ec2\" = \"nowhere\"\n",
+                "upstreams.\"com.amazonaws.us-east-1.ec2\"",
+            ),
+            ("[api]\nsecret_access_key = \"x\"\n", "api.secret_access_key"),
+        ] {
+            match ApiSettings::from_toml("a.toml", bad) {
+                Err(ConfigError::Invalid { key: k, .. }) => assert_eq!(k, key, "{bad}"),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        assert!(!is_api_config(crate::config::DEMO_CONFIG));
+    }
+}

@@ -1,0 +1,175 @@
+//! The EC2 API against a live privlink: every call takes effect before it
+//! returns, and the data plane shows it (namespace test, root).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
+use std::time::Duration;
+
+use privlink::lab::{probe, standin};
+use privlink_core::api::settings::ApiSettings;
+
+/// A form POST to the API, as botocore sends it; returns (status, body).
+fn call(api: SocketAddr, params: &[(&str, &str)]) -> (u16, String) {
+    let mut form = form_urlencoded::Serializer::new(String::new());
+    form.append_pair("Version", "2016-11-15");
+    for (k, v) in params {
+        form.append_pair(k, v);
+    }
+    let body = form.finish();
+    let mut s = TcpStream::connect(api).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "POST / HTTP/1.1\r\nHost: {api}\r\nContent-Type: application/x-www-form-urlencoded; charset=utf-8\r\n\
+         Authorization: AWS4-HMAC-SHA256 Credential=AKID/20261202/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=0\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+/// The texts of every `<name>` element.
+fn texts(doc: &str, name: &str) -> Vec<String> {
+    let (open, close) = (format!("<{name}>"), format!("</{name}>"));
+    doc.split(&open).skip(1).filter_map(|s| s.split(&close).next()).map(str::to_string).collect()
+}
+
+fn ok(api: SocketAddr, params: &[(&str, &str)], field: &str) -> String {
+    let (status, body) = call(api, params);
+    assert_eq!(status, 200, "{params:?}: {body}");
+    texts(&body, field).into_iter().next().unwrap_or_else(|| panic!("no {field} in {body}"))
+}
+
+/// Runs the API in this process on a runtime of its own; stops it on drop.
+struct Api {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Api {
+    fn start(settings: ApiSettings, state_dir: std::path::PathBuf) -> Api {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let result = rt.block_on(privlink::edge::api::run(
+                &settings,
+                &state_dir,
+                |addr| ready_tx.send(addr).unwrap(),
+                async {
+                    let _ = stopped.await;
+                },
+            ));
+            result.expect("the API runs and stops cleanly");
+        });
+        let addr = ready_rx.recv_timeout(Duration::from_secs(30)).expect("the API starts");
+        Api { addr, stop: Some(stop), thread: Some(thread) }
+    }
+}
+
+impl Drop for Api {
+    fn drop(&mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        if let Some(t) = self.thread.take() {
+            if t.join().is_err() && !std::thread::panicking() {
+                panic!("the API's thread panicked");
+            }
+        }
+    }
+}
+
+#[test]
+fn api_calls_build_a_vpc_whose_endpoint_works_at_once_and_survives_a_restart() {
+    if !common::netns_available("api_calls_build_a_vpc_whose_endpoint_works_at_once_and_survives_a_restart") {
+        return;
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let name = "ec2.us-east-1.amazonaws.com";
+    let service = rt.block_on(standin::TlsStandIn::start(name, 0)).unwrap();
+    let dir = common::TempDir::new(&common::unique("api"));
+    let text = format!(
+        "[api]\nlisten = \"127.0.0.1:0\"\n[upstreams]\n\"com.amazonaws.us-east-1.ec2\" = \"{}\"\n[dns]\nforward = []\n",
+        service.addr
+    );
+    let settings = ApiSettings::from_toml("api.toml", &text).unwrap();
+    let api = Api::start(settings.clone(), dir.0.clone());
+    let a = api.addr;
+
+    let vpc = ok(a, &[("Action", "CreateVpc"), ("CidrBlock", "10.0.0.0/16")], "vpcId");
+    assert!(privlink::edge::netns::exists(&vpc), "CreateVpc made namespace {vpc}");
+    ok(a, &[("Action", "ModifyVpcAttribute"), ("VpcId", &vpc), ("EnableDnsHostnames.Value", "true")], "return");
+    let subnet = ok(
+        a,
+        &[("Action", "CreateSubnet"), ("VpcId", &vpc), ("CidrBlock", "10.0.1.0/24"), ("AvailabilityZone", "us-east-1a")],
+        "subnetId",
+    );
+    let instance = ok(
+        a,
+        &[("Action", "RunInstances"), ("ImageId", "ami-12345678"), ("MinCount", "1"), ("MaxCount", "1"), ("SubnetId", &subnet)],
+        "instanceId",
+    );
+    assert!(privlink::edge::netns::exists(&instance), "RunInstances made namespace {instance}");
+    let resolver = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 53);
+    let public = probe::dns_udp(Some(&instance), resolver, name, "A").unwrap();
+    assert_eq!(public.rcode, "Refused", "no endpoint yet, privacy mode: {public:?}");
+
+    let endpoint = ok(
+        a,
+        &[
+            ("Action", "CreateVpcEndpoint"),
+            ("VpcId", &vpc),
+            ("ServiceName", "com.amazonaws.us-east-1.ec2"),
+            ("VpcEndpointType", "Interface"),
+            ("SubnetId.1", &subnet),
+        ],
+        "vpcEndpointId",
+    );
+    let (_, enis) = call(a, &[("Action", "DescribeNetworkInterfaces")]);
+    let eni_ip: Ipv4Addr = texts(&enis, "privateIpAddress")[0].parse().unwrap();
+    assert_eq!(eni_ip, Ipv4Addr::new(10, 0, 1, 5), "the instance holds .4, the ENI the next free address");
+    // At once: the name resolves to the ENI inside the VPC and HTTPS goes through.
+    let answer = probe::dns_udp(Some(&instance), resolver, name, "A").unwrap();
+    assert_eq!(answer.ips, [eni_ip], "{answer:?}");
+    let reply = probe::https_get(&instance, SocketAddrV4::new(eni_ip, 443), name, &service.cert.ca, "/").unwrap();
+    assert!(reply.response.contains("hello from"), "{}", reply.response);
+
+    // A restart rebuilds the namespaces, the ENI and the name from the stored model.
+    drop(api);
+    assert!(!privlink::edge::netns::exists(&vpc) && !privlink::edge::netns::exists(&instance));
+    let api = Api::start(settings, dir.0.clone());
+    let a = api.addr;
+    let answer = probe::dns_udp(Some(&instance), resolver, name, "A").unwrap();
+    assert_eq!(answer.ips, [eni_ip], "after the restart: {answer:?}");
+    let reply = probe::https_get(&instance, SocketAddrV4::new(eni_ip, 443), name, &service.cert.ca, "/").unwrap();
+    assert!(reply.response.contains("hello from"), "{}", reply.response);
+
+    // Deleting the endpoint removes its name and its ENI at once.
+    let (status, body) = call(a, &[("Action", "DeleteVpcEndpoints"), ("VpcEndpointId.1", &endpoint)]);
+    assert_eq!(status, 200, "{body}");
+    assert!(texts(&body, "resourceId").is_empty(), "{body}");
+    let answer = probe::dns_udp(Some(&instance), resolver, name, "A").unwrap();
+    assert_eq!(answer.rcode, "Refused", "{answer:?}");
+    assert!(probe::tcp_connect(&instance, SocketAddrV4::new(eni_ip, 443), Duration::from_secs(1)).is_err());
+
+    // Bad input is refused with AWS's codes, never a 500.
+    let (status, body) = call(a, &[("Action", "DeleteVpc"), ("VpcId", &vpc)]);
+    assert_eq!((status, texts(&body, "Code")), (400, vec!["DependencyViolation".to_string()]), "{body}");
+    let (status, body) = call(a, &[("Action", "DescribeVpcs"), ("VpcId.1", "vpc-nothex")]);
+    assert_eq!((status, texts(&body, "Code")), (400, vec!["InvalidVpcID.Malformed".to_string()]), "{body}");
+
+    ok(a, &[("Action", "TerminateInstances"), ("InstanceId.1", &instance)], "instanceId");
+    assert!(!privlink::edge::netns::exists(&instance));
+    ok(a, &[("Action", "DeleteSubnet"), ("SubnetId", &subnet)], "return");
+    ok(a, &[("Action", "DeleteVpc"), ("VpcId", &vpc)], "return");
+    assert!(!privlink::edge::netns::exists(&vpc), "DeleteVpc removed the namespace");
+    drop(api);
+    assert!(!std::path::Path::new(&format!("/etc/netns/{instance}")).exists());
+}
