@@ -107,7 +107,8 @@ fn main() -> ExitCode {
                     let _guard = rt.enter();
                     shutdown_signal()
                 };
-                let ready = |addr| println!("privlink: EC2 API on http://{addr} (aws --endpoint-url http://{addr} ec2 ...)");
+                let ready =
+                    |addr| println!("privlink: EC2 API on http://{addr} (aws --endpoint-url http://{addr} ec2 ...)");
                 return match rt.block_on(privlink::edge::api::run(&settings, &state_dir, ready, shutdown)) {
                     Ok(()) => {
                         println!("privlink: stopped");

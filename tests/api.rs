@@ -108,12 +108,23 @@ fn api_calls_build_a_vpc_whose_endpoint_works_at_once_and_survives_a_restart() {
     ok(a, &[("Action", "ModifyVpcAttribute"), ("VpcId", &vpc), ("EnableDnsHostnames.Value", "true")], "return");
     let subnet = ok(
         a,
-        &[("Action", "CreateSubnet"), ("VpcId", &vpc), ("CidrBlock", "10.0.1.0/24"), ("AvailabilityZone", "us-east-1a")],
+        &[
+            ("Action", "CreateSubnet"),
+            ("VpcId", &vpc),
+            ("CidrBlock", "10.0.1.0/24"),
+            ("AvailabilityZone", "us-east-1a"),
+        ],
         "subnetId",
     );
     let instance = ok(
         a,
-        &[("Action", "RunInstances"), ("ImageId", "ami-12345678"), ("MinCount", "1"), ("MaxCount", "1"), ("SubnetId", &subnet)],
+        &[
+            ("Action", "RunInstances"),
+            ("ImageId", "ami-12345678"),
+            ("MinCount", "1"),
+            ("MaxCount", "1"),
+            ("SubnetId", &subnet),
+        ],
         "instanceId",
     );
     assert!(privlink::edge::netns::exists(&instance), "RunInstances made namespace {instance}");

@@ -16,8 +16,8 @@ macro_rules! log_failure {
 
 pub mod api;
 pub mod config_file;
-pub mod data_path;
 pub mod daemon;
+pub mod data_path;
 pub mod fabric;
 pub mod guard;
 pub mod lock;

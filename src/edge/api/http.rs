@@ -77,7 +77,12 @@ async fn answer(
     let query = req.uri().query().unwrap_or_default().as_bytes().to_vec();
     let body = match Limited::new(req.into_body(), MAX_REQUEST_BYTES).collect().await {
         Ok(b) => b.to_bytes(),
-        Err(_) => return refuse(ApiError::new("RequestEntityTooLarge", format!("A request is at most {MAX_REQUEST_BYTES} bytes"))),
+        Err(_) => {
+            return refuse(ApiError::new(
+                "RequestEntityTooLarge",
+                format!("A request is at most {MAX_REQUEST_BYTES} bytes"),
+            ))
+        }
     };
     let mut params = Params::parse(&body);
     params.extend(&query);
@@ -87,7 +92,11 @@ async fn answer(
     }
     match answer.await {
         Ok((status, body)) => Ok(xml(status, body)),
-        Err(_) => refuse(ApiError { code: "InternalError", message: "the call was cut short; see privlink's log".into(), status: 500 }),
+        Err(_) => refuse(ApiError {
+            code: "InternalError",
+            message: "the call was cut short; see privlink's log".into(),
+            status: 500,
+        }),
     }
 }
 

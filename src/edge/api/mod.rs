@@ -97,7 +97,8 @@ pub async fn run(
         netns: "(the API's VPCs)".into(),
         tun: String::new(),
     };
-    let _lock = Lock::acquire(&state_dir.join("lock"), &format!("state dir {}", holder.state_dir), "--state-dir", &holder)?;
+    let _lock =
+        Lock::acquire(&state_dir.join("lock"), &format!("state dir {}", holder.state_dir), "--state-dir", &holder)?;
     let file = ModelFile::in_dir(state_dir);
     let mut model = file.load(&settings.region)?;
     let records = Records::in_state_dir(state_dir);
@@ -160,7 +161,11 @@ async fn call(
             if let Err(e) = region.apply(model).await {
                 tracing::warn!("restoring the state before the call: {e}");
             }
-            let e = ApiError { code: "InternalError", message: format!("the call could not be carried out: {why}"), status: 500 };
+            let e = ApiError {
+                code: "InternalError",
+                message: format!("the call could not be carried out: {why}"),
+                status: 500,
+            };
             (e.status, error_document(&e, &request_id))
         }
     }

@@ -101,13 +101,15 @@ impl Region {
         // What went: endpoints and instances first, then whole VPCs.
         let gone: Vec<String> = self.vpcs.keys().filter(|v| !ec2.vpcs.contains_key(*v)).cloned().collect();
         for (_, running) in self.vpcs.iter_mut() {
-            let ids: Vec<String> = running.endpoints.keys().filter(|e| !ec2.endpoints.contains_key(*e)).cloned().collect();
+            let ids: Vec<String> =
+                running.endpoints.keys().filter(|e| !ec2.endpoints.contains_key(*e)).cloned().collect();
             for id in ids {
                 if let Some(e) = running.endpoints.remove(&id) {
                     log_reports(&id, e.path.stop());
                 }
             }
-            let ids: Vec<String> = running.instances.keys().filter(|i| !ec2.instances.contains_key(*i)).cloned().collect();
+            let ids: Vec<String> =
+                running.instances.keys().filter(|i| !ec2.instances.contains_key(*i)).cloned().collect();
             for id in ids {
                 if let Some(i) = running.instances.remove(&id) {
                     i.terminate()?;
@@ -151,7 +153,9 @@ impl Region {
                         }
                         let (rules_tx, rules_rx) = watch::channel(Arc::new(rules));
                         let addresses: Vec<_> = plan.eni_ips().map(|(ip, _)| ip).collect();
-                        let path = DataPath::start(&plan, &addresses, running.settings.subscribe(), rules_rx, Self::filter()).await?;
+                        let path =
+                            DataPath::start(&plan, &addresses, running.settings.subscribe(), rules_rx, Self::filter())
+                                .await?;
                         tracing::info!("endpoint {} on {} ({:?})", e.id, path.device(), addresses);
                         running.endpoints.insert(e.id.clone(), RunningEndpoint { plan, rules: rules_tx, path });
                     }
