@@ -49,6 +49,12 @@
 //! checked field by field first ([`model::State::check`]). [`reload`] says which changes
 //! a running privlink takes live.
 //!
+//! With an `[api]` config the plan comes from the EC2 API instead: [`api`]
+//! maps a Query request ([`api::query::Params`]) onto the [`api::ec2::Ec2`]
+//! model and an XML answer, checking the whole call before changing
+//! anything, and derives each VPC's plan from the model
+//! ([`api::ec2::Ec2::vpc_plan`]); the edge runs one TUN per endpoint from it.
+//!
 //! # Who owns what (in the edge crate)
 //!
 //! Each TUN queue has one thread with a current-thread runtime and owns its
