@@ -1,9 +1,10 @@
 //! The control plane's API, as pure code: the AWS Query protocol's
 //! parameters in, an XML answer and what changed out.
 //!
-//! The edge (`privlink`'s `edge::api`) reads the HTTP request, checks its
-//! SigV4 signature with [`sigv4`], and calls [`handle`] with the service
-//! named in the signature's credential scope (`…/us-east-1/ec2/aws4_request`)
+//! The edge (`privlink`'s `edge::api`) reads the HTTP request and calls
+//! [`handle`] with the service named in the request's SigV4 credential
+//! scope (`…/us-east-1/ec2/aws4_request`; the signature itself is not
+//! checked yet, so the edge serves loopback only)
 //! and the form's `Action`. Only `ec2` is served; a later service
 //! (elasticloadbalancing, sns) is one more arm of [`handle`].
 //!

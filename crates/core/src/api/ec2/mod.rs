@@ -10,7 +10,7 @@
 //! ACL, instance, endpoint and its ENIs, and the tags, in sorted maps keyed
 //! by id, so Describe answers come out in id order and pagination is a range
 //! from the last id returned. The data plane's view of a VPC is derived from
-//! it ([`Ec2::plan`]), never edited apart.
+//! it ([`Ec2::vpc_plan`]), never edited apart.
 //!
 //! **A call is checked whole, then applied.** Each call validates every
 //! parameter and every id it names before it changes anything: a refused
