@@ -184,3 +184,96 @@ fn api_calls_build_a_vpc_whose_endpoint_works_at_once_and_survives_a_restart() {
     drop(api);
     assert!(!std::path::Path::new(&format!("/etc/netns/{instance}")).exists());
 }
+
+#[test]
+fn a_revoked_rule_and_a_removed_subnet_take_effect_before_the_call_returns() {
+    if !common::netns_available("a_revoked_rule_and_a_removed_subnet_take_effect_before_the_call_returns") {
+        return;
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let name = "sts.us-east-1.amazonaws.com";
+    let service = rt.block_on(standin::TlsStandIn::start(name, 0)).unwrap();
+    let dir = common::TempDir::new(&common::unique("api"));
+    let text = format!(
+        "[api]\nlisten = \"127.0.0.1:0\"\n[upstreams]\n\"com.amazonaws.us-east-1.sts\" = \"{}\"\n[dns]\nforward = []\n",
+        service.addr
+    );
+    let api = Api::start(ApiSettings::from_toml("api.toml", &text).unwrap(), dir.0.clone());
+    let a = api.addr;
+    let vpc = ok(a, &[("Action", "CreateVpc"), ("CidrBlock", "10.0.0.0/16")], "vpcId");
+    let subnet = |cidr: &str, az: &str| {
+        ok(a, &[("Action", "CreateSubnet"), ("VpcId", &vpc), ("CidrBlock", cidr), ("AvailabilityZone", az)], "subnetId")
+    };
+    let (sa, sb) = (subnet("10.0.1.0/24", "us-east-1a"), subnet("10.0.2.0/24", "us-east-1b"));
+    let sg = ok(
+        a,
+        &[
+            ("Action", "CreateSecurityGroup"),
+            ("GroupName", "endpoint"),
+            ("GroupDescription", "443 from the VPC"),
+            ("VpcId", &vpc),
+        ],
+        "groupId",
+    );
+    let rule = [
+        ("GroupId", sg.as_str()),
+        ("IpPermissions.1.IpProtocol", "tcp"),
+        ("IpPermissions.1.FromPort", "443"),
+        ("IpPermissions.1.ToPort", "443"),
+        ("IpPermissions.1.IpRanges.1.CidrIp", "10.0.0.0/16"),
+    ];
+    ok(a, &[&[("Action", "AuthorizeSecurityGroupIngress")], &rule[..]].concat(), "return");
+    let instance = ok(
+        a,
+        &[
+            ("Action", "RunInstances"),
+            ("ImageId", "ami-12345678"),
+            ("MinCount", "1"),
+            ("MaxCount", "1"),
+            ("SubnetId", &sa),
+        ],
+        "instanceId",
+    );
+    let endpoint = ok(
+        a,
+        &[
+            ("Action", "CreateVpcEndpoint"),
+            ("VpcId", &vpc),
+            ("ServiceName", "com.amazonaws.us-east-1.sts"),
+            ("VpcEndpointType", "Interface"),
+            ("PrivateDnsEnabled", "false"),
+            ("SubnetId.1", &sa),
+            ("SubnetId.2", &sb),
+            ("SecurityGroupId.1", &sg),
+        ],
+        "vpcEndpointId",
+    );
+    let (_, enis) = call(a, &[("Action", "DescribeNetworkInterfaces")]);
+    let mut ips: Vec<Ipv4Addr> = texts(&enis, "privateIpAddress").iter().map(|s| s.parse().unwrap()).collect();
+    ips.dedup(); // each ENI's address shows twice: privateIpAddress and its privateIpAddressesSet
+    assert_eq!(ips.len(), 2, "{enis}");
+    let get = |ip: Ipv4Addr| probe::https_get(&instance, SocketAddrV4::new(ip, 443), name, &service.cert.ca, "/");
+    for ip in &ips {
+        assert!(get(*ip).unwrap().response.contains("hello from"), "through the ENI at {ip}");
+    }
+    // Revoked: the next connection's SYN is dropped by the group.
+    ok(a, &[&[("Action", "RevokeSecurityGroupIngress")], &rule[..]].concat(), "return");
+    let connect = |ip: Ipv4Addr| probe::tcp_connect(&instance, SocketAddrV4::new(ip, 443), Duration::from_millis(1500));
+    assert!(connect(ips[0]).is_err(), "the revoked rule still let a connection in");
+    ok(a, &[&[("Action", "AuthorizeSecurityGroupIngress")], &rule[..]].concat(), "return");
+    assert!(get(ips[0]).unwrap().response.contains("hello from"), "authorized again");
+    // A removed subnet's ENI stops answering; the other one keeps serving.
+    ok(a, &[("Action", "ModifyVpcEndpoint"), ("VpcEndpointId", &endpoint), ("RemoveSubnetId.1", &sb)], "return");
+    let b_ip = *ips.iter().find(|ip| ip.octets()[2] == 2).unwrap();
+    let a_ip = *ips.iter().find(|ip| ip.octets()[2] == 1).unwrap();
+    assert!(connect(b_ip).is_err(), "the removed subnet's ENI still answers");
+    assert!(get(a_ip).unwrap().response.contains("hello from"));
+    let (_, enis) = call(a, &[("Action", "DescribeNetworkInterfaces")]);
+    let mut left = texts(&enis, "privateIpAddress");
+    left.dedup();
+    assert_eq!(left, [a_ip.to_string()]);
+    ok(a, &[("Action", "DeleteVpcEndpoints"), ("VpcEndpointId.1", &endpoint)], "unsuccessful");
+    ok(a, &[("Action", "TerminateInstances"), ("InstanceId.1", &instance)], "instanceId");
+    drop(api);
+    assert!(!privlink::edge::netns::exists(&vpc) && !privlink::edge::netns::exists(&instance));
+}
