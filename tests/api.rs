@@ -162,10 +162,18 @@ fn api_calls_build_a_vpc_whose_endpoint_works_at_once_and_survives_a_restart() {
     let reply = probe::https_get(&instance, SocketAddrV4::new(eni_ip, 443), name, &service.cert.ca, "/").unwrap();
     assert!(reply.response.contains("hello from"), "{}", reply.response);
 
-    // Deleting the endpoint removes its name and its ENI at once.
+    // Deleting the endpoint removes its name and its ENI at once, and resets its connections.
+    let mut open = probe::tcp_connect(&instance, SocketAddrV4::new(eni_ip, 443), Duration::from_secs(2)).unwrap();
+    open.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let (status, body) = call(a, &[("Action", "DeleteVpcEndpoints"), ("VpcEndpointId.1", &endpoint)]);
     assert_eq!(status, 200, "{body}");
     assert!(texts(&body, "resourceId").is_empty(), "{body}");
+    let read = open.read(&mut [0u8; 16]);
+    assert_eq!(
+        read.map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::ConnectionReset),
+        "told at once, not left to time out"
+    );
     let answer = probe::dns_udp(Some(&instance), resolver, name, "A").unwrap();
     assert_eq!(answer.rcode, "Refused", "{answer:?}");
     assert!(probe::tcp_connect(&instance, SocketAddrV4::new(eni_ip, 443), Duration::from_secs(1)).is_err());

@@ -599,6 +599,21 @@ impl<L: Link, C: Connector> Stack<L, C> {
         }
     }
 
+    /// Resets every connection and every held SYN: the endpoint is going
+    /// away (deleted, or privlink stopping), and a client told at once does
+    /// not wait out its own timeout on a device that is gone.
+    pub fn reset_all(&mut self, now: Instant) -> io::Result<()> {
+        for conn in self.conns.iter().flatten() {
+            self.sockets.get_mut::<tcp::Socket>(conn.handle).abort();
+        }
+        let held: Vec<HeldSyn> = self.held.drain().map(|(_, syn)| syn).collect();
+        for syn in &held {
+            self.refuse(&syn.meta, now);
+        }
+        // smoltcp sends an aborted socket's RST at its next poll.
+        self.turn(now).map(|_| ())
+    }
+
     /// Sends the client of a held SYN an RST (through the egress guards).
     fn refuse(&mut self, syn: &PacketMeta, now: Instant) {
         let mut rst = [0u8; 64];
@@ -682,7 +697,10 @@ impl Stack<Tun, TcpConnector> {
                 _ = tokio::time::sleep(delay) => Wake::Other,
             };
             match wake {
-                Wake::Shutdown => break,
+                Wake::Shutdown => {
+                    self.reset_all(Instant::now())?;
+                    break;
+                }
                 Wake::Connected(c) => self.finish_connect(c, Instant::now())?,
                 Wake::Other => {}
             }
