@@ -56,6 +56,11 @@
 //! new connection costs no 2 MiB allocation, zero-fill and page faults (a
 //! quarter of the stack's time at a few thousand connections per second).
 //!
+//! **Stopping.** When the stack stops (its endpoint deleted, privlink
+//! stopping) every connection is aborted and every held SYN refused, and one
+//! last turn sends the RSTs ([`Stack::reset_all`]): a client is told at once
+//! instead of waiting out its timeout on a device that is gone.
+//!
 //! # Timers and limits
 //!
 //! - smoltcp's own (retransmission, delayed ACK, keep-alive) come back as
