@@ -3,87 +3,24 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
+use std::io::Read;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
+use privlink::lab::api_client::{self, texts, LocalApi};
 use privlink::lab::{probe, standin};
 use privlink_core::api::settings::ApiSettings;
 
-/// A form POST to the API, as botocore sends it; returns (status, body).
 fn call(api: SocketAddr, params: &[(&str, &str)]) -> (u16, String) {
-    let mut form = form_urlencoded::Serializer::new(String::new());
-    form.append_pair("Version", "2016-11-15");
-    for (k, v) in params {
-        form.append_pair(k, v);
-    }
-    let body = form.finish();
-    let mut s = TcpStream::connect(api).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(
-        s,
-        "POST / HTTP/1.1\r\nHost: {api}\r\nContent-Type: application/x-www-form-urlencoded; charset=utf-8\r\n\
-         Authorization: AWS4-HMAC-SHA256 Credential=AKID/20261202/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=0\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let status = out.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    (status, body)
-}
-
-/// The texts of every `<name>` element.
-fn texts(doc: &str, name: &str) -> Vec<String> {
-    let (open, close) = (format!("<{name}>"), format!("</{name}>"));
-    doc.split(&open).skip(1).filter_map(|s| s.split(&close).next()).map(str::to_string).collect()
+    api_client::call(api, params).unwrap()
 }
 
 fn ok(api: SocketAddr, params: &[(&str, &str)], field: &str) -> String {
-    let (status, body) = call(api, params);
-    assert_eq!(status, 200, "{params:?}: {body}");
-    texts(&body, field).into_iter().next().unwrap_or_else(|| panic!("no {field} in {body}"))
+    api_client::field(api, params, field).unwrap()
 }
 
-/// Runs the API in this process on a runtime of its own; stops it on drop.
-struct Api {
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Api {
-    fn start(settings: ApiSettings, state_dir: std::path::PathBuf) -> Api {
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            let result = rt.block_on(privlink::edge::api::run(
-                &settings,
-                &state_dir,
-                |addr| ready_tx.send(addr).unwrap(),
-                async {
-                    let _ = stopped.await;
-                },
-            ));
-            result.expect("the API runs and stops cleanly");
-        });
-        let addr = ready_rx.recv_timeout(Duration::from_secs(30)).expect("the API starts");
-        Api { addr, stop: Some(stop), thread: Some(thread) }
-    }
-}
-
-impl Drop for Api {
-    fn drop(&mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        if let Some(t) = self.thread.take() {
-            if t.join().is_err() && !std::thread::panicking() {
-                panic!("the API's thread panicked");
-            }
-        }
-    }
+fn start_api(settings: ApiSettings, state_dir: std::path::PathBuf) -> LocalApi {
+    LocalApi::start(settings, state_dir).expect("the API starts")
 }
 
 #[test]
@@ -100,7 +37,7 @@ fn api_calls_build_a_vpc_whose_endpoint_works_at_once_and_survives_a_restart() {
         service.addr
     );
     let settings = ApiSettings::from_toml("api.toml", &text).unwrap();
-    let api = Api::start(settings.clone(), dir.0.clone());
+    let api = start_api(settings.clone(), dir.0.clone());
     let a = api.addr;
 
     let vpc = ok(a, &[("Action", "CreateVpc"), ("CidrBlock", "10.0.0.0/16")], "vpcId");
@@ -155,7 +92,7 @@ fn api_calls_build_a_vpc_whose_endpoint_works_at_once_and_survives_a_restart() {
     // A restart rebuilds the namespaces, the ENI and the name from the stored model.
     drop(api);
     assert!(!privlink::edge::netns::exists(&vpc) && !privlink::edge::netns::exists(&instance));
-    let api = Api::start(settings, dir.0.clone());
+    let api = start_api(settings, dir.0.clone());
     let a = api.addr;
     let answer = probe::dns_udp(Some(&instance), resolver, name, "A").unwrap();
     assert_eq!(answer.ips, [eni_ip], "after the restart: {answer:?}");
@@ -206,7 +143,7 @@ fn a_revoked_rule_and_a_removed_subnet_take_effect_before_the_call_returns() {
         "[api]\nlisten = \"127.0.0.1:0\"\n[upstreams]\n\"com.amazonaws.us-east-1.sts\" = \"{}\"\n[dns]\nforward = []\n",
         service.addr
     );
-    let api = Api::start(ApiSettings::from_toml("api.toml", &text).unwrap(), dir.0.clone());
+    let api = start_api(ApiSettings::from_toml("api.toml", &text).unwrap(), dir.0.clone());
     let a = api.addr;
     let vpc = ok(a, &[("Action", "CreateVpc"), ("CidrBlock", "10.0.0.0/16")], "vpcId");
     let subnet = |cidr: &str, az: &str| {

@@ -1,5 +1,6 @@
 //! Lab helpers: the demo, the probe a test uses from inside a namespace.
 
+pub mod api_client;
 pub mod demo;
 pub mod memory;
 pub mod probe;
