@@ -4,7 +4,8 @@
 //! the service's name, signed by a CA made at start), runs the endpoint from
 //! the embedded config in a fresh namespace, makes an HTTPS request from
 //! inside the VPC through the ENI, shows that ICMP gets no answer, and tears
-//! everything down.
+//! everything down; then builds the same through the EC2 API
+//! ([`super::demo_api`]).
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -101,7 +102,9 @@ pub async fn run() -> Result<(), Box<dyn std::error::Error>> {
         "   connections: {} carried, {} refused, {} closed\n",
         report.conns.accepted, report.conns.refused, report.conns.closed
     );
-    println!("Torn down: namespace {ns}, the ENI and its routes are gone. Nothing was left behind.");
+    println!("   Torn down: namespace {ns}, the ENI and its routes are gone.\n");
+    super::demo_api::run(&service_name, &standin, public_dns.addr).await?;
+    println!("Nothing was left behind.");
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 
 pub mod api_client;
 pub mod demo;
+pub mod demo_api;
 pub mod memory;
 pub mod probe;
 pub mod standin;

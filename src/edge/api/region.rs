@@ -156,7 +156,7 @@ impl Region {
                         let path =
                             DataPath::start(&plan, &addresses, running.settings.subscribe(), rules_rx, Self::filter())
                                 .await?;
-                        tracing::info!("endpoint {} on {} ({:?})", e.id, path.device(), addresses);
+                        tracing::debug!("endpoint {} on {} ({:?})", e.id, path.device(), addresses);
                         running.endpoints.insert(e.id.clone(), RunningEndpoint { plan, rules: rules_tx, path });
                     }
                 }
@@ -212,7 +212,7 @@ fn stop_vpc(mut v: RunningVpc) -> Result<(), RealizeError> {
 fn log_reports(what: &str, reports: Vec<Result<crate::edge::queue::report::Report, DaemonError>>) {
     for r in reports {
         match r {
-            Ok(r) => tracing::info!("{what} stopped: {}", r.counters),
+            Ok(r) => tracing::debug!("{what} stopped: {}", r.counters),
             Err(e) => tracing::warn!("{what} stopped with an error: {e}"),
         }
     }
