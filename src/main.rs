@@ -39,6 +39,31 @@ enum Command {
     },
     /// Build a lab from the embedded config, show the endpoint at work, tear it down.
     Demo,
+    /// Run one command that reaches only the named AWS services (an ephemeral VPC, removed at exit).
+    Run {
+        /// A service to reach: a short name (`ec2`, `sts`, `s3`) or a full one
+        /// (`com.amazonaws.us-east-1.ec2`); repeat for more.
+        #[arg(long = "service", required = true)]
+        services: Vec<String>,
+        /// The Region [default: AWS_REGION, AWS_DEFAULT_REGION, us-east-1].
+        #[arg(long)]
+        region: Option<String>,
+        /// Where a service's streams go instead of its public name: SERVICE=HOST:PORT (labs, tests).
+        #[arg(long = "upstream")]
+        upstreams: Vec<String>,
+        /// Run CMD as UID[:GID] [default: sudo's caller (SUDO_UID/SUDO_GID), else privlink's user].
+        #[arg(long)]
+        user: Option<String>,
+        /// At exit, print what CMD reached and what it was refused (to stderr).
+        #[arg(long)]
+        summary: bool,
+        /// Print privlink's own log lines (to stderr).
+        #[arg(short, long)]
+        verbose: bool,
+        /// The command and its arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
     /// Serve a loopback HTTPS stand-in for a public service (for hand-built labs).
     ///
     /// It answers as AWS does: STS GetCallerIdentity for real, any other
@@ -65,14 +90,19 @@ fn main() -> ExitCode {
     // `info` by default: every failure a client meets (a REJECT, a reset)
     // prints a line, within its rate limit. Colour only on a terminal: a log
     // file or a pipe gets plain text.
+    let cli = Cli::parse();
+    // `privlink run` says nothing of its own unless asked: its stdout and stderr are CMD's.
+    let default_filter = match &cli.command {
+        Command::Run { verbose: false, .. } => "privlink=error",
+        _ => "privlink=info",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "privlink=info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter.into()),
         )
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     raise_fd_limit();
     // `up` runs the stack, its relays and upstream connects on one thread.
     // Measured at MTU 8500, alternating runs: about 16 / 21 Gbit/s up / down
@@ -165,6 +195,24 @@ fn main() -> ExitCode {
                     );
                     ExitCode::SUCCESS
                 }
+                Err(e) => fail(e),
+            }
+        }
+        Command::Run { services, region, upstreams, user, summary, verbose: _, command } => {
+            let user = match privlink::edge::run::user_from(user.as_deref()) {
+                Ok(u) => u,
+                Err(e) => return fail(e),
+            };
+            let opts = privlink::edge::run::RunOptions {
+                services,
+                region: privlink::edge::run::region_from_env(region),
+                upstreams,
+                user,
+                summary,
+                command,
+            };
+            match rt.block_on(privlink::edge::run::run(&opts)) {
+                Ok(code) => ExitCode::from(code),
                 Err(e) => fail(e),
             }
         }

@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use crate::edge::daemon::{random_id_bytes, DaemonError};
 use crate::edge::data_path::DataPath;
 use crate::edge::fabric::{FabricError, InstanceNet, Records, VpcNet};
+use crate::edge::queue::report::Report;
 use crate::edge::resolver::ResolverSettings;
 use privlink_core::api::ec2::plan::{Upstreams, VpcPlan};
 use privlink_core::api::ec2::Ec2;
@@ -177,16 +178,20 @@ impl Region {
         Ok(RunningVpc { net, settings: settings_tx, resolver, instances: BTreeMap::new(), endpoints: BTreeMap::new() })
     }
 
-    /// Stops everything and removes every namespace made.
-    pub fn stop(&mut self) -> Result<(), RealizeError> {
-        let mut first = Ok(());
+    /// Stops everything and removes every namespace made; returns each
+    /// device's counters, by endpoint id (the resolver's by VPC id).
+    pub fn stop(&mut self) -> Result<Vec<(String, Report)>, RealizeError> {
+        let (mut first, mut reports) = (Ok(()), Vec::new());
         for (_, v) in std::mem::take(&mut self.vpcs) {
-            if let Err(e) = stop_vpc(v) {
-                tracing::warn!("{e}");
-                first = first.and(Err(e));
+            match stop_vpc(v) {
+                Ok(r) => reports.extend(r),
+                Err(e) => {
+                    tracing::warn!("{e}");
+                    first = first.and(Err(e));
+                }
             }
         }
-        first
+        first.map(|()| reports)
     }
 }
 
@@ -197,23 +202,31 @@ fn same_data_path(current: &Plan, next: &Plan) -> bool {
     privlink_core::reload::check(current, next).is_ok() && policy(current) == policy(next)
 }
 
-fn stop_vpc(mut v: RunningVpc) -> Result<(), RealizeError> {
+fn stop_vpc(mut v: RunningVpc) -> Result<Vec<(String, Report)>, RealizeError> {
+    let mut reports = Vec::new();
     for (id, e) in std::mem::take(&mut v.endpoints) {
-        log_reports(&id, e.path.stop());
+        reports.extend(log_reports(&id, e.path.stop()).into_iter().map(|r| (id.clone(), r)));
     }
     for (_, i) in std::mem::take(&mut v.instances) {
         i.terminate()?;
     }
-    log_reports(v.net.name(), v.resolver.stop());
+    let name = v.net.name().to_string();
+    reports.extend(log_reports(&name, v.resolver.stop()).into_iter().map(|r| (name.clone(), r)));
     v.net.remove()?;
-    Ok(())
+    Ok(reports)
 }
 
-fn log_reports(what: &str, reports: Vec<Result<crate::edge::queue::report::Report, DaemonError>>) {
+/// Logs a device's reports; returns the good ones.
+fn log_reports(what: &str, reports: Vec<Result<Report, DaemonError>>) -> Vec<Report> {
+    let mut kept = Vec::new();
     for r in reports {
         match r {
-            Ok(r) => tracing::debug!("{what} stopped: {}", r.counters),
+            Ok(r) => {
+                tracing::debug!("{what} stopped: {}", r.counters);
+                kept.push(r);
+            }
             Err(e) => tracing::warn!("{what} stopped with an error: {e}"),
         }
     }
+    kept
 }

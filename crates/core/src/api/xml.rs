@@ -110,6 +110,15 @@ impl Xml {
     }
 }
 
+/// The text of the first `<name>` element of a document this module wrote
+/// (no attributes, text escaped), unescaped; `None` when there is none.
+pub fn first_text(doc: &str, name: &str) -> Option<String> {
+    let open = format!("<{name}>");
+    let start = doc.find(&open)? + open.len();
+    let end = start + doc[start..].find(&format!("</{name}>"))?;
+    quick_xml::escape::unescape(&doc[start..end]).ok().map(|t| t.into_owned())
+}
+
 /// The EC2 error document: `<Response><Errors><Error>…</Error></Errors><RequestID>…`.
 pub fn error_document(e: &ApiError, request_id: &str) -> String {
     format!(

@@ -37,6 +37,7 @@ pub mod network_acl;
 pub mod plan;
 mod resources;
 pub mod rules;
+pub mod sandbox;
 pub mod security_group;
 #[cfg(test)]
 pub(crate) mod testkit;

@@ -1,0 +1,247 @@
+//! `privlink run --service ec2 … -- CMD`: one command that reaches only the
+//! named AWS services, by their usual names, and leaks nothing.
+//!
+//! # Theory of operation
+//!
+//! The sandbox is an ordinary API-built VPC
+//! ([`privlink_core::api::ec2::sandbox`]): a VPC namespace, one subnet, one
+//! instance namespace, an interface endpoint per service. It is realized by
+//! the same [`Region`] the API uses, with the VPC resolver in privacy mode
+//! (`forward = []`): a name without an endpoint is REFUSED, and nothing is
+//! forwarded. The instance has no route out but through the VPC namespace,
+//! and the VPC namespace has none out at all: a public address, the host's
+//! loopback, UDP and ICMP reach nothing. Only privlink's own upstream
+//! sockets, in the host's network, leave.
+//!
+//! CMD runs on the instance (`ip netns exec`, which also binds the
+//! instance's `resolv.conf`) as the invoking user (`SUDO_UID`/`SUDO_GID`
+//! under sudo, or `--user`), with stdin, stdout, stderr and the terminal
+//! inherited. privlink exits with CMD's status (128 + N for signal N).
+//!
+//! **Signals.** A terminal's Ctrl-C reaches CMD itself (same process
+//! group); privlink only waits for it to exit. SIGTERM and SIGHUP sent to
+//! privlink are passed on to CMD. When CMD has exited, everything is removed.
+//!
+//! **After a kill -9.** Each run records what it makes under
+//! `/run/privlink/run/<pid>/`; a later run removes what a run whose process
+//! is gone left behind, before it builds its own.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+
+use crate::edge::api::region::{RealizeError, Region};
+use crate::edge::daemon::random_id_bytes;
+use crate::edge::fabric::{FabricError, Records};
+use crate::edge::privileges::{self, PrivilegeError};
+use crate::edge::queue::report::Report;
+use privlink_core::api::ec2::plan::Upstreams;
+use privlink_core::api::ec2::sandbox::{self, Sandbox};
+use privlink_core::api::error::ApiError;
+use privlink_core::config::parse_host_port;
+use privlink_core::model::Upstream;
+
+/// Where runs record what they make.
+pub const RUN_DIR: &str = "/run/privlink/run";
+
+/// What `privlink run` was asked.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Services, short or full names.
+    pub services: Vec<String>,
+    /// The Region.
+    pub region: String,
+    /// `SERVICE=HOST:PORT` overrides of where a service's streams go.
+    pub upstreams: Vec<String>,
+    /// `(uid, gid)` to run CMD as; `None`: as privlink runs.
+    pub user: Option<(u32, u32)>,
+    /// Print what CMD reached and was refused, at exit.
+    pub summary: bool,
+    /// CMD and its arguments.
+    pub command: Vec<String>,
+}
+
+/// Why a run could not start or clean up.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Not root.
+    #[error("{0} (privlink run needs root: run it with sudo; rootless runs are not built yet)")]
+    Privileges(#[from] PrivilegeError),
+    /// A service or upstream the API refused.
+    #[error("{0}")]
+    Api(#[from] ApiError),
+    /// `--upstream` malformed.
+    #[error("--upstream {0}: expected SERVICE=HOST:PORT, e.g. ec2=127.0.0.1:8443")]
+    Upstream(String),
+    /// Building or removing namespaces.
+    #[error(transparent)]
+    Fabric(#[from] FabricError),
+    /// Realizing the sandbox.
+    #[error(transparent)]
+    Realize(#[from] RealizeError),
+    /// Starting CMD.
+    #[error("{cmd}: {source}")]
+    Spawn {
+        /// The command.
+        cmd: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The run dir.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// The Region as the aws CLI picks it: `AWS_REGION`, then `AWS_DEFAULT_REGION`, else us-east-1.
+pub fn region_from_env(flag: Option<String>) -> String {
+    flag.or_else(|| std::env::var("AWS_REGION").ok())
+        .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| "us-east-1".into())
+}
+
+/// The user to run CMD as: `--user UID[:GID]`, else sudo's caller.
+pub fn user_from(flag: Option<&str>) -> Result<Option<(u32, u32)>, String> {
+    let parse = |s: &str| s.parse::<u32>().map_err(|_| format!("--user {s}: expected UID[:GID]"));
+    match flag {
+        Some(u) => {
+            let (uid, gid) = u.split_once(':').unwrap_or((u, u));
+            Ok(Some((parse(uid)?, parse(gid)?)))
+        }
+        None => match (std::env::var("SUDO_UID"), std::env::var("SUDO_GID")) {
+            (Ok(u), Ok(g)) => Ok(Some((parse(&u)?, parse(&g)?))),
+            _ => Ok(None),
+        },
+    }
+}
+
+fn upstreams(region: &str, flags: &[String]) -> Result<Upstreams, RunError> {
+    let mut map = Upstreams::new();
+    for f in flags {
+        let (service, to) = f.split_once('=').ok_or_else(|| RunError::Upstream(f.clone()))?;
+        let (host, port) = parse_host_port(to).ok_or_else(|| RunError::Upstream(f.clone()))?;
+        map.insert(sandbox::service_name(region, service)?, Upstream { host: host.into(), port });
+    }
+    Ok(map)
+}
+
+/// Removes what runs whose process is gone left under [`RUN_DIR`].
+fn clean_left_behind(run_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(run_dir) else { return };
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+        // SAFETY: signal 0 only asks whether the process exists.
+        let alive = unsafe { libc::kill(pid, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+        if alive {
+            continue;
+        }
+        match Records::in_state_dir(&entry.path()).remove_left_behind() {
+            Ok(gone) => {
+                for ns in gone {
+                    tracing::info!("removed {ns}, left by a killed privlink run (pid {pid})");
+                }
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+            Err(e) => tracing::warn!("left by privlink run {pid}: {e}"),
+        }
+    }
+}
+
+/// Builds the sandbox, runs CMD in it, removes it; returns CMD's exit code.
+pub async fn run(opts: &RunOptions) -> Result<u8, RunError> {
+    privileges::require()?;
+    let run_dir = PathBuf::from(RUN_DIR);
+    clean_left_behind(&run_dir);
+    let upstreams = upstreams(&opts.region, &opts.upstreams)?;
+    let mut random = random_id_bytes;
+    let sb = sandbox::build(&opts.region, &opts.services, &mut random)?;
+    let dir = run_dir.join(std::process::id().to_string());
+    std::fs::create_dir_all(&dir).map_err(|source| RunError::Io { path: dir.display().to_string(), source })?;
+    let mut region = Region::new(Records::in_state_dir(&dir), upstreams, Vec::new());
+    let outcome = match region.apply(&sb.ec2).await {
+        Ok(()) => run_command(&sb, opts).await,
+        Err(e) => Err(e.into()),
+    };
+    let reports = region.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+    let status = outcome?;
+    let reports = reports?;
+    if opts.summary {
+        print_summary(&sb, &reports);
+    }
+    Ok(exit_code(status))
+}
+
+async fn run_command(sb: &Sandbox, opts: &RunOptions) -> Result<ExitStatus, RunError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut cmd = tokio::process::Command::new("ip");
+    cmd.args(["netns", "exec", &sb.instance]);
+    if let Some((uid, gid)) = opts.user {
+        cmd.args(["setpriv", &format!("--reuid={uid}"), &format!("--regid={gid}"), "--clear-groups", "--"]);
+    }
+    cmd.args(&opts.command).kill_on_drop(true);
+    // CMD's SDK picks the sandbox's Region unless the caller set one.
+    if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
+        cmd.env("AWS_REGION", &opts.region).env("AWS_DEFAULT_REGION", &opts.region);
+    }
+    let shown = opts.command.join(" ");
+    let mut child = cmd.spawn().map_err(|source| RunError::Spawn { cmd: shown.clone(), source })?;
+    let io = |source| RunError::Spawn { cmd: shown.clone(), source };
+    let (mut int, mut term, mut hup) = (
+        signal(SignalKind::interrupt()).map_err(io)?,
+        signal(SignalKind::terminate()).map_err(io)?,
+        signal(SignalKind::hangup()).map_err(io)?,
+    );
+    loop {
+        let forward = tokio::select! {
+            status = child.wait() => return status.map_err(io),
+            // The terminal sent it to CMD too; CMD decides.
+            _ = int.recv() => None,
+            _ = term.recv() => Some(libc::SIGTERM),
+            _ = hup.recv() => Some(libc::SIGHUP),
+        };
+        if let (Some(sig), Some(pid)) = (forward, child.id()) {
+            // SAFETY: a signal to our own child.
+            unsafe { libc::kill(pid as i32, sig) };
+        }
+    }
+}
+
+/// CMD's status as a shell shows it: its code, or 128 + the signal that ended it.
+pub fn exit_code(status: ExitStatus) -> u8 {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(c), _) => c as u8,
+        (None, Some(s)) => (128 + s) as u8,
+        _ => 1,
+    }
+}
+
+fn print_summary(sb: &Sandbox, reports: &[(String, Report)]) {
+    eprintln!("privlink run: summary");
+    for (service, id) in &sb.endpoints {
+        for (what, r) in reports.iter().filter(|(w, _)| w == id) {
+            let c = &r.conns;
+            eprintln!(
+                "  {service} ({what}): connections carried {}, refused {}, closed {}; dropped: {}",
+                c.accepted, c.refused, c.closed, r.counters
+            );
+            let g = &r.guard;
+            eprintln!(
+                "    by rule: sg_ingress={} sg_egress={} nacl_ingress={} nacl_egress={}",
+                g.sg_ingress, g.sg_egress, g.nacl_ingress, g.nacl_egress
+            );
+        }
+    }
+    for (what, r) in reports.iter().filter(|(w, _)| *w == sb.vpc) {
+        let d = &r.dns;
+        eprintln!(
+            "  names ({what}, the VPC resolver): {} asked, {} answered from the endpoints' private zones, {} refused (no endpoint)",
+            d.queries, d.answered, d.refused
+        );
+    }
+}
