@@ -1,0 +1,127 @@
+//! `privlink run`: the command reaches the named services by their usual
+//! names and nothing else, gets its exit status back, and leaves nothing
+//! (namespace tests, root).
+
+mod common;
+
+use std::io::BufRead;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use privlink::lab::{probe, standin};
+
+fn privlink() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_privlink"))
+}
+
+/// The namespaces whose names start with `vpc-` or `i-`.
+fn sandboxes() -> Vec<String> {
+    let out = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with("vpc-") || n.starts_with("i-"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_command_reaches_its_service_by_name_and_gets_its_status_back() {
+    if !common::netns_available("a_command_reaches_its_service_by_name_and_gets_its_status_back") {
+        return;
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let name = "ec2.us-east-1.amazonaws.com";
+    let service = rt.block_on(standin::TlsStandIn::start(name, 0)).unwrap();
+    let dir = common::TempDir::new(&common::unique("run"));
+    let ca = dir.0.join("ca.pem");
+    std::fs::write(&ca, &service.cert.ca_pem).unwrap();
+    let upstream = format!("ec2={}", service.addr);
+
+    // By its usual name, with the service's own certificate (curl verifies it against the CA).
+    let out = privlink()
+        .args(["run", "--service", "ec2", "--upstream", &upstream, "--"])
+        .args(["curl", "-sS", "--cacert", ca.to_str().unwrap(), &format!("https://{name}/")])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.starts_with("hello from ec2.us-east-1.amazonaws.com"), "only CMD's output: {stdout:?}");
+    assert!(out.stderr.is_empty(), "privlink printed: {}", String::from_utf8_lossy(&out.stderr));
+
+    // The exit status comes back; 128 + N for a signal.
+    let status = privlink().args(["run", "--service", "ec2", "--", "sh", "-c", "exit 7"]).status().unwrap();
+    assert_eq!(status.code(), Some(7));
+    let status = privlink().args(["run", "--service", "ec2", "--", "sh", "-c", "kill -9 $$"]).status().unwrap();
+    assert_eq!(status.code(), Some(128 + 9), "a killed CMD");
+
+    // As another user.
+    let out = privlink().args(["run", "--service", "ec2", "--user", "65534:65534", "--", "id", "-u"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "65534");
+
+    // Nothing else: the host's loopback (the stand-in itself) and a public address are unreachable.
+    let direct = format!("https://{}/", service.addr);
+    let out =
+        privlink().args(["run", "--service", "ec2", "--", "curl", "-sS", "-m", "3", "-k", &direct]).output().unwrap();
+    assert!(!out.status.success(), "the host's loopback was reachable: {}", String::from_utf8_lossy(&out.stdout));
+    let out = privlink()
+        .args(["run", "--service", "ec2", "--", "curl", "-sS", "-m", "3", "http://93.184.216.34/"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a public address was reachable");
+}
+
+#[test]
+fn other_names_are_refused_udp_and_icmp_go_nowhere_and_a_killed_run_is_cleaned_up() {
+    if !common::netns_available("other_names_are_refused_udp_and_icmp_go_nowhere_and_a_killed_run_is_cleaned_up") {
+        return;
+    }
+    // The command says which namespace it runs in, then waits.
+    let mut child = privlink()
+        .args(["run", "--service", "ec2", "--service", "s3", "--", "sh", "-c", "ip netns identify $$; sleep 60"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let instance = line.trim().to_string();
+    assert!(instance.starts_with("i-"), "{line:?}");
+    let resolver = SocketAddrV4::new(Ipv4Addr::new(10, 200, 0, 2), 53);
+    let ec2 = probe::dns_udp(Some(&instance), resolver, "ec2.us-east-1.amazonaws.com", "A").unwrap();
+    assert_eq!(ec2.ips.len(), 1, "{ec2:?}");
+    let sts = probe::dns_udp(Some(&instance), resolver, "sts.us-east-1.amazonaws.com", "A").unwrap();
+    assert_eq!(sts.rcode, "Refused", "no endpoint, no answer: {sts:?}");
+    let s3 = probe::dns_udp(Some(&instance), resolver, "s3.us-east-1.amazonaws.com", "A").unwrap();
+    assert_eq!(s3.rcode, "Refused", "S3 has no private DNS, as at AWS: {s3:?}");
+    let udp = probe::udp_exchange(
+        &instance,
+        SocketAddrV4::new(Ipv4Addr::new(1, 1, 1, 1), 53),
+        b"x",
+        Duration::from_millis(500),
+    );
+    assert!(!matches!(udp, Ok(Some(_))), "UDP went somewhere: {udp:?}");
+    let icmp = probe::icmp_echo(&instance, ec2.ips[0], Duration::from_millis(500)).unwrap_or(false);
+    assert!(!icmp, "the ENI answered a ping");
+
+    // kill -9 privlink: its namespaces stay until the next run removes them.
+    // What the run recorded it made: its VPC and its instance.
+    let records = format!("{}/{}/fabric", privlink::edge::run::RUN_DIR, child.id());
+    let ours: Vec<String> =
+        std::fs::read_dir(&records).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(ours.contains(&instance) && ours.iter().any(|n| n.starts_with("vpc-")), "{ours:?}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let _ = Command::new("pkill").args(["-f", "ip netns identify"]).status();
+    assert!(sandboxes().contains(&instance), "kill -9 leaves the sandbox (nothing could remove it)");
+    let status = privlink().args(["run", "--service", "ec2", "--", "true"]).status().unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while ours.iter().any(|n| sandboxes().contains(n)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let left: Vec<&String> = ours.iter().filter(|n| sandboxes().contains(n)).collect();
+    assert!(left.is_empty(), "the next run removed the killed run's namespaces: {left:?} left");
+    assert!(!std::path::Path::new(&records).exists(), "and its records");
+    assert!(!std::path::Path::new(&format!("/etc/netns/{instance}")).exists());
+}
