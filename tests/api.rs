@@ -3,7 +3,8 @@
 
 mod common;
 
-use std::io::Read;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
@@ -13,6 +14,70 @@ use privlink_core::api::settings::ApiSettings;
 
 fn call(api: SocketAddr, params: &[(&str, &str)]) -> (u16, String) {
     api_client::call(api, params).unwrap()
+}
+
+/// `params` after `Version`, form-encoded.
+fn form(params: &[(&str, &str)]) -> String {
+    let mut form = form_urlencoded::Serializer::new(String::new());
+    form.append_pair("Version", "2016-11-15");
+    for (k, v) in params {
+        form.append_pair(k, v);
+    }
+    form.finish()
+}
+
+/// POSTs `body` with `extra` header lines; returns (status, body).
+fn post(api: SocketAddr, body: &str, extra: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(api).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "POST / HTTP/1.1\r\nHost: {api}\r\nContent-Type: application/x-www-form-urlencoded; charset=utf-8\r\n\
+         {extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+/// The same POST signed with SigV4 for ec2 in us-east-1, now: a signer of
+/// its own (HMAC over sha2), so the test does not check privlink against
+/// itself.
+fn signed_call(api: SocketAddr, params: &[(&str, &str)], key: &str, secret: &str) -> (u16, String) {
+    use sha2::{Digest, Sha256};
+    fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
+        let mut k = [0u8; 64];
+        k[..key.len()].copy_from_slice(key); // every key here is shorter than 64 bytes
+        let pad = |b: u8| k.iter().map(|x| x ^ b).collect::<Vec<u8>>();
+        let inner = Sha256::new().chain_update(pad(0x36)).chain_update(data).finalize();
+        Sha256::new().chain_update(pad(0x5c)).chain_update(inner).finalize().to_vec()
+    }
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let stamp: String =
+        privlink_core::api::time::iso8601(secs)[..19].chars().filter(|c| *c != '-' && *c != ':').collect();
+    let stamp = format!("{stamp}Z");
+    let date = &stamp[..8];
+    let body = form(params);
+    let canonical = format!(
+        "POST\n/\n\ncontent-type:application/x-www-form-urlencoded; charset=utf-8\nhost:{api}\nx-amz-date:{stamp}\n\ncontent-type;host;x-amz-date\n{}",
+        hex(&Sha256::digest(&body))
+    );
+    let scope = format!("{date}/us-east-1/ec2/aws4_request");
+    let to_sign = format!("AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{}", hex(&Sha256::digest(&canonical)));
+    let mut k = hmac(format!("AWS4{secret}").as_bytes(), date.as_bytes());
+    for part in ["us-east-1", "ec2", "aws4_request"] {
+        k = hmac(&k, part.as_bytes());
+    }
+    let signature = hex(&hmac(&k, to_sign.as_bytes()));
+    let extra = format!(
+        "X-Amz-Date: {stamp}\r\nAuthorization: AWS4-HMAC-SHA256 Credential={key}/{scope}, SignedHeaders=content-type;host;x-amz-date, Signature={signature}\r\n"
+    );
+    post(api, &body, &extra)
 }
 
 fn ok(api: SocketAddr, params: &[(&str, &str)], field: &str) -> String {
@@ -221,4 +286,38 @@ fn a_revoked_rule_and_a_removed_subnet_take_effect_before_the_call_returns() {
     ok(a, &[("Action", "TerminateInstances"), ("InstanceId.1", &instance)], "instanceId");
     drop(api);
     assert!(!privlink::edge::netns::exists(&vpc) && !privlink::edge::netns::exists(&instance));
+}
+
+#[test]
+fn with_credentials_only_a_request_signed_with_them_changes_anything() {
+    if !common::netns_available("with_credentials_only_a_request_signed_with_them_changes_anything") {
+        return;
+    }
+    let dir = common::TempDir::new(&common::unique("api"));
+    let (key, secret) = ("AKIAPRIVLINKTEST0001", "privlink/test+secret/0123456789abcdefGHIJ");
+    let text = format!(
+        "[api]\nlisten = \"127.0.0.1:0\"\naccess_key_id = \"{key}\"\nsecret_access_key = \"{secret}\"\n[dns]\nforward = []\n"
+    );
+    let api = start_api(ApiSettings::from_toml("api.toml", &text).unwrap(), dir.0.clone());
+    let a = api.addr;
+    let create = [("Action", "CreateVpc"), ("CidrBlock", "10.0.0.0/16")];
+    for (status, body, code) in [
+        (call(a, &create), "IncompleteSignature"),
+        (signed_call(a, &create, key, "wrong"), "SignatureDoesNotMatch"),
+        (signed_call(a, &create, "AKIAOTHER", secret), "AuthFailure"),
+        (post(a, &form(&create), ""), "MissingAuthenticationToken"),
+    ]
+    .map(|((s, b), c)| (s, b, c))
+    {
+        assert!(status >= 400, "{code}: {body}");
+        assert_eq!(texts(&body, "Code"), [code], "{body}");
+    }
+    let (status, body) = signed_call(a, &[("Action", "DescribeVpcs")], key, secret);
+    assert_eq!((status, texts(&body, "vpcId").len()), (200, 0), "nothing was made by the refused calls: {body}");
+    let (status, body) = signed_call(a, &create, key, secret);
+    assert_eq!(status, 200, "{body}");
+    let vpc = texts(&body, "vpcId").remove(0);
+    assert!(privlink::edge::netns::exists(&vpc), "the signed CreateVpc made namespace {vpc}");
+    drop(api);
+    assert!(!privlink::edge::netns::exists(&vpc));
 }

@@ -1,5 +1,6 @@
-//! `privlink up` with an `[api]` config: the EC2 API on loopback, and every
-//! VPC, subnet, instance and endpoint it makes running at once.
+//! `privlink up` with an `[api]` config: the EC2 API (on loopback, or signed
+//! with `[api]`'s key pair from anywhere), and every VPC, subnet, instance
+//! and endpoint it makes running at once.
 //!
 //! # Theory of operation
 //!
@@ -116,7 +117,7 @@ pub async fn run(
         .map_err(|source| ApiRunError::Listen { addr: settings.listen, source })?;
     let addr = listener.local_addr().map_err(|source| ApiRunError::Listen { addr: settings.listen, source })?;
     let (tx, mut rx) = mpsc::channel(QUEUE);
-    let server = tokio::spawn(http::serve(listener, tx));
+    let server = tokio::spawn(http::serve(listener, tx, http::Access::of(settings)));
     on_ready(addr);
     tokio::pin!(shutdown);
     loop {

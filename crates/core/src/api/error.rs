@@ -21,6 +21,12 @@ impl ApiError {
         ApiError { code, message: message.into(), status: 400 }
     }
 
+    /// An error with another status than 400 (401 and 403 for a refused
+    /// signature, as AWS answers).
+    pub fn with_status(code: &'static str, message: impl Into<String>, status: u16) -> ApiError {
+        ApiError { code, message: message.into(), status }
+    }
+
     /// `InvalidParameterValue` for `name = value`.
     pub fn invalid_value(name: &str, value: &str) -> ApiError {
         ApiError::new("InvalidParameterValue", format!("Value ({value}) for parameter {name} is invalid."))

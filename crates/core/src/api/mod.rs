@@ -3,9 +3,10 @@
 //!
 //! The edge (`privlink`'s `edge::api`) reads the HTTP request and calls
 //! [`handle`] with the service named in the request's SigV4 credential
-//! scope (`…/us-east-1/ec2/aws4_request`; the signature itself is not
-//! checked yet, so the edge serves loopback only)
-//! and the form's `Action`. Only `ec2` is served; a later service
+//! scope (`…/us-east-1/ec2/aws4_request`) and the form's `Action`. With
+//! `[api]` credentials the edge first checks the signature
+//! ([`sigv4::verify`]) and passes the service it vouches for; without
+//! them it serves loopback only and reads the scope unchecked. Only `ec2` is served; a later service
 //! (elasticloadbalancing, sns) is one more arm of [`handle`].
 //!
 //! Every answer to bad input is an error document with HTTP 400: the code
@@ -16,6 +17,7 @@ pub mod ec2;
 pub mod error;
 pub mod query;
 pub mod settings;
+pub mod sigv4;
 pub mod time;
 pub mod xml;
 

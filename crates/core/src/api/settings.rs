@@ -3,8 +3,10 @@
 //!
 //! ```toml
 //! [api]
-//! listen = "127.0.0.1:4566"     # loopback only (SigV4 checking is not built yet)
+//! listen = "127.0.0.1:4566"     # loopback unless credentials are set
 //! region = "us-east-1"          # default us-east-1
+//! access_key_id = "AKIA…"       # both or neither: every request's SigV4
+//! secret_access_key = "…"       # signature is then checked against them
 //!
 //! [upstreams]                   # default: the service's public name, port 443
 //! "com.amazonaws.us-east-1.ec2" = "127.0.0.1:8443"
@@ -15,7 +17,12 @@
 //!
 //! A file with `[api]` holds nothing else but `[upstreams]` and `[dns]`:
 //! every VPC comes through the API.
+//!
+//! Without credentials the API cannot tell one caller from another, so it
+//! serves loopback only; with them a caller must hold the secret, and any
+//! listen address is allowed.
 
+use std::fmt;
 use std::net::SocketAddr;
 
 use super::ec2::plan::Upstreams;
@@ -25,14 +32,37 @@ use crate::model::Upstream;
 /// The control plane's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiSettings {
-    /// Where the API listens (a loopback address).
+    /// Where the API listens (a loopback address unless `credentials` is set).
     pub listen: SocketAddr,
+    /// The one key pair every request must be signed with; `None`: unsigned
+    /// requests from loopback are served.
+    pub credentials: Option<Credentials>,
     /// The Region the API serves.
     pub region: String,
     /// Where services' streams go.
     pub upstreams: Upstreams,
     /// The VPC resolvers' forwarders: `None` the host's, empty privacy mode.
     pub forward: Option<Vec<SocketAddr>>,
+}
+
+/// An access key: the id names it in a request's credential scope, the
+/// secret signs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// e.g. `AKIAIOSFODNN7EXAMPLE`.
+    pub access_key_id: String,
+    /// The signing secret.
+    pub secret_access_key: String,
+}
+
+/// Leaves the secret out, so a logged config does not give it away.
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"(hidden)")
+            .finish()
+    }
 }
 
 /// Whether `text` is an API config (has an `[api]` table).
@@ -62,23 +92,43 @@ impl ApiSettings {
         let api = table.get("api").and_then(|v| v.as_table()).ok_or_else(|| bad("api", "a table"))?;
         for key in api.keys() {
             match key.as_str() {
-                "listen" | "region" => {}
-                "access_key_id" | "secret_access_key" => {
+                "listen" | "region" | "access_key_id" | "secret_access_key" => {}
+                _ => {
                     return Err(bad(
                         &format!("api.{key}"),
-                        "SigV4 checking is not built yet: leave credentials out and listen on loopback",
+                        "unknown key (listen, region, access_key_id, secret_access_key)",
                     ))
                 }
-                _ => return Err(bad(&format!("api.{key}"), "unknown key (listen, region)")),
             }
         }
+        let text_key = |key: &str| -> Result<Option<String>, ConfigError> {
+            match api.get(key) {
+                None => Ok(None),
+                Some(v) => match v.as_str() {
+                    Some(s) if !s.is_empty() && s.is_ascii() && !s.chars().any(|c| c.is_ascii_control()) => {
+                        Ok(Some(s.to_string()))
+                    }
+                    _ => Err(bad(&format!("api.{key}"), "a non-empty string of printable ASCII")),
+                },
+            }
+        };
+        let credentials = match (text_key("access_key_id")?, text_key("secret_access_key")?) {
+            (Some(access_key_id), Some(secret_access_key)) => Some(Credentials { access_key_id, secret_access_key }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(bad("api.secret_access_key", "missing: access_key_id needs its secret_access_key"))
+            }
+            (None, Some(_)) => {
+                return Err(bad("api.access_key_id", "missing: secret_access_key needs its access_key_id"))
+            }
+        };
         let listen = api.get("listen").and_then(|v| v.as_str()).unwrap_or("127.0.0.1:4566");
         let listen: SocketAddr =
             listen.parse().map_err(|_| bad("api.listen", "an address:port like 127.0.0.1:4566"))?;
-        if !listen.ip().is_loopback() {
+        if !listen.ip().is_loopback() && credentials.is_none() {
             return Err(bad(
                 "api.listen",
-                "a loopback address: without SigV4 checking anyone who reaches the API could change the VPCs",
+                "a loopback address unless access_key_id and secret_access_key are set: unsigned, anyone who reaches the API could change the VPCs",
             ));
         }
         let region = api.get("region").and_then(|v| v.as_str()).unwrap_or("us-east-1").to_string();
@@ -113,7 +163,7 @@ impl ApiSettings {
                 )
             }
         };
-        Ok(ApiSettings { listen, region, upstreams, forward })
+        Ok(ApiSettings { listen, credentials, region, upstreams, forward })
     }
 }
 
@@ -128,6 +178,7 @@ mod tests {
         let s = ApiSettings::from_toml("a.toml", text).unwrap();
         assert_eq!(s.upstreams["com.amazonaws.us-east-1.ec2"].to_string(), "127.0.0.1:8443");
         assert_eq!(s.forward, Some(vec![]));
+        assert_eq!(s.credentials, None);
         for (bad, key) in [
             ("[api]\nlisten = \"0.0.0.0:4566\"\n", "api.listen"),
             ("[api]\n[vpc]\ncidr = \"10.0.0.0/16\"\n", "vpc"),
@@ -140,7 +191,11 @@ mod tests {
                 "[api]\n[upstreams]\n\"com.amazonaws.us-east-1.ec2\" = \"nowhere\"\n",
                 "upstreams.\"com.amazonaws.us-east-1.ec2\"",
             ),
-            ("[api]\nsecret_access_key = \"x\"\n", "api.secret_access_key"),
+            ("[api]\nsecret_access_key = \"x\"\n", "api.access_key_id"),
+            ("[api]\naccess_key_id = \"AKID\"\n", "api.secret_access_key"),
+            ("[api]\naccess_key_id = \"\"\nsecret_access_key = \"x\"\n", "api.access_key_id"),
+            ("[api]\naccess_key_id = \"AKID\"\nsecret_access_key = 7\n", "api.secret_access_key"),
+            ("[api]\nsecret = \"x\"\n", "api.secret"),
         ] {
             match ApiSettings::from_toml("a.toml", bad) {
                 Err(ConfigError::Invalid { key: k, .. }) => assert_eq!(k, key, "{bad}"),
@@ -148,5 +203,23 @@ mod tests {
             }
         }
         assert!(!is_api_config(crate::config::DEMO_CONFIG));
+    }
+
+    #[test]
+    fn credentials_come_in_pairs_and_open_other_addresses() {
+        let text = "[api]\nlisten = \"0.0.0.0:4566\"\naccess_key_id = \"AKID\"\nsecret_access_key = \"s/e+cret\"\n";
+        let s = ApiSettings::from_toml("a.toml", text).unwrap();
+        assert_eq!(s.listen.to_string(), "0.0.0.0:4566");
+        let c = s.credentials.unwrap();
+        assert_eq!((c.access_key_id.as_str(), c.secret_access_key.as_str()), ("AKID", "s/e+cret"));
+        assert!(!format!("{c:?}").contains("s/e+cret"), "Debug hides the secret: {c:?}");
+        let unsigned = ApiSettings::from_toml("a.toml", "[api]\nlisten = \"0.0.0.0:4566\"\n");
+        match unsigned {
+            Err(ConfigError::Invalid { key, msg, .. }) => {
+                assert_eq!(key, "api.listen");
+                assert!(msg.contains("access_key_id"), "{msg}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }
