@@ -47,45 +47,6 @@ fn ok(api: SocketAddr, params: &[(&str, &str)], field: &str) -> String {
     texts(&body, field).into_iter().next().unwrap_or_else(|| panic!("no {field} in {body}"))
 }
 
-/// Runs the API in this process on a runtime of its own; stops it on drop.
-struct Api {
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Api {
-    fn start(settings: ApiSettings, state_dir: std::path::PathBuf) -> Api {
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            let result = rt.block_on(privlink::edge::api::run(
-                &settings,
-                &state_dir,
-                |addr| ready_tx.send(addr).unwrap(),
-                async {
-                    let _ = stopped.await;
-                },
-            ));
-            result.expect("the API runs and stops cleanly");
-        });
-        let addr = ready_rx.recv_timeout(Duration::from_secs(30)).expect("the API starts");
-        Api { addr, stop: Some(stop), thread: Some(thread) }
-    }
-}
-
-impl Drop for Api {
-    fn drop(&mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        if let Some(t) = self.thread.take() {
-            if t.join().is_err() && !std::thread::panicking() {
-                panic!("the API's thread panicked");
-            }
-        }
-    }
-}
-
 #[test]
 fn api_calls_build_a_vpc_whose_endpoint_works_at_once_and_survives_a_restart() {
     if !common::netns_available("api_calls_build_a_vpc_whose_endpoint_works_at_once_and_survives_a_restart") {
@@ -100,7 +61,7 @@ fn api_calls_build_a_vpc_whose_endpoint_works_at_once_and_survives_a_restart() {
         service.addr
     );
     let settings = ApiSettings::from_toml("api.toml", &text).unwrap();
-    let api = Api::start(settings.clone(), dir.0.clone());
+    let api = common::Api::start(settings.clone(), dir.0.clone());
     let a = api.addr;
 
     let vpc = ok(a, &[("Action", "CreateVpc"), ("CidrBlock", "10.0.0.0/16")], "vpcId");
@@ -155,7 +116,7 @@ fn api_calls_build_a_vpc_whose_endpoint_works_at_once_and_survives_a_restart() {
     // A restart rebuilds the namespaces, the ENI and the name from the stored model.
     drop(api);
     assert!(!privlink::edge::netns::exists(&vpc) && !privlink::edge::netns::exists(&instance));
-    let api = Api::start(settings, dir.0.clone());
+    let api = common::Api::start(settings, dir.0.clone());
     let a = api.addr;
     let answer = probe::dns_udp(Some(&instance), resolver, name, "A").unwrap();
     assert_eq!(answer.ips, [eni_ip], "after the restart: {answer:?}");
@@ -198,7 +159,7 @@ fn a_revoked_rule_and_a_removed_subnet_take_effect_before_the_call_returns() {
         "[api]\nlisten = \"127.0.0.1:0\"\n[upstreams]\n\"com.amazonaws.us-east-1.sts\" = \"{}\"\n[dns]\nforward = []\n",
         service.addr
     );
-    let api = Api::start(ApiSettings::from_toml("api.toml", &text).unwrap(), dir.0.clone());
+    let api = common::Api::start(ApiSettings::from_toml("api.toml", &text).unwrap(), dir.0.clone());
     let a = api.addr;
     let vpc = ok(a, &[("Action", "CreateVpc"), ("CidrBlock", "10.0.0.0/16")], "vpcId");
     let subnet = |cidr: &str, az: &str| {

@@ -410,3 +410,44 @@ pub fn connect_from(
     sock.connect_timeout(&dst.into(), timeout)?;
     Ok(sock.into())
 }
+
+/// Runs the API in this process on a runtime of its own; stops it on drop.
+pub struct Api {
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Api {
+    /// Starts it on `settings`, with its model in `state_dir`; returns once it listens.
+    pub fn start(settings: privlink_core::api::settings::ApiSettings, state_dir: std::path::PathBuf) -> Api {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let result = rt.block_on(privlink::edge::api::run(
+                &settings,
+                &state_dir,
+                |addr| ready_tx.send(addr).unwrap(),
+                async {
+                    let _ = stopped.await;
+                },
+            ));
+            result.expect("the API runs and stops cleanly");
+        });
+        let addr = ready_rx.recv_timeout(Duration::from_secs(30)).expect("the API starts");
+        Api { addr, stop: Some(stop), thread: Some(thread) }
+    }
+}
+
+impl Drop for Api {
+    fn drop(&mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        if let Some(t) = self.thread.take() {
+            if t.join().is_err() && !std::thread::panicking() {
+                panic!("the API's thread panicked");
+            }
+        }
+    }
+}
