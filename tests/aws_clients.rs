@@ -26,36 +26,6 @@ const STS: &str = "sts.us-east-1.amazonaws.com";
 const SERVICE: &str = "com.amazonaws.us-east-1.sts";
 /// What a lookup of [`STS`] outside the VPC answers (the public-DNS stand-in).
 const PUBLIC_STS: Ipv4Addr = Ipv4Addr::new(52, 94, 24, 110);
-/// The README's install line for the clients.
-const INSTALL: &str = "python3 -m venv .venv && .venv/bin/pip install awscli boto3";
-
-/// The virtualenv holding the aws CLI and boto3: `PRIVLINK_AWS_VENV`, else
-/// `.venv` in the repository. Never whatever `aws` or `python3` is on PATH.
-fn venv(test: &str) -> Option<PathBuf> {
-    let dir = std::env::var_os("PRIVLINK_AWS_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv"));
-    let aws = dir.join("bin/aws").is_file();
-    let boto3 = Command::new(dir.join("bin/python"))
-        .args(["-c", "import boto3"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if aws && boto3 {
-        return Some(dir);
-    }
-    let why = format!(
-        "needs the aws CLI and boto3 in the virtualenv {} (aws={aws} boto3={boto3}): make it with the README's \
-         install line `{INSTALL}` in the repository, or point PRIVLINK_AWS_VENV at one",
-        dir.display()
-    );
-    if std::env::var("PRIVLINK_REQUIRE_AWS_CLIENTS").as_deref() == Ok("1") {
-        panic!("{test}: {why}, and PRIVLINK_REQUIRE_AWS_CLIENTS=1");
-    }
-    eprintln!("SKIPPED {test}: {why}");
-    None
-}
-
 /// `program` (in namespace `ns` when given) with dummy credentials and nothing
 /// of the caller's AWS configuration, proxies or Python paths.
 fn client_command(program: &Path, ns: Option<&str>) -> Command {
@@ -528,7 +498,7 @@ fn the_aws_cli_runs_the_seed_and_the_data_plane_follows_each_step() {
     if !common::netns_available(test) {
         return;
     }
-    let Some(venv) = venv(test) else { return };
+    let Some(venv) = common::aws_venv(test) else { return };
     seed(&Cli { aws: venv.join("bin/aws") }, 20);
 }
 
@@ -538,6 +508,6 @@ fn boto3_runs_the_seed_and_the_data_plane_follows_each_step() {
     if !common::netns_available(test) {
         return;
     }
-    let Some(venv) = venv(test) else { return };
+    let Some(venv) = common::aws_venv(test) else { return };
     seed(&Boto3::new(venv.join("bin/python")), 21);
 }

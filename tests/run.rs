@@ -125,3 +125,36 @@ fn other_names_are_refused_udp_and_icmp_go_nowhere_and_a_killed_run_is_cleaned_u
     assert!(!std::path::Path::new(&records).exists(), "and its records");
     assert!(!std::path::Path::new(&format!("/etc/netns/{instance}")).exists());
 }
+
+#[test]
+fn the_real_aws_cli_runs_unchanged_inside() {
+    let test = "the_real_aws_cli_runs_unchanged_inside";
+    if !common::netns_available(test) {
+        return;
+    }
+    let Some(venv) = common::aws_venv(test) else { return };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let name = "sts.us-east-1.amazonaws.com";
+    let service = rt.block_on(standin::TlsStandIn::start(name, 0)).unwrap();
+    let dir = common::TempDir::new(&common::unique("runaws"));
+    let ca = dir.0.join("ca.pem");
+    std::fs::write(&ca, &service.cert.ca_pem).unwrap();
+    let out = privlink()
+        .args(["run", "--service", "sts", "--upstream", &format!("sts={}", service.addr), "--"])
+        .arg(venv.join("bin/aws"))
+        .args(["--ca-bundle", ca.to_str().unwrap(), "--output", "json", "sts", "get-caller-identity"])
+        // STS's regional name is the one an interface endpoint serves, at AWS too.
+        .env("AWS_STS_REGIONAL_ENDPOINTS", "regional")
+        .env("AWS_ACCESS_KEY_ID", "x")
+        .env("AWS_SECRET_ACCESS_KEY", "x")
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_REGION")
+        .env_remove("AWS_PROFILE")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(doc["Account"], "000000000000", "{stdout}");
+}

@@ -410,3 +410,33 @@ pub fn connect_from(
     sock.connect_timeout(&dst.into(), timeout)?;
     Ok(sock.into())
 }
+
+/// The README's install line for the clients.
+pub const INSTALL: &str = "python3 -m venv .venv && .venv/bin/pip install awscli boto3";
+
+/// The virtualenv holding the aws CLI and boto3: `PRIVLINK_AWS_VENV`, else
+/// `.venv` in the repository. Never whatever `aws` or `python3` is on PATH.
+pub fn aws_venv(test: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os("PRIVLINK_AWS_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv"));
+    let aws = dir.join("bin/aws").is_file();
+    let boto3 = Command::new(dir.join("bin/python"))
+        .args(["-c", "import boto3"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if aws && boto3 {
+        return Some(dir);
+    }
+    let why = format!(
+        "needs the aws CLI and boto3 in the virtualenv {} (aws={aws} boto3={boto3}): make it with the README's \
+         install line `{INSTALL}` in the repository, or point PRIVLINK_AWS_VENV at one",
+        dir.display()
+    );
+    if std::env::var("PRIVLINK_REQUIRE_AWS_CLIENTS").as_deref() == Ok("1") {
+        panic!("{test}: {why}, and PRIVLINK_REQUIRE_AWS_CLIENTS=1");
+    }
+    eprintln!("SKIPPED {test}: {why}");
+    None
+}
