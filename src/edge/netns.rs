@@ -82,6 +82,36 @@ pub fn ip(args: &[&str]) -> Result<(), NetnsError> {
     Err(NetnsError::Ip { args: args.join(" "), msg })
 }
 
+/// Runs `lines` as one `ip -n NS -batch -`: one process for several
+/// commands, since each `ip` costs a fork and an exec (start-up of `privlink
+/// run` is mostly these). The first failing line stops the batch and its
+/// message names the line.
+pub fn ip_batch(ns: &str, lines: &[String]) -> Result<(), NetnsError> {
+    use std::io::Write;
+    let mut cmd = Command::new("ip");
+    cmd.args(["-n", ns, "-batch", "-"]).process_group(0).stdin(std::process::Stdio::piped());
+    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    // SAFETY: as in `ip`: only `signal` between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_IGN);
+            Ok(())
+        })
+    };
+    let shown = || format!("-n {ns} -batch: {}", lines.join("; "));
+    let mut child = cmd.spawn().map_err(|e| NetnsError::Ip { args: shown(), msg: e.to_string() })?;
+    let script: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(script.as_bytes()).map_err(|e| NetnsError::Ip { args: shown(), msg: e.to_string() })?;
+    }
+    let out = child.wait_with_output().map_err(|e| NetnsError::Ip { args: shown(), msg: e.to_string() })?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    Err(NetnsError::Ip { args: shown(), msg: if stderr.is_empty() { out.status.to_string() } else { stderr } })
+}
+
 /// The path `ip netns` uses for a named namespace.
 pub fn path(name: &str) -> PathBuf {
     PathBuf::from("/run/netns").join(name)

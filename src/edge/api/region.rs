@@ -154,9 +154,15 @@ impl Region {
                         }
                         let (rules_tx, rules_rx) = watch::channel(Arc::new(rules));
                         let addresses: Vec<_> = plan.eni_ips().map(|(ip, _)| ip).collect();
-                        let path =
-                            DataPath::start(&plan, &addresses, running.settings.subscribe(), rules_rx, Self::filter())
-                                .await?;
+                        let path = DataPath::start(
+                            &plan,
+                            &addresses,
+                            false,
+                            running.settings.subscribe(),
+                            rules_rx,
+                            Self::filter(),
+                        )
+                        .await?;
                         tracing::debug!("endpoint {} on {} ({:?})", e.id, path.device(), addresses);
                         running.endpoints.insert(e.id.clone(), RunningEndpoint { plan, rules: rules_tx, path });
                     }
@@ -174,7 +180,9 @@ impl Region {
         let plan = vp.resolver_plan(RESOLVER_DEVICE);
         let rules = plan.rule_set().map_err(|source| RealizeError::Rules { vpc: plan.vpc.id.clone(), source })?;
         let (_rules_tx, rules_rx) = watch::channel(Arc::new(rules));
-        let resolver = DataPath::start(&plan, &plan.vpc.resolvers(), settings_rx, rules_rx, Self::filter()).await?;
+        // The first device: it holds the VPC router's address.
+        let resolver =
+            DataPath::start(&plan, &plan.vpc.resolvers(), true, settings_rx, rules_rx, Self::filter()).await?;
         Ok(RunningVpc { net, settings: settings_tx, resolver, instances: BTreeMap::new(), endpoints: BTreeMap::new() })
     }
 

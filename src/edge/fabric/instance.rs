@@ -84,28 +84,33 @@ impl InstanceNet {
         let what = format!("adding veth {x} ({v}) <-> eth0 ({id})");
         ip(v, &what, &["-n", v, "link", "add", x, "type", "veth", "peer", "name", "eth0", "netns", id])?;
         // Before the links come up, so no IPv6 address is ever configured on them.
-        for (key, value) in [
+        let vpc_side = [
             (format!("net.ipv6.conf.{x}.disable_ipv6"), "1"),
             (format!("net.ipv4.conf.{x}.rp_filter"), "1"),
             (format!("net.ipv4.conf.{x}.proxy_arp"), "1"),
             (format!("net.ipv4.conf.{x}.send_redirects"), "0"),
             (format!("net.ipv4.neigh.{x}.proxy_delay"), "0"),
-        ] {
-            sysctl::set(v, &key, value)?;
-        }
+        ];
+        sysctl::set_all(v, &vpc_side)?;
         sysctl::set(id, "net.ipv6.conf.eth0.disable_ipv6", "1")?;
 
-        let what = format!("giving {x} the subnet router address {router}/32");
-        ip(v, &what, &["-n", v, "addr", "add", &format!("{router}/32"), "dev", x])?;
-        ip(v, &format!("setting {x} up"), &["-n", v, "link", "set", x, "up"])?;
-        let addr = format!("{}/{}", self.ip, self.subnet.prefix());
-        ip(id, &format!("giving eth0 {addr}"), &["-n", id, "addr", "add", &addr, "dev", "eth0"])?;
-        ip(id, "setting eth0 up", &["-n", id, "link", "set", "eth0", "up"])?;
-        let what = format!("adding the default route via {router}");
-        ip(id, &what, &["-n", id, "route", "add", "default", "via", &router, "dev", "eth0"])?;
+        // One `ip` per namespace: its address, up, its route.
         let host = format!("{}/32", self.ip);
-        let what = format!("routing {host} to {x}");
-        ip(v, &what, &["-n", v, "route", "replace", &host, "dev", x, "src", &router])?;
+        let vpc_side = [
+            format!("addr add {router}/32 dev {x}"),
+            format!("link set {x} up"),
+            format!("route replace {host} dev {x} src {router}"),
+        ];
+        let what = format!("giving {x} the subnet router address {router}/32, up, routing {host} to it");
+        netns::ip_batch(v, &vpc_side).map_err(FabricError::setup(v, &what))?;
+        let addr = format!("{}/{}", self.ip, self.subnet.prefix());
+        let instance_side = [
+            format!("addr add {addr} dev eth0"),
+            "link set eth0 up".to_string(),
+            format!("route add default via {router} dev eth0"),
+        ];
+        let what = format!("giving eth0 {addr}, up, the default route via {router}");
+        netns::ip_batch(id, &instance_side).map_err(FabricError::setup(id, &what))?;
 
         let ns = self.ns.as_ref().expect("launched");
         ns.write_resolv_conf(resolver).map_err(FabricError::file(&std::path::Path::new("/etc/netns").join(id)))

@@ -20,6 +20,22 @@ pub fn set(ns: &str, key: &str, value: &str) -> Result<(), FabricError> {
     written.map_err(|source| sysctl_err(ns, key, source))
 }
 
+/// Sets every `(key, value)` in namespace `ns` from one thread (entering a
+/// namespace costs a thread and a `setns`); stops at the first failure.
+pub fn set_all(ns: &str, settings: &[(String, &str)]) -> Result<(), FabricError> {
+    let owned: Vec<(String, String)> = settings.iter().map(|(k, v)| (k.clone(), v.to_string())).collect();
+    let written = netns::run_in(ns, move || {
+        for (key, value) in &owned {
+            if let Err(e) = std::fs::write(proc_path(key), format!("{value}\n")) {
+                return Err((key.clone(), e));
+            }
+        }
+        Ok(())
+    })
+    .map_err(FabricError::setup(ns, "setting sysctls"))?;
+    written.map_err(|(key, source)| sysctl_err(ns, &key, source))
+}
+
 /// Reads `key` in namespace `ns`, trimmed.
 pub fn get(ns: &str, key: &str) -> Result<String, FabricError> {
     let path = proc_path(key);

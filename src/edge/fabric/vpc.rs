@@ -40,9 +40,8 @@ impl VpcNet {
         if !created {
             return Err(FabricError::Exists { netns: vpc_id.to_string(), why: "made by someone else meanwhile" });
         }
-        for (key, value) in VPC_SYSCTLS {
-            sysctl::set(vpc_id, key, value)?;
-        }
+        let settings: Vec<(String, &str)> = VPC_SYSCTLS.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        sysctl::set_all(vpc_id, &settings)?;
         Ok(vpc)
     }
 
