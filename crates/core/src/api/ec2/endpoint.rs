@@ -113,6 +113,18 @@ fn endpoint_subnets<'a>(
     Ok(out)
 }
 
+/// `ids` less repeats, in first-seen order: a group named twice is one group
+/// (the filter refuses an ENI that lists one twice).
+fn distinct(ids: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(ids.len());
+    for id in ids {
+        if !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    out
+}
+
 /// Groups for an endpoint of `vpc`: each known and in the VPC.
 fn endpoint_groups(ec2: &Ec2, vpc: &str, ids: &[String]) -> Result<(), ApiError> {
     for id in ids {
@@ -251,8 +263,15 @@ pub(super) fn create_vpc_endpoint(ec2: &mut Ec2, call: &mut Call<'_>, x: &mut Xm
     let info = service(ec2, p.required("ServiceName")?)?;
     ipv4_only(p)?;
     let subnet_ids = p.list("SubnetId");
+    // An endpoint answers on its ENIs: with none, its names would have no address.
+    if subnet_ids.is_empty() {
+        return Err(ApiError::new(
+            "MissingParameter",
+            "The request must contain the parameter SubnetId: an interface endpoint needs at least one subnet",
+        ));
+    }
     endpoint_subnets(ec2, &vpc.id, &subnet_ids, &[])?;
-    let mut groups = p.list("SecurityGroupId");
+    let mut groups = distinct(p.list("SecurityGroupId"));
     endpoint_groups(ec2, &vpc.id, &groups)?;
     if groups.is_empty() {
         groups.push(vpc.default_security_group.clone());
@@ -396,11 +415,14 @@ pub(super) fn modify_vpc_endpoint(ec2: &mut Ec2, call: &mut Call<'_>, x: &mut Xm
         ));
     }
     endpoint_subnets(ec2, &e.vpc, &add, &kept)?;
+    if kept.is_empty() && add.is_empty() {
+        return Err(ApiError::new("InvalidParameter", format!("Endpoint {id} must keep at least one subnet")));
+    }
     let (add_g, remove_g) = (p.list("AddSecurityGroupId"), p.list("RemoveSecurityGroupId"));
     endpoint_groups(ec2, &e.vpc, &add_g)?;
     let mut groups: Vec<String> = e.security_groups.iter().filter(|g| !remove_g.contains(g)).cloned().collect();
     groups.extend(add_g.into_iter().filter(|g| !e.security_groups.contains(g) || remove_g.contains(g)));
-    groups.dedup();
+    let groups = distinct(groups);
     if groups.is_empty() {
         return Err(ApiError::new("InvalidParameter", format!("Endpoint {id} must keep at least one security group")));
     }
