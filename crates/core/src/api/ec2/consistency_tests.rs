@@ -287,8 +287,8 @@ fn op() -> impl Strategy<Value = Op> {
     let assoc = (pick(), pick()).prop_map(|(subnet, acl)| Op::ReplaceNetworkAclAssociation { subnet, acl }).boxed();
     let endpoint = (
         pick(),
-        0..6u8,
-        picks(3),
+        0..11u8,
+        prop_oneof![1 => Just(Vec::new()), 12 => proptest::collection::vec(pick(), 1..=3)],
         proptest::collection::vec(pick(), 0..=6),
         proptest::option::of(any::<bool>()),
         proptest::option::weighted(0.4, 0..3u8),
@@ -351,6 +351,26 @@ fn op() -> impl Strategy<Value = Op> {
         2 => tags,
         2 => untag,
     ]
+}
+
+/// A start that gives the ops something to name: one or two VPCs with DNS
+/// hostnames on, and a few subnets (some of which may be refused).
+fn setup() -> impl Strategy<Value = Vec<Op>> {
+    let subnet = (0..2u8, 24..=28u8, 0..6u8, 0..6u8);
+    (proptest::collection::vec(0..VPC_CIDRS.len() as u8, 1..=2), proptest::collection::vec(subnet, 2..=5)).prop_map(
+        |(vpcs, subnets)| {
+            let mut ops = Vec::new();
+            for (n, cidr) in vpcs.iter().enumerate() {
+                ops.push(Op::CreateVpc(*cidr));
+                let vpc = Pick::Known(n as u8);
+                ops.push(Op::ModifyVpcAttribute { vpc, hostnames: true, on: true });
+            }
+            for (vpc, prefix, index, az) in subnets {
+                ops.push(Op::CreateSubnet { vpc: Pick::Known(vpc), prefix, index, az, outside: false });
+            }
+            ops
+        },
+    )
 }
 
 fn kv(k: impl Into<String>, v: impl Into<String>) -> (String, String) {
@@ -565,9 +585,9 @@ impl Driver {
             }
             Op::CreateVpcEndpoint { vpc, service, subnets, groups, private_dns, token, policy, ip } => {
                 let vpc = vpc_of(*vpc);
-                let service = match SERVICES.get(usize::from(*service)) {
-                    Some(s) => format!("com.amazonaws.us-east-1.{s}"),
-                    None => "com.amazonaws.eu-west-1.ec2".to_string(),
+                let service = match service {
+                    0..10 => format!("com.amazonaws.us-east-1.{}", SERVICES[usize::from(*service) % SERVICES.len()]),
+                    _ => "com.amazonaws.eu-west-1.ec2".to_string(),
                 };
                 let mut p =
                     vec![kv("VpcId", vpc.clone()), kv("ServiceName", service), kv("VpcEndpointType", "Interface")];
@@ -1040,10 +1060,13 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
-    fn random_calls_keep_describe_and_the_data_plane_in_agreement(ops in proptest::collection::vec(op(), 20..=60)) {
+    fn random_calls_keep_describe_and_the_data_plane_in_agreement(
+        start in setup(),
+        ops in proptest::collection::vec(op(), 20..=60),
+    ) {
         let mut d = Driver::new();
         d.check();
-        for op in &ops {
+        for op in start.iter().chain(&ops) {
             d.step(op);
         }
     }
@@ -1140,5 +1163,33 @@ fn an_endpoint_keeps_at_least_one_subnet() {
     let id = field(&ok(&mut d, "CreateVpcEndpoint", &p), "CreateVpcEndpointResponse/vpcEndpoint/vpcEndpointId");
     let remove = [("VpcEndpointId", id.as_str()), ("RemoveSubnetId.1", &subnet)];
     assert_eq!(d.apply("ModifyVpcEndpoint", &pairs(&remove)).unwrap_err().code, "InvalidParameter");
+    d.check();
+}
+
+#[test]
+fn an_enis_tags_go_with_it() {
+    let mut d = Driver::new();
+    let (vpc, a) = vpc_with_subnet(&mut d);
+    let p = [("VpcId", vpc.as_str()), ("CidrBlock", "10.0.2.0/24"), ("AvailabilityZone", "us-east-1b")];
+    let b = field(&ok(&mut d, "CreateSubnet", &p), "CreateSubnetResponse/subnet/subnetId");
+    let p = [
+        ("VpcId", vpc.as_str()),
+        ("ServiceName", "com.amazonaws.us-east-1.ec2"),
+        ("VpcEndpointType", "Interface"),
+        ("SubnetId.1", &a),
+        ("SubnetId.2", &b),
+    ];
+    let id = field(&ok(&mut d, "CreateVpcEndpoint", &p), "CreateVpcEndpointResponse/vpcEndpoint/vpcEndpointId");
+    let enis: Vec<String> = d.ec2.network_interfaces.keys().cloned().collect();
+    for eni in &enis {
+        ok(&mut d, "CreateTags", &[("ResourceId.1", eni), ("Tag.1.Key", "Name")]);
+    }
+    // A subnet's ENI leaves with its tags...
+    ok(&mut d, "ModifyVpcEndpoint", &[("VpcEndpointId", &id), ("RemoveSubnetId.1", &b)]);
+    assert_eq!(d.ec2.tags.len(), 1, "{:?}", d.ec2.tags);
+    d.check();
+    // ...and so do the endpoint's.
+    ok(&mut d, "DeleteVpcEndpoints", &[("VpcEndpointId.1", &id)]);
+    assert!(d.ec2.tags.is_empty(), "{:?}", d.ec2.tags);
     d.check();
 }

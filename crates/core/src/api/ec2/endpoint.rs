@@ -441,6 +441,9 @@ pub(super) fn modify_vpc_endpoint(ec2: &mut Ec2, call: &mut Call<'_>, x: &mut Xm
         ec2.network_interfaces = before;
         return Err(err);
     }
+    for gone in before.keys().filter(|n| !ec2.network_interfaces.contains_key(*n)) {
+        ec2.tags.remove(gone);
+    }
     let e = ec2.endpoints.get_mut(&id).expect("checked");
     e.subnets = kept.into_iter().chain(add).collect();
     e.security_groups = groups;
@@ -471,7 +474,12 @@ pub(super) fn delete_vpc_endpoints(ec2: &mut Ec2, call: &mut Call<'_>, x: &mut X
             Some(e) => failed.push((id.clone(), e)),
             None => {
                 ec2.endpoints.remove(id);
-                ec2.network_interfaces.retain(|_, n| &n.endpoint != id);
+                let enis: Vec<String> =
+                    ec2.network_interfaces.values().filter(|n| &n.endpoint == id).map(|n| n.id.clone()).collect();
+                for eni in &enis {
+                    ec2.network_interfaces.remove(eni);
+                    ec2.drop_tags(eni);
+                }
                 ec2.drop_tags(id);
             }
         }
