@@ -131,6 +131,14 @@ fn picks(max: usize) -> impl Strategy<Value = Vec<Pick>> {
     proptest::collection::vec(pick(), 0..=max)
 }
 
+/// One of `list` by `i` (0..16): its last, invalid, element only for 15.
+fn choose<T: Copy>(list: &[T], i: u8) -> T {
+    match i {
+        15 => list[list.len() - 1],
+        _ => list[usize::from(i) % (list.len() - 1)],
+    }
+}
+
 fn resolve(p: Pick, kind: IdKind, pool: &[String]) -> String {
     match p {
         Pick::Known(i) if !pool.is_empty() => pool[usize::from(i) % pool.len()].clone(),
@@ -149,7 +157,7 @@ struct Rule {
 }
 
 fn rule() -> impl Strategy<Value = Rule> {
-    (0..5u8, 0..5u8, prop_oneof![(0..5u8).prop_map(Ok), pick().prop_map(Err)])
+    (0..16u8, 0..16u8, prop_oneof![(0..16u8).prop_map(Ok), pick().prop_map(Err)])
         .prop_map(|(protocol, ports, peer)| Rule { protocol, ports, peer })
 }
 
@@ -165,7 +173,7 @@ struct Entry {
 }
 
 fn entry() -> impl Strategy<Value = Entry> {
-    (0..5u8, any::<bool>(), 0..5u8, any::<bool>(), 0..5u8, 0..5u8).prop_map(
+    (0..16u8, any::<bool>(), 0..16u8, any::<bool>(), 0..16u8, 0..16u8).prop_map(
         |(number, egress, protocol, allow, cidr, ports)| Entry { number, egress, protocol, allow, cidr, ports },
     )
 }
@@ -418,11 +426,10 @@ impl Driver {
 
     fn rule_params(&self, group: &str, rule: &Rule) -> Vec<(String, String)> {
         let vpc = self.ec2.security_groups.get(group).map(|g| g.vpc.clone()).unwrap_or_default();
-        let protocol = ["tcp", "udp", "icmp", "-1", "gre"][usize::from(rule.protocol)];
+        let protocol = choose(&["tcp", "udp", "icmp", "-1", "gre"], rule.protocol);
         let (from, to) = match protocol {
-            "icmp" => [("8", "0"), ("-1", "-1"), ("3", "4"), ("0", "0"), ("300", "0")][usize::from(rule.ports)],
-            _ => [("22", "22"), ("443", "443"), ("1000", "2000"), ("0", "65535"), ("500", "100")]
-                [usize::from(rule.ports)],
+            "icmp" => choose(&[("8", "0"), ("-1", "-1"), ("3", "4"), ("0", "0"), ("300", "0")], rule.ports),
+            _ => choose(&[("22", "22"), ("443", "443"), ("1000", "2000"), ("0", "65535"), ("500", "100")], rule.ports),
         };
         let mut p = vec![
             kv("GroupId", group),
@@ -431,7 +438,7 @@ impl Driver {
             kv("IpPermissions.1.ToPort", to),
         ];
         match rule.peer {
-            Ok(c) => p.push(kv("IpPermissions.1.IpRanges.1.CidrIp", RULE_CIDRS[usize::from(c)])),
+            Ok(c) => p.push(kv("IpPermissions.1.IpRanges.1.CidrIp", choose(&RULE_CIDRS, c))),
             Err(g) => p.push(kv("IpPermissions.1.Groups.1.GroupId", self.group_in(&vpc, g))),
         }
         p
@@ -544,22 +551,22 @@ impl Driver {
             Op::CreateNetworkAcl(v) => ("CreateNetworkAcl", vec![kv("VpcId", vpc_of(*v))]),
             Op::NaclEntry { action, acl, entry } => {
                 let acl = resolve(*acl, IdKind::NetworkAcl, &ids(&e.network_acls));
-                let number = ["100", "110", "200", "32767", "0"][usize::from(entry.number)];
+                let number = choose(&["100", "110", "200", "32767"], entry.number);
                 let mut p =
                     vec![kv("NetworkAclId", acl), kv("RuleNumber", number), kv("Egress", entry.egress.to_string())];
                 let name =
                     ["CreateNetworkAclEntry", "ReplaceNetworkAclEntry", "DeleteNetworkAclEntry"][usize::from(*action)];
                 if *action < 2 {
-                    let protocol = ["tcp", "udp", "icmp", "-1", "47"][usize::from(entry.protocol)];
+                    let protocol = choose(&["tcp", "udp", "icmp", "-1", "47"], entry.protocol);
                     p.push(kv("Protocol", protocol));
                     p.push(kv("RuleAction", if entry.allow { "allow" } else { "deny" }));
-                    p.push(kv("CidrBlock", RULE_CIDRS[usize::from(entry.cidr)]));
-                    let (from, to) = [("443", "443"), ("0", "65535"), ("1024", "2048"), ("9", "1"), ("53", "53")]
-                        [usize::from(entry.ports)];
-                    if entry.ports != 4 {
-                        p.push(kv("PortRange.From", from));
-                        p.push(kv("PortRange.To", to));
-                    }
+                    p.push(kv("CidrBlock", choose(&RULE_CIDRS, entry.cidr)));
+                    let (from, to) = choose(
+                        &[("443", "443"), ("0", "65535"), ("1024", "2048"), ("53", "53"), ("9", "1")],
+                        entry.ports,
+                    );
+                    p.push(kv("PortRange.From", from));
+                    p.push(kv("PortRange.To", to));
                     if protocol == "icmp" {
                         p.push(kv("Icmp.Type", "-1"));
                         p.push(kv("Icmp.Code", "-1"));
@@ -1191,5 +1198,16 @@ fn an_enis_tags_go_with_it() {
     // ...and so do the endpoint's.
     ok(&mut d, "DeleteVpcEndpoints", &[("VpcEndpointId.1", &id)]);
     assert!(d.ec2.tags.is_empty(), "{:?}", d.ec2.tags);
+    d.check();
+}
+
+#[test]
+fn delete_tags_refused_for_a_tag_without_key_removes_none() {
+    let mut d = Driver::new();
+    let (vpc, _) = vpc_with_subnet(&mut d);
+    ok(&mut d, "CreateTags", &[("ResourceId.1", &vpc), ("Tag.1.Key", "env"), ("Tag.1.Value", "v")]);
+    let p = [("ResourceId.1", vpc.as_str()), ("Tag.1.Key", "env"), ("Tag.2.Value", "v")];
+    assert_eq!(d.apply("DeleteTags", &pairs(&p)).unwrap_err().code, "MissingParameter");
+    assert_eq!(d.ec2.tags[&vpc]["env"], "v");
     d.check();
 }

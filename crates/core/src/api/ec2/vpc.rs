@@ -432,6 +432,10 @@ pub(super) fn create_tags(ec2: &mut Ec2, call: &mut Call<'_>, x: &mut Xml) -> Re
 pub(super) fn delete_tags(ec2: &mut Ec2, call: &mut Call<'_>, x: &mut Xml) -> Result<Effect, ApiError> {
     let ids = tagged_ids(ec2, call)?;
     let given = call.params.structs("Tag");
+    // Checked before any tag goes: a refused call changes nothing.
+    for g in &given {
+        g.required("Key")?;
+    }
     for id in &ids {
         let Some(t) = ec2.tags.get_mut(id) else { continue };
         if given.is_empty() {
