@@ -139,6 +139,15 @@ fn picks(max: usize) -> impl Strategy<Value = Vec<Pick>> {
     proptest::collection::vec(pick(), 0..=max)
 }
 
+/// The `n`th of a list of picks: `Known` ones step on, so equal picks name
+/// different ids (a list of six can reach six groups) and shrink to that.
+fn shift(p: Pick, n: usize) -> Pick {
+    match p {
+        Pick::Known(i) => Pick::Known(i.wrapping_add(n as u8)),
+        other => other,
+    }
+}
+
 /// One of `list` by `i` (0..16): its last, invalid, element only for 15.
 fn choose<T: Copy>(list: &[T], i: u8) -> T {
     match i {
@@ -611,7 +620,7 @@ impl Driver {
                     p.push(kv(format!("SubnetId.{}", n + 1), s.clone()));
                 }
                 for (n, g) in groups.iter().enumerate() {
-                    p.push(kv(format!("SecurityGroupId.{}", n + 1), self.group_in(&vpc, *g)));
+                    p.push(kv(format!("SecurityGroupId.{}", n + 1), self.group_in(&vpc, shift(*g, n))));
                 }
                 if let Some(on) = private_dns {
                     p.push(kv("PrivateDnsEnabled", on.to_string()));
@@ -655,7 +664,7 @@ impl Driver {
                     p.push(kv(format!("RemoveSubnetId.{}", n + 1), resolve(*s, IdKind::Subnet, &pool)));
                 }
                 for (n, g) in add_groups.iter().enumerate() {
-                    p.push(kv(format!("AddSecurityGroupId.{}", n + 1), self.group_in(&vpc, *g)));
+                    p.push(kv(format!("AddSecurityGroupId.{}", n + 1), self.group_in(&vpc, shift(*g, n))));
                 }
                 let own: Vec<String> = ep.map(|ep| ep.security_groups.clone()).unwrap_or_default();
                 for (n, g) in remove_groups.iter().enumerate() {
@@ -1080,7 +1089,7 @@ impl Driver {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: std::env::var("CONSISTENCY_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(256), failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn random_calls_keep_describe_and_the_data_plane_in_agreement(
@@ -1225,5 +1234,33 @@ fn delete_tags_refused_for_a_tag_without_key_removes_none() {
     let p = [("ResourceId.1", vpc.as_str()), ("Tag.1.Key", "env"), ("Tag.2.Value", "v")];
     assert_eq!(d.apply("DeleteTags", &pairs(&p)).unwrap_err().code, "MissingParameter");
     assert_eq!(d.ec2.tags[&vpc]["env"], "v");
+    d.check();
+}
+
+#[test]
+fn an_endpoint_has_at_most_five_groups() {
+    let mut d = Driver::new();
+    let (vpc, subnet) = vpc_with_subnet(&mut d);
+    let mut groups = vec![d.ec2.vpcs[&vpc].default_security_group.clone()];
+    for name in ["a", "b", "c", "d", "e"] {
+        let p = [("VpcId", vpc.as_str()), ("GroupName", name), ("GroupDescription", "d")];
+        groups.push(field(&ok(&mut d, "CreateSecurityGroup", &p), "CreateSecurityGroupResponse/groupId"));
+    }
+    let keys: Vec<String> = (1..=6).map(|n| format!("SecurityGroupId.{n}")).collect();
+    let mut p = vec![
+        ("VpcId", vpc.as_str()),
+        ("ServiceName", "com.amazonaws.us-east-1.ec2"),
+        ("VpcEndpointType", "Interface"),
+        ("SubnetId.1", &subnet),
+    ];
+    p.extend(keys.iter().map(String::as_str).zip(groups.iter().map(String::as_str)));
+    let e = d.apply("CreateVpcEndpoint", &pairs(&p)).unwrap_err();
+    assert_eq!(e.code, "SecurityGroupsPerInterfaceLimitExceeded");
+    p.pop();
+    let id = field(&ok(&mut d, "CreateVpcEndpoint", &p), "CreateVpcEndpointResponse/vpcEndpoint/vpcEndpointId");
+    d.check();
+    let add = [("VpcEndpointId", id.as_str()), ("AddSecurityGroupId.1", &groups[5])];
+    let e = d.apply("ModifyVpcEndpoint", &pairs(&add)).unwrap_err();
+    assert_eq!(e.code, "SecurityGroupsPerInterfaceLimitExceeded");
     d.check();
 }

@@ -125,6 +125,19 @@ fn distinct(ids: Vec<String>) -> Vec<String> {
     out
 }
 
+/// The groups of an ENI within the data plane's quota (AWS's: 5), so the
+/// endpoint's rules always build.
+fn group_quota(groups: &[String]) -> Result<(), ApiError> {
+    let limit = crate::filter::Quotas::default().groups_per_eni;
+    if groups.len() > limit {
+        return Err(ApiError::new(
+            "SecurityGroupsPerInterfaceLimitExceeded",
+            format!("An endpoint's network interfaces can have at most {limit} security groups"),
+        ));
+    }
+    Ok(())
+}
+
 /// Groups for an endpoint of `vpc`: each known and in the VPC.
 fn endpoint_groups(ec2: &Ec2, vpc: &str, ids: &[String]) -> Result<(), ApiError> {
     for id in ids {
@@ -276,6 +289,7 @@ pub(super) fn create_vpc_endpoint(ec2: &mut Ec2, call: &mut Call<'_>, x: &mut Xm
     if groups.is_empty() {
         groups.push(vpc.default_security_group.clone());
     }
+    group_quota(&groups)?;
     let private_dns = p.bool("PrivateDnsEnabled")?.unwrap_or(info.private_dns_supported);
     if private_dns {
         check_private_dns(ec2, &vpc.id, &info, None)?;
@@ -423,6 +437,7 @@ pub(super) fn modify_vpc_endpoint(ec2: &mut Ec2, call: &mut Call<'_>, x: &mut Xm
     let mut groups: Vec<String> = e.security_groups.iter().filter(|g| !remove_g.contains(g)).cloned().collect();
     groups.extend(add_g.into_iter().filter(|g| !e.security_groups.contains(g) || remove_g.contains(g)));
     let groups = distinct(groups);
+    group_quota(&groups)?;
     if groups.is_empty() {
         return Err(ApiError::new("InvalidParameter", format!("Endpoint {id} must keep at least one security group")));
     }
