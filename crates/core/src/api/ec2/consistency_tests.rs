@@ -1089,7 +1089,8 @@ impl Driver {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: std::env::var("CONSISTENCY_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(256), failure_persistence: None, ..ProptestConfig::default() })]
+    // 256 cases (proptest's default; PROPTEST_CASES overrides it).
+    #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn random_calls_keep_describe_and_the_data_plane_in_agreement(
