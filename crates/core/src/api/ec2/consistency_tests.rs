@@ -1,22 +1,26 @@
 //! A property test: random sequences of API calls leave Describe* and the
 //! data plane's own tables in agreement.
 //!
-//! Each case runs 20–60 calls drawn from the actions that change the model
+//! Each case starts with one or two VPCs (hostnames on) and a few subnets,
+//! then runs 20–60 calls drawn from the actions that change the model
 //! (VPCs and their attributes, subnets, instances, security groups and
-//! their rules, network ACLs, their entries and associations, endpoints,
-//! tags), naming ids the model holds and sometimes unknown or malformed
-//! ones. Every call either succeeds or fails with an `ApiError`; a refused
-//! call (and one that answers `ReadOnly`) must leave the model as it was.
+//! their rules, network ACLs, their entries and associations, endpoints
+//! with ClientToken repeats, tags), naming ids the model holds and
+//! sometimes unknown or malformed ones, with about one field value in
+//! sixteen invalid. Every call either succeeds or fails with an `ApiError`;
+//! a refused call (and one that answers `ReadOnly`) must leave the model as
+//! it was.
 //!
-//! After every step the Describe answers are read back as XML and compared
+//! After every step that changed the model (one that did not was checked
+//! already) the Describe answers are read back as XML and compared
 //! with each other and with what the edge builds the data plane from
 //! (`src/edge/api/region.rs`): [`Ec2::vpc_plan`] (ENIs, names, groups), its
 //! `zone()` (asked through a [`Responder`], as the VPC resolver would be),
 //! each endpoint's and the resolver's `rule_set()`, and
 //! [`Ec2::rule_set_config`].
 //!
-//! The regular tests at the end are sequences the property test found,
-//! shrunk, kept with the fix they led to.
+//! The regular tests at the end are the cases the property test found (and
+//! one found reading the code it drives), shrunk, kept with their fixes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
