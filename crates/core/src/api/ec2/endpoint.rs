@@ -113,6 +113,31 @@ fn endpoint_subnets<'a>(
     Ok(out)
 }
 
+/// `ids` less repeats, in first-seen order: a group named twice is one group
+/// (the filter refuses an ENI that lists one twice).
+fn distinct(ids: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(ids.len());
+    for id in ids {
+        if !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    out
+}
+
+/// The groups of an ENI within the data plane's quota (AWS's: 5), so the
+/// endpoint's rules always build.
+fn group_quota(groups: &[String]) -> Result<(), ApiError> {
+    let limit = crate::filter::Quotas::default().groups_per_eni;
+    if groups.len() > limit {
+        return Err(ApiError::new(
+            "SecurityGroupsPerInterfaceLimitExceeded",
+            format!("An endpoint's network interfaces can have at most {limit} security groups"),
+        ));
+    }
+    Ok(())
+}
+
 /// Groups for an endpoint of `vpc`: each known and in the VPC.
 fn endpoint_groups(ec2: &Ec2, vpc: &str, ids: &[String]) -> Result<(), ApiError> {
     for id in ids {
@@ -251,12 +276,20 @@ pub(super) fn create_vpc_endpoint(ec2: &mut Ec2, call: &mut Call<'_>, x: &mut Xm
     let info = service(ec2, p.required("ServiceName")?)?;
     ipv4_only(p)?;
     let subnet_ids = p.list("SubnetId");
+    // An endpoint answers on its ENIs: with none, its names would have no address.
+    if subnet_ids.is_empty() {
+        return Err(ApiError::new(
+            "MissingParameter",
+            "The request must contain the parameter SubnetId: an interface endpoint needs at least one subnet",
+        ));
+    }
     endpoint_subnets(ec2, &vpc.id, &subnet_ids, &[])?;
-    let mut groups = p.list("SecurityGroupId");
+    let mut groups = distinct(p.list("SecurityGroupId"));
     endpoint_groups(ec2, &vpc.id, &groups)?;
     if groups.is_empty() {
         groups.push(vpc.default_security_group.clone());
     }
+    group_quota(&groups)?;
     let private_dns = p.bool("PrivateDnsEnabled")?.unwrap_or(info.private_dns_supported);
     if private_dns {
         check_private_dns(ec2, &vpc.id, &info, None)?;
@@ -396,11 +429,15 @@ pub(super) fn modify_vpc_endpoint(ec2: &mut Ec2, call: &mut Call<'_>, x: &mut Xm
         ));
     }
     endpoint_subnets(ec2, &e.vpc, &add, &kept)?;
+    if kept.is_empty() && add.is_empty() {
+        return Err(ApiError::new("InvalidParameter", format!("Endpoint {id} must keep at least one subnet")));
+    }
     let (add_g, remove_g) = (p.list("AddSecurityGroupId"), p.list("RemoveSecurityGroupId"));
     endpoint_groups(ec2, &e.vpc, &add_g)?;
     let mut groups: Vec<String> = e.security_groups.iter().filter(|g| !remove_g.contains(g)).cloned().collect();
     groups.extend(add_g.into_iter().filter(|g| !e.security_groups.contains(g) || remove_g.contains(g)));
-    groups.dedup();
+    let groups = distinct(groups);
+    group_quota(&groups)?;
     if groups.is_empty() {
         return Err(ApiError::new("InvalidParameter", format!("Endpoint {id} must keep at least one security group")));
     }
@@ -418,6 +455,9 @@ pub(super) fn modify_vpc_endpoint(ec2: &mut Ec2, call: &mut Call<'_>, x: &mut Xm
     if let Err(err) = add_enis(ec2, call, &id, &add) {
         ec2.network_interfaces = before;
         return Err(err);
+    }
+    for gone in before.keys().filter(|n| !ec2.network_interfaces.contains_key(*n)) {
+        ec2.tags.remove(gone);
     }
     let e = ec2.endpoints.get_mut(&id).expect("checked");
     e.subnets = kept.into_iter().chain(add).collect();
@@ -449,7 +489,12 @@ pub(super) fn delete_vpc_endpoints(ec2: &mut Ec2, call: &mut Call<'_>, x: &mut X
             Some(e) => failed.push((id.clone(), e)),
             None => {
                 ec2.endpoints.remove(id);
-                ec2.network_interfaces.retain(|_, n| &n.endpoint != id);
+                let enis: Vec<String> =
+                    ec2.network_interfaces.values().filter(|n| &n.endpoint == id).map(|n| n.id.clone()).collect();
+                for eni in &enis {
+                    ec2.network_interfaces.remove(eni);
+                    ec2.drop_tags(eni);
+                }
                 ec2.drop_tags(id);
             }
         }

@@ -29,6 +29,8 @@
 //! **Time.** `creationTimestamp` and `launchTime` come from the call's
 //! [`Call::now`] (Unix seconds); the core reads no clock.
 
+#[cfg(test)]
+mod consistency_tests;
 mod describe;
 pub mod endpoint;
 mod ids;

@@ -241,6 +241,14 @@ pub(super) fn delete_vpc(ec2: &mut Ec2, call: &mut Call<'_>, x: &mut Xml) -> Res
     for gone in [&v.default_security_group, &v.default_network_acl, &id] {
         ec2.drop_tags(gone);
     }
+    // The default group's rules go with it, and their tags (as DeleteSecurityGroup drops them).
+    let rules: Vec<String> = ec2
+        .security_groups
+        .get(&v.default_security_group)
+        .map_or_else(Vec::new, |g| g.ingress.iter().chain(&g.egress).map(|r| r.id.clone()).collect());
+    for r in &rules {
+        ec2.drop_tags(r);
+    }
     ec2.security_groups.remove(&v.default_security_group);
     ec2.network_acls.remove(&v.default_network_acl);
     ec2.vpcs.remove(&id);
@@ -424,6 +432,10 @@ pub(super) fn create_tags(ec2: &mut Ec2, call: &mut Call<'_>, x: &mut Xml) -> Re
 pub(super) fn delete_tags(ec2: &mut Ec2, call: &mut Call<'_>, x: &mut Xml) -> Result<Effect, ApiError> {
     let ids = tagged_ids(ec2, call)?;
     let given = call.params.structs("Tag");
+    // Checked before any tag goes: a refused call changes nothing.
+    for g in &given {
+        g.required("Key")?;
+    }
     for id in &ids {
         let Some(t) = ec2.tags.get_mut(id) else { continue };
         if given.is_empty() {
