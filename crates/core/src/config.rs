@@ -23,7 +23,7 @@ use crate::filter::{
     RuleSet, RuleSetConfig, SecurityGroup, SgPeer, SgRule, DEFAULT_GROUP_ID,
 };
 use crate::model::{Bandwidth, EndpointSettings, Subnet, Vpc};
-use crate::policy::PolicyDocument;
+use crate::policy::{PolicyDocument, SniPolicy};
 use crate::shaper::{ByteSize, Rate};
 
 /// The largest MTU a TUN carries (the kernel's limit for an IPv4 TUN payload as pasta uses).
@@ -709,6 +709,11 @@ fn validate_endpoint(
         Some(m) if (1..=1_000_000).contains(m.get_ref()) => *m.get_ref(),
         Some(m) => return src.invalid(m.span(), key("max_connections"), "1 to 1000000"),
     };
+    for (j, p) in raw.allowed_sni.iter().enumerate() {
+        if let Err(e) = SniPolicy::check_pattern(p.get_ref()) {
+            return src.invalid(p.span(), key(&format!("allowed_sni[{j}]")), e);
+        }
+    }
     if let Some(u) = &raw.upstream {
         if parse_host_port(u.get_ref()).is_none() {
             return src.invalid(u.span(), key("upstream"), "host:port, e.g. 127.0.0.1:8443 or api.example.com:443");
@@ -1066,6 +1071,17 @@ upstream = "127.0.0.1:8443"
         let c = Config::from_toml("x", &custom).unwrap();
         assert_eq!(c.endpoints[0].service_info.default_dns_names, ["api.example.com"]);
         assert!(c.endpoints[0].private_dns);
+    }
+
+    #[test]
+    fn a_bad_allowed_sni_pattern_is_refused_with_its_line() {
+        // Found by fuzz/ (config target): such a pattern passed `check` and failed `up` once the TUN existed.
+        for bad in ["*uexample.com", "*.example.c]m", "a.*.example.com", "."] {
+            let e =
+                err(&GOOD.replace("upstream =", &format!("allowed_sni = [\"ok.example.com\", {bad:?}]\nupstream =")));
+            assert!(e.contains("allowed_sni[1]") && e.contains(bad), "{bad}: {e}");
+        }
+        Config::from_toml("x", &GOOD.replace("upstream =", "allowed_sni = [\"*.example.com\"]\nupstream =")).unwrap();
     }
 
     #[test]
