@@ -42,6 +42,11 @@ fn policies() -> &'static [[Arc<SniPolicy>; 2]] {
     })
 }
 
+/// Builds the fixture (see [`crate::warm_up`]).
+pub(crate) fn warm_up() {
+    policies();
+}
+
 /// Runs one input (see the module doc). Panics if an invariant breaks.
 pub fn client_hello(data: &[u8]) {
     let Some((&control, flight)) = data.split_first() else { return };

@@ -36,6 +36,11 @@ fn responders() -> &'static [Responder; 2] {
     })
 }
 
+/// Builds the fixture (see [`crate::warm_up`]).
+pub(crate) fn warm_up() {
+    responders();
+}
+
 /// Runs one input (see the module doc). Panics if an invariant breaks.
 pub fn dns_responder(data: &[u8]) {
     let Some((&control, rest)) = data.split_first() else { return };

@@ -134,6 +134,11 @@ struct Queue {
     packets_in: u64,
 }
 
+/// Builds the fixture (see [`crate::warm_up`]).
+pub(crate) fn warm_up() {
+    fixture();
+}
+
 /// Runs one input (see the module doc). Panics if an invariant breaks.
 pub fn pipeline(data: &[u8]) {
     let f = fixture();
