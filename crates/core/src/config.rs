@@ -23,7 +23,7 @@ use crate::filter::{
     RuleSet, RuleSetConfig, SecurityGroup, SgPeer, SgRule, DEFAULT_GROUP_ID,
 };
 use crate::model::{Bandwidth, EndpointSettings, Subnet, Vpc};
-use crate::policy::PolicyDocument;
+use crate::policy::{PolicyDocument, SniPolicy};
 use crate::shaper::{ByteSize, Rate};
 
 /// The largest MTU a TUN carries (the kernel's limit for an IPv4 TUN payload as pasta uses).
@@ -406,6 +406,17 @@ fn is_name(s: &str) -> bool {
     !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
+/// Longest AZ name: it ends the first label of an endpoint's zonal DNS name,
+/// `vpce-ID-SUFFIX-AZ`, and a label holds at most 63 bytes (22 + 1 + 8 + 1 + 31).
+const MAX_AZ_LEN: usize = 31;
+
+/// A region or AZ name as it goes into the endpoint's DNS names: lowercase
+/// letters, digits and '-' (AWS's own names, e.g. `us-west-2-lax-1a`), so the
+/// private zone built from them later cannot fail.
+fn is_dns_word(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
 fn validate_vpc(src: &Source, raw: RawVpc) -> Result<Vpc, ConfigError> {
     let cidr = *raw.cidr.get_ref();
     if !(16..=28).contains(&cidr.prefix()) {
@@ -421,7 +432,7 @@ fn validate_vpc(src: &Source, raw: RawVpc) -> Result<Vpc, ConfigError> {
         return src.invalid(raw.tun.span(), "vpc.tun", "an interface name of 1 to 15 letters, digits, '-', '_', '.'");
     }
     let region = raw.region.get_ref();
-    if !is_name(region) || region.contains('.') {
+    if !is_dns_word(region) || region.len() >= MAX_AZ_LEN {
         return src.invalid(raw.region.span(), "vpc.region", "a region name like us-east-1");
     }
     let mtu = match raw.mtu {
@@ -496,11 +507,19 @@ fn validate_subnets(
         if !is_name(s.id.get_ref()) {
             return src.invalid(s.id.span(), format!("subnet[{i}].id"), "letters, digits, '-', '_', '.'");
         }
-        if !s.az.get_ref().starts_with(vpc.region.as_str()) {
+        let az = s.az.get_ref();
+        if !az.starts_with(vpc.region.as_str())
+            || az.len() == vpc.region.len()
+            || az.len() > MAX_AZ_LEN
+            || !is_dns_word(az)
+        {
             return src.invalid(
                 s.az.span(),
                 format!("subnet[{i}].az"),
-                format!("an AZ of {} (e.g. {}a)", vpc.region, vpc.region),
+                format!(
+                    "an AZ of {} (e.g. {}a): lowercase letters, digits, '-', at most {MAX_AZ_LEN}",
+                    vpc.region, vpc.region
+                ),
             );
         }
         if let Some(acl) = &s.network_acl {
@@ -709,6 +728,11 @@ fn validate_endpoint(
         Some(m) if (1..=1_000_000).contains(m.get_ref()) => *m.get_ref(),
         Some(m) => return src.invalid(m.span(), key("max_connections"), "1 to 1000000"),
     };
+    for (j, p) in raw.allowed_sni.iter().enumerate() {
+        if let Err(e) = SniPolicy::check_pattern(p.get_ref()) {
+            return src.invalid(p.span(), key(&format!("allowed_sni[{j}]")), e);
+        }
+    }
     if let Some(u) = &raw.upstream {
         if parse_host_port(u.get_ref()).is_none() {
             return src.invalid(u.span(), key("upstream"), "host:port, e.g. 127.0.0.1:8443 or api.example.com:443");
@@ -1066,6 +1090,31 @@ upstream = "127.0.0.1:8443"
         let c = Config::from_toml("x", &custom).unwrap();
         assert_eq!(c.endpoints[0].service_info.default_dns_names, ["api.example.com"]);
         assert!(c.endpoints[0].private_dns);
+    }
+
+    #[test]
+    fn regions_and_azs_are_names_the_zone_can_hold() {
+        // Found by fuzz/ (config target): such an AZ passed `check` and failed the private zone in `up`.
+        for bad in ["us-east-1|", "us-east-1c[x]", "us-east-1A", "us-east-1", &format!("us-east-1{}", "a".repeat(23))] {
+            let e = err(&GOOD.replace("az = \"us-east-1a\"", &format!("az = {bad:?}")));
+            assert!(e.contains("subnet[0].az"), "{bad}: {e}");
+        }
+        Config::from_toml("x", &GOOD.replace("az = \"us-east-1a\"", "az = \"us-east-1-lax-1a\"")).unwrap();
+        for bad in ["US-EAST-1", "us_east_1", &"r".repeat(31)] {
+            let e = err(&GOOD.replace("region = \"us-east-1\"", &format!("region = {bad:?}")));
+            assert!(e.contains("vpc.region"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_bad_allowed_sni_pattern_is_refused_with_its_line() {
+        // Found by fuzz/ (config target): such a pattern passed `check` and failed `up` once the TUN existed.
+        for bad in ["*uexample.com", "*.example.c]m", "a.*.example.com", "."] {
+            let e =
+                err(&GOOD.replace("upstream =", &format!("allowed_sni = [\"ok.example.com\", {bad:?}]\nupstream =")));
+            assert!(e.contains("allowed_sni[1]") && e.contains(bad), "{bad}: {e}");
+        }
+        Config::from_toml("x", &GOOD.replace("upstream =", "allowed_sni = [\"*.example.com\"]\nupstream =")).unwrap();
     }
 
     #[test]

@@ -127,6 +127,14 @@ impl SniPolicy {
         Ok(SniPolicy { patterns, filter: true, allow_no_sni: false, allow_non_tls })
     }
 
+    /// Checks one server-name pattern (an `allowed_sni` entry) as
+    /// [`SniPolicy::new`] will compile it: the config refuses a bad one,
+    /// naming its line, so that `check` never passes a pattern `up` would
+    /// refuse only once the ENI exists.
+    pub fn check_pattern(pattern: &str) -> Result<(), SniPatternError> {
+        NamePattern::parse(pattern).map(drop)
+    }
+
     /// Whether every first flight passes (no check needed at all).
     pub fn allows_everything(&self) -> bool {
         !self.filter && self.allow_no_sni && self.allow_non_tls

@@ -1,0 +1,8 @@
+//! AFL entry point of the `dns_responder` target (see the crate doc): persistent
+//! mode, many inputs per process, the fixtures built before the fork server
+//! starts.
+
+fn main() {
+    privlink_fuzz::warm_up();
+    afl::fuzz!(|data: &[u8]| privlink_fuzz::dns_responder(data));
+}
