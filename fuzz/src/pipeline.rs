@@ -71,24 +71,9 @@ fn fixture() -> &'static Fixture {
     F.get_or_init(|| {
         let plan = fixture::plan();
         // As `Stack::new` builds it: the ENIs, then the resolver addresses as one more endpoint.
-        let mut routes: Vec<EniRoute> = plan
-            .endpoints
-            .iter()
-            .enumerate()
-            .flat_map(|(i, e)| {
-                e.enis.iter().map(move |n| EniRoute { ip: n.ip, endpoint: i, ports: e.settings.ports.clone() })
-            })
-            .collect();
-        let guarded = routes.len();
-        let eni_ips = routes.iter().map(|r| r.ip).collect();
-        for ip in plan.vpc.resolvers() {
-            routes.push(EniRoute { ip, endpoint: plan.endpoints.len(), ports: vec![53] });
-        }
-        let sources = VpcSources {
-            cidr: plan.vpc.cidr,
-            router: plan.vpc.router,
-            subnets: plan.subnets.iter().map(|s| s.cidr).collect(),
-        };
+        let (routes, guarded) = plan.eni_routes();
+        let eni_ips = routes[..guarded].iter().map(|r| r.ip).collect();
+        let sources = plan.vpc_sources();
         let pipeline = Pipeline::new(routes.clone(), plan.vpc.resolvers(), sources.clone(), plan.vpc.mtu);
         let mut admissions: Vec<Admission> = plan
             .endpoints

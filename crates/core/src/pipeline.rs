@@ -52,6 +52,40 @@ pub struct EniRoute {
     pub ports: Vec<u16>,
 }
 
+impl crate::model::Plan {
+    /// The pipeline's routes, as every stack builds them: each ENI of each
+    /// endpoint, then the VPC resolver's addresses as one more endpoint
+    /// (index `endpoints.len()`, port 53: DNS over TCP). The second value is
+    /// how many come first as ENIs (the guarded ones).
+    pub fn eni_routes(&self) -> (Vec<EniRoute>, usize) {
+        let mut routes: Vec<EniRoute> = self
+            .endpoints
+            .iter()
+            .enumerate()
+            .flat_map(|(i, e)| {
+                e.enis.iter().map(move |n| EniRoute { ip: n.ip, endpoint: i, ports: e.settings.ports.clone() })
+            })
+            .collect();
+        let guarded = routes.len();
+        let dns_endpoint = self.endpoints.len();
+        routes.extend(self.vpc.resolvers().into_iter().map(|ip| EniRoute {
+            ip,
+            endpoint: dns_endpoint,
+            ports: vec![53],
+        }));
+        (routes, guarded)
+    }
+
+    /// The sources a client of this VPC may send from.
+    pub fn vpc_sources(&self) -> VpcSources {
+        VpcSources {
+            cidr: self.vpc.cidr,
+            router: self.vpc.router,
+            subnets: self.subnets.iter().map(|s| s.cidr).collect(),
+        }
+    }
+}
+
 /// The addresses a client of the VPC may send from: unicast, inside the
 /// VPC's CIDR, none of AWS's reserved addresses (five per subnet and five of
 /// the VPC's block: network, router, DNS, reserved, broadcast). ENI and

@@ -100,7 +100,7 @@ use privlink_core::flow::FlowKey;
 use privlink_core::log_limit::LogLimit;
 use privlink_core::model::{Plan, Upstream};
 use privlink_core::packet::{self, PacketMeta};
-use privlink_core::pipeline::{EniRoute, Pipeline, VpcSources};
+use privlink_core::pipeline::Pipeline;
 use privlink_core::policy::SniPolicy;
 use privlink_core::rfc5961::{Segment, SeqSpace};
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketSet};
@@ -235,26 +235,11 @@ impl<L: Link, C: Connector> Stack<L, C> {
         connector: C,
         now: Instant,
     ) -> Result<Stack<L, C>, privlink_core::policy::SniPatternError> {
-        let mut enis: Vec<EniRoute> = plan
-            .endpoints
-            .iter()
-            .enumerate()
-            .flat_map(|(i, e)| {
-                e.enis.iter().map(move |n| EniRoute { ip: n.ip, endpoint: i, ports: e.settings.ports.clone() })
-            })
-            .collect();
-        let guarded = enis.len();
         // DNS over TCP is one more "endpoint", after the real ones.
+        let (enis, guarded) = plan.eni_routes();
         let dns_endpoint = plan.endpoints.len();
-        for ip in plan.vpc.resolvers() {
-            enis.push(EniRoute { ip, endpoint: dns_endpoint, ports: vec![53] });
-        }
         let mtu = plan.vpc.mtu as usize;
-        let sources = VpcSources {
-            cidr: plan.vpc.cidr,
-            router: plan.vpc.router,
-            subnets: plan.subnets.iter().map(|s| s.cidr).collect(),
-        };
+        let sources = plan.vpc_sources();
         let pipeline = Pipeline::new(enis, plan.vpc.resolvers(), sources, plan.vpc.mtu);
 
         let mut config = IfaceConfig::new(HardwareAddress::Ip);
