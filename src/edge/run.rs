@@ -64,7 +64,7 @@ pub struct RunOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// Not root.
-    #[error("{0} (privlink run needs root: run it with sudo; rootless runs are not built yet)")]
+    #[error("privlink run needs root to make its namespaces and TUN devices: run it with sudo (rootless runs, in a user namespace, are not built yet); nothing was touched")]
     Privileges(#[from] PrivilegeError),
     /// A service or upstream the API refused.
     #[error("{0}")]
