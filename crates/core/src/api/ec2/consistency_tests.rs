@@ -31,7 +31,7 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use proptest::prelude::*;
 
 use super::plan::{Upstreams, VpcPlan};
-use super::{Call, Ec2, Effect, IdKind};
+use super::{Ec2, Effect, IdKind};
 use crate::api::error::ApiError;
 use crate::api::query::Params;
 use crate::api::xml::tests::texts;
@@ -83,17 +83,7 @@ impl Driver {
 
     fn run(&mut self, action: &str, params: &[(String, String)]) -> Result<(String, Effect), ApiError> {
         let params = Params::from_pairs(params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        let mut n = self.counter;
-        let mut random = || {
-            n += 1;
-            let mut b = [0u8; 9];
-            b[..8].copy_from_slice(&n.to_be_bytes());
-            b
-        };
-        let mut call = Call { params: &params, request_id: "req-1", now: 1_700_000_000, random: &mut random };
-        let out = self.ec2.call(action, &mut call);
-        self.counter = n;
-        out
+        super::testkit::call_counted(&mut self.ec2, &mut self.counter, action, &params)
     }
 
     /// Runs one step's call: a refused or read-only call must change nothing.

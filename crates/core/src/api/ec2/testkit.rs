@@ -16,18 +16,7 @@ impl Lab {
     }
 
     fn run(&mut self, action: &str, params: &[(&str, &str)]) -> Result<(String, Effect), ApiError> {
-        let params = Params::from_pairs(params.iter().copied());
-        let mut n = self.counter;
-        let mut random = || {
-            n += 1;
-            let mut b = [0u8; 9];
-            b[..8].copy_from_slice(&n.to_be_bytes());
-            b
-        };
-        let mut call = Call { params: &params, request_id: "req-1", now: 1_700_000_000, random: &mut random };
-        let out = self.ec2.call(action, &mut call);
-        self.counter = n;
-        out
+        call_counted(&mut self.ec2, &mut self.counter, action, &Params::from_pairs(params.iter().copied()))
     }
 
     /// Runs a call that must succeed; returns its XML.
@@ -64,4 +53,24 @@ impl Lab {
         let params = [("VpcId", vpc), ("CidrBlock", cidr), ("AvailabilityZone", az)];
         self.field("CreateSubnet", &params, "CreateSubnetResponse/subnet/subnetId")
     }
+}
+
+/// Runs `action` on `ec2` with ids from `counter` (advanced), a fixed request id and time.
+pub(crate) fn call_counted(
+    ec2: &mut Ec2,
+    counter: &mut u64,
+    action: &str,
+    params: &Params,
+) -> Result<(String, Effect), ApiError> {
+    let mut n = *counter;
+    let mut random = || {
+        n += 1;
+        let mut b = [0u8; 9];
+        b[..8].copy_from_slice(&n.to_be_bytes());
+        b
+    };
+    let mut call = Call { params, request_id: "req-1", now: 1_700_000_000, random: &mut random };
+    let out = ec2.call(action, &mut call);
+    *counter = n;
+    out
 }
