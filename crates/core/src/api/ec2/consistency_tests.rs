@@ -158,6 +158,11 @@ fn resolve(p: Pick, kind: IdKind, pool: &[String]) -> String {
     }
 }
 
+/// `name.1`, `name.2`, … for the ids `picks` choose from `pool`.
+fn numbered(name: &str, picks: &[Pick], kind: IdKind, pool: &[String]) -> Vec<(String, String)> {
+    picks.iter().enumerate().map(|(n, i)| kv(format!("{name}.{}", n + 1), resolve(*i, kind, pool))).collect()
+}
+
 /// A rule of a security group call.
 #[derive(Debug, Clone)]
 struct Rule {
@@ -512,11 +517,7 @@ impl Driver {
             }
             Op::TerminateInstances(list) => {
                 let pool = ids(&e.instances);
-                let p = list
-                    .iter()
-                    .enumerate()
-                    .map(|(n, i)| kv(format!("InstanceId.{}", n + 1), resolve(*i, IdKind::Instance, &pool)))
-                    .collect();
+                let p = numbered("InstanceId", list, IdKind::Instance, &pool);
                 ("TerminateInstances", p)
             }
             Op::CreateSecurityGroup { vpc, name } => {
@@ -677,31 +678,19 @@ impl Driver {
             }
             Op::DeleteVpcEndpoints(list) => {
                 let pool = ids(&e.endpoints);
-                let p = list
-                    .iter()
-                    .enumerate()
-                    .map(|(n, i)| kv(format!("VpcEndpointId.{}", n + 1), resolve(*i, IdKind::VpcEndpoint, &pool)))
-                    .collect();
+                let p = numbered("VpcEndpointId", list, IdKind::VpcEndpoint, &pool);
                 ("DeleteVpcEndpoints", p)
             }
             Op::CreateTags { ids: list, key } => {
                 let pool = self.taggable();
-                let mut p: Vec<(String, String)> = list
-                    .iter()
-                    .enumerate()
-                    .map(|(n, i)| kv(format!("ResourceId.{}", n + 1), resolve(*i, IdKind::Vpc, &pool)))
-                    .collect();
+                let mut p = numbered("ResourceId", list, IdKind::Vpc, &pool);
                 p.push(kv("Tag.1.Key", ["Name", "env", "aws:bad"][usize::from(*key)]));
                 p.push(kv("Tag.1.Value", "v"));
                 ("CreateTags", p)
             }
             Op::DeleteTags { ids: list, tags } => {
                 let pool = self.taggable();
-                let mut p: Vec<(String, String)> = list
-                    .iter()
-                    .enumerate()
-                    .map(|(n, i)| kv(format!("ResourceId.{}", n + 1), resolve(*i, IdKind::Vpc, &pool)))
-                    .collect();
+                let mut p = numbered("ResourceId", list, IdKind::Vpc, &pool);
                 for (n, (key, value)) in tags.iter().enumerate() {
                     if let Some(k) = key {
                         p.push(kv(format!("Tag.{}.Key", n + 1), ["Name", "env", "other"][usize::from(*k)]));

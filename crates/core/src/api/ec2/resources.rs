@@ -146,8 +146,6 @@ pub enum EndpointState {
     Pending,
     /// Serving.
     Available,
-    /// DeleteVpcEndpoints was called; gone from the data plane.
-    Deleted,
 }
 
 impl EndpointState {
@@ -156,7 +154,6 @@ impl EndpointState {
         match self {
             EndpointState::Pending => "pending",
             EndpointState::Available => "available",
-            EndpointState::Deleted => "deleted",
         }
     }
 }

@@ -19,7 +19,7 @@
 use std::net::Ipv4Addr;
 
 use super::resources::{NetworkAclEntry, RulePeer, SecurityGroupRule};
-use super::{Ec2, EndpointState};
+use super::Ec2;
 use crate::filter::{
     GroupMembers, NaclEntry, NetworkAcl, PortRange, Protocol, RuleAction, RuleNumber, RuleSetConfig, SecurityGroup,
     SgPeer, SgRule, DEFAULT_GROUP_ID,
@@ -70,14 +70,14 @@ impl Ec2 {
     }
 
     /// The private IPs in group `group` of VPC `vpc`: instances, and the ENIs
-    /// of endpoints (not deleted) that have the group; sorted.
+    /// of endpoints that have the group; sorted.
     fn members(&self, vpc: &str, group: &str) -> Vec<Ipv4Addr> {
         let instances =
             self.instances.values().filter(|i| i.vpc == vpc && i.security_groups.iter().any(|g| g == group));
         let enis = self.network_interfaces.values().filter(|n| {
-            self.endpoints.get(&n.endpoint).is_some_and(|e| {
-                e.vpc == vpc && e.state != EndpointState::Deleted && e.security_groups.iter().any(|g| g == group)
-            })
+            self.endpoints
+                .get(&n.endpoint)
+                .is_some_and(|e| e.vpc == vpc && e.security_groups.iter().any(|g| g == group))
         });
         let mut ips: Vec<Ipv4Addr> = instances.map(|i| i.ip).chain(enis.map(|n| n.ip)).collect();
         ips.sort_unstable();
@@ -289,7 +289,7 @@ mod tests {
             id: "vpce-12345678".into(),
             vpc: vpc.clone(),
             service_name: "com.amazonaws.us-east-1.ec2".into(),
-            state: EndpointState::Available,
+            state: crate::api::ec2::EndpointState::Available,
             subnets: vec![subnet.clone()],
             security_groups: vec![sg.clone()],
             private_dns: true,
@@ -318,7 +318,8 @@ mod tests {
         // The endpoint holds the group too.
         lab.ec2.instances.clear();
         assert_eq!(lab.err("DeleteSecurityGroup", &[("GroupId", &sg)]).code, "DependencyViolation");
-        lab.ec2.endpoints.get_mut("vpce-12345678").unwrap().state = EndpointState::Deleted;
+        lab.ec2.endpoints.remove("vpce-12345678");
+        lab.ec2.network_interfaces.remove("eni-12345678");
         assert!(lab.ec2.rule_set_config(&vpc).group_members.is_empty(), "a deleted endpoint's ENI is no member");
     }
 
