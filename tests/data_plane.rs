@@ -96,7 +96,9 @@ fn two_queues_keep_each_flow_whole_and_share_the_connection_limit() {
         .replace(&format!("netns = \"{ns}\""), &format!("netns = \"{ns}\"\nqueues = 2"))
         + &format!("\n[flow_logs]\nfile = \"{}\"\ninterval = 60\n", flow_log.display());
     let lab = Lab::start(&ns, &cfg);
-    let mut ports = Vec::new();
+    // A flow is its ENI address and client port: the kernel may give two
+    // connections to different ENIs the same ephemeral port.
+    let mut flows = Vec::new();
     let echo = |c: &mut TcpStream, seed: u64| {
         let sent = pattern(seed, 3000);
         c.write_all(&sent).unwrap();
@@ -109,7 +111,7 @@ fn two_queues_keep_each_flow_whole_and_share_the_connection_limit() {
             let mut c = probe::tcp_connect(&ns, eni(&lab, i % 2), Duration::from_secs(5)).unwrap();
             c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
             echo(&mut c, i as u64);
-            ports.push(c.local_addr().unwrap().port());
+            flows.push((c.peer_addr().unwrap(), c.local_addr().unwrap().port()));
             c
         })
         .collect();
@@ -128,7 +130,7 @@ fn two_queues_keep_each_flow_whole_and_share_the_connection_limit() {
         let mut c = probe::tcp_connect(&ns, eni(&lab, i % 2), Duration::from_secs(5)).unwrap();
         c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         echo(&mut c, 200 + i as u64);
-        ports.push(c.local_addr().unwrap().port());
+        flows.push((c.peer_addr().unwrap(), c.local_addr().unwrap().port()));
         drop(c);
         ended.recv_timeout(Duration::from_secs(10)).unwrap();
     }
@@ -150,11 +152,13 @@ fn two_queues_keep_each_flow_whole_and_share_the_connection_limit() {
     // record, and never two in one capture window (windows are aligned to
     // the minute, so a flow crossing one has a record in each).
     let log = std::fs::read_to_string(&flow_log).unwrap();
-    for port in ports {
+    for (eni_address, port) in flows {
         let windows: Vec<&str> = log
             .lines()
             .map(|l| l.split_whitespace().collect::<Vec<_>>())
-            .filter(|f| f.len() == 14 && f[5] == port.to_string() && f[6] == "443")
+            .filter(|f| {
+                f.len() == 14 && f[4] == eni_address.ip().to_string() && f[5] == port.to_string() && f[6] == "443"
+            })
             .map(|f| f[10])
             .collect();
         let mut unique = windows.clone();
@@ -162,7 +166,7 @@ fn two_queues_keep_each_flow_whole_and_share_the_connection_limit() {
         unique.dedup();
         assert!(
             !windows.is_empty() && unique.len() == windows.len(),
-            "client port {port}: inbound records in windows {windows:?} of\n{log}"
+            "flow {port} -> {eni_address}: inbound records in windows {windows:?} of\n{log}"
         );
     }
 }
