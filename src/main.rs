@@ -115,6 +115,11 @@ fn main() -> ExitCode {
     let rt = builder.enable_all().build().expect("tokio runtime");
     match cli.command {
         Command::Check { config, state_dir } => {
+            match config_file::load_api(&config) {
+                Ok(Some(api)) => return check_api(&api, &state_dir),
+                Ok(None) => {}
+                Err(e) => return fail(e),
+            }
             let config = match config_file::load(&config) {
                 Ok(c) => c,
                 Err(e) => return fail(e),
@@ -129,7 +134,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Up { config, state_dir } => {
-            if let Some(settings) = match config_file::load_api(&config) {
+            if let Some(api) = match config_file::load_api(&config) {
                 Ok(s) => s,
                 Err(e) => return fail(e),
             } {
@@ -139,7 +144,13 @@ fn main() -> ExitCode {
                 };
                 let ready =
                     |addr| println!("privlink: EC2 API on http://{addr} (aws --endpoint-url http://{addr} ec2 ...)");
-                return match rt.block_on(privlink::edge::api::run(&settings, &state_dir, ready, shutdown)) {
+                return match rt.block_on(privlink::edge::api::run(
+                    &api.settings,
+                    api.vpc.as_ref(),
+                    &state_dir,
+                    ready,
+                    shutdown,
+                )) {
                     Ok(()) => {
                         println!("privlink: stopped");
                         ExitCode::SUCCESS
@@ -263,6 +274,41 @@ fn raise_fd_limit() {
             libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
         }
     }
+}
+
+/// `privlink check` of an `[api]` file: its VPC seeds a copy of the state
+/// dir's model (nothing is written), as `up` would seed it.
+fn check_api(api: &config_file::ApiFile, state_dir: &std::path::Path) -> ExitCode {
+    let s = &api.settings;
+    println!(
+        "api: http://{} ({}, {})",
+        s.listen,
+        s.region,
+        if s.credentials.is_some() { "SigV4" } else { "loopback, unsigned" }
+    );
+    if let Some(v) = &api.vpc {
+        let file = privlink::edge::api::model_file::ModelFile::in_dir(state_dir);
+        let mut model = match file.load(&s.region) {
+            Ok(m) => m,
+            Err(e) => return fail(e),
+        };
+        let mut random = privlink::edge::daemon::random_id_bytes;
+        match privlink_core::api::ec2::seed::seed(&mut model, &v.config, &v.fingerprint, &mut random) {
+            Ok(true) => println!(
+                "vpc {}: seeds the model with {} subnets, {} instances, {} endpoints",
+                v.config.vpc.id,
+                v.config.subnets.len(),
+                v.config.instances.len(),
+                v.config.endpoints.len()
+            ),
+            Ok(false) => println!("vpc {}: seeded the state dir's model already", v.config.vpc.id),
+            Err(e) => return fail(format!("{}: {e}", v.file)),
+        }
+    } else {
+        println!("no [vpc]: every VPC comes through the API");
+    }
+    println!("config OK");
+    ExitCode::SUCCESS
 }
 
 fn fail(e: impl std::fmt::Display) -> ExitCode {

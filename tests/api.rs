@@ -321,3 +321,103 @@ fn with_credentials_only_a_request_signed_with_them_changes_anything() {
     drop(api);
     assert!(!privlink::edge::netns::exists(&vpc));
 }
+
+#[test]
+fn a_files_vpc_seeds_the_model_once_and_the_api_changes_it_live() {
+    if !common::netns_available("a_files_vpc_seeds_the_model_once_and_the_api_changes_it_live") {
+        return;
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let name = "ec2.us-east-1.amazonaws.com";
+    let service = rt.block_on(standin::TlsStandIn::start(name, 0)).unwrap();
+    let dir = common::TempDir::new(&common::unique("seed"));
+    // Ids that are not AWS-shaped (so every run's namespaces are its own):
+    // each resource gets an AWS-shaped id and keeps the file's as its Name tag.
+    let text = format!(
+        r#"[api]
+listen = "127.0.0.1:0"
+[dns]
+forward = []
+
+[vpc]
+id = "vpc-lab"
+cidr = "10.0.0.0/16"
+region = "us-east-1"
+
+[[subnet]]
+id = "subnet-lab-a"
+cidr = "10.0.1.0/24"
+az = "us-east-1a"
+
+[[security_group]]
+id = "sg-endpoint"
+ingress = [{{ protocol = "tcp", ports = "443", cidr = "10.0.0.0/16" }}]
+
+[[instance]]
+id = "i-lab"
+ip = "10.0.1.10"
+
+[[endpoint]]
+service = "com.amazonaws.us-east-1.ec2"
+subnets = ["subnet-lab-a"]
+ips = {{ "subnet-lab-a" = "10.0.1.49" }}
+upstream = "{}"
+security_groups = ["sg-endpoint"]
+"#,
+        service.addr
+    );
+    let path = dir.0.join("lab.toml");
+    std::fs::write(&path, &text).unwrap();
+    let file = privlink::edge::config_file::load_api(&path).unwrap().expect("an [api] file");
+    let state = dir.0.join("state");
+    let api = LocalApi::start_file(file.clone(), state.clone()).expect("the API starts");
+    let a = api.addr;
+    let tagged = |action: &str, name: &str, field: &str| {
+        let params = [("Action", action), ("Filter.1.Name", "tag:Name"), ("Filter.1.Value.1", name)];
+        ok(a, &params, field)
+    };
+
+    // The file's objects are the API's: Describe finds them by their file ids.
+    let vpc = tagged("DescribeVpcs", "vpc-lab", "vpcId");
+    let instance = tagged("DescribeInstances", "i-lab", "instanceId");
+    let group = tagged("DescribeSecurityGroups", "sg-endpoint", "groupId");
+    let (_, body) =
+        call(a, &[("Action", "DescribeVpcEndpoints"), ("Filter.1.Name", "vpc-id"), ("Filter.1.Value.1", &vpc)]);
+    let endpoint = texts(&body, "vpcEndpointId").pop().expect("the file's endpoint");
+    assert_eq!(texts(&body, "state"), ["available"], "{body}");
+    let eni = SocketAddrV4::new(Ipv4Addr::new(10, 0, 1, 49), 443);
+    let resolver = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 53);
+    let answer = probe::dns_udp(Some(&instance), resolver, name, "A").unwrap();
+    assert_eq!(answer.ips, [*eni.ip()], "{answer:?}");
+    let reply = probe::https_get(&instance, eni, name, &service.cert.ca, "/").unwrap();
+    assert!(reply.response.contains("hello from"), "{}", reply.response);
+
+    // The API changes them live: the file's rule revoked, a new connection is not answered.
+    let revoke = [
+        ("Action", "RevokeSecurityGroupIngress"),
+        ("GroupId", group.as_str()),
+        ("IpPermissions.1.IpProtocol", "tcp"),
+        ("IpPermissions.1.FromPort", "443"),
+        ("IpPermissions.1.ToPort", "443"),
+        ("IpPermissions.1.IpRanges.1.CidrIp", "10.0.0.0/16"),
+    ];
+    ok(a, &revoke, "return");
+    assert!(probe::tcp_connect(&instance, eni, Duration::from_millis(1500)).is_err(), "revoked");
+
+    // A restart with the same file seeds nothing: the API's change stays.
+    drop(api);
+    assert!(!privlink::edge::netns::exists(&vpc));
+    let api = LocalApi::start_file(file, state.clone()).expect("the API restarts");
+    let a = api.addr;
+    let (_, body) = call(a, &[("Action", "DescribeVpcEndpoints")]);
+    assert_eq!(texts(&body, "vpcEndpointId"), [endpoint], "one endpoint, the same: {body}");
+    assert!(probe::tcp_connect(&instance, eni, Duration::from_millis(1500)).is_err(), "still revoked");
+    drop(api);
+
+    // A changed VPC part is refused before anything runs, naming the file.
+    std::fs::write(&path, text.replace("10.0.1.49", "10.0.1.50")).unwrap();
+    let changed = privlink::edge::config_file::load_api(&path).unwrap().unwrap();
+    let e = LocalApi::start_file(changed, state).err().expect("refused").to_string();
+    assert!(e.contains("lab.toml: vpc: the file's VPC part changed"), "{e}");
+    assert!(!privlink::edge::netns::exists(&vpc) && !privlink::edge::netns::exists(&instance));
+}

@@ -8,6 +8,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::edge::config_file::ApiFile;
 use privlink_core::api::settings::ApiSettings;
 
 /// A form POST of `params` (and `Version=2016-11-15`) to the API at `api`,
@@ -62,12 +63,18 @@ pub struct LocalApi {
 impl LocalApi {
     /// Starts the API with `settings` and `state_dir`; returns once it listens.
     pub fn start(settings: ApiSettings, state_dir: PathBuf) -> io::Result<LocalApi> {
+        LocalApi::start_file(ApiFile { settings, vpc: None }, state_dir)
+    }
+
+    /// Starts the API of an `[api]` file (its VPC seeds the model); returns once it listens.
+    pub fn start_file(api: ApiFile, state_dir: PathBuf) -> io::Result<LocalApi> {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new().name("privlink-api".into()).spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
             rt.block_on(crate::edge::api::run(
-                &settings,
+                &api.settings,
+                api.vpc.as_ref(),
                 &state_dir,
                 |addr| {
                     let _ = ready_tx.send(addr);

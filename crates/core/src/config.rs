@@ -90,6 +90,20 @@ pub struct Config {
     pub conntrack: ConntrackTimeouts,
     /// `[flow_logs]`, when present.
     pub flow_logs: Option<FlowLogs>,
+    /// `[[instance]]`: lab instances, in file order (members of their groups;
+    /// with `[api]`, instances of the API's model).
+    pub instances: Vec<InstanceSpec>,
+}
+
+/// `[[instance]]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceSpec {
+    /// Its id as written.
+    pub id: String,
+    /// Its private IP.
+    pub ip: Ipv4Addr,
+    /// Its groups.
+    pub security_groups: Vec<String>,
 }
 
 /// `[flow_logs]`: VPC Flow Logs of every ENI, AWS default format.
@@ -152,6 +166,11 @@ struct RawConfig {
     #[serde(default)]
     instance: Vec<RawInstance>,
     flow_logs: Option<RawFlowLogs>,
+    // Read by the API's settings (`crate::api::settings`), which share the file.
+    #[serde(default, rename = "api")]
+    _api: Option<toml::Value>,
+    #[serde(default, rename = "upstreams")]
+    _upstreams: Option<toml::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -231,7 +250,6 @@ mod rule_cidr {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawInstance {
-    #[allow(dead_code)] // names the instance in the file; not used by the data path
     id: String,
     ip: Ipv4Addr,
     #[serde(default)]
@@ -355,6 +373,15 @@ impl Config {
         })?;
         let conntrack = validate_conntrack(&src, raw.vpc.tcp_established_timeout.as_ref())?;
         let vpc = validate_vpc(&src, raw.vpc)?;
+        let instances = raw
+            .instance
+            .iter()
+            .map(|i| InstanceSpec {
+                id: i.id.clone(),
+                ip: i.ip,
+                security_groups: i.security_groups.iter().map(|g| g.get_ref().clone()).collect(),
+            })
+            .collect();
         let mut rules = validate_rules(&src, raw.security_group, raw.network_acl, raw.prefix_list, raw.instance)?;
         let subnets = validate_subnets(&src, &vpc, &rules, raw.subnet)?;
         let endpoints = raw
@@ -391,7 +418,7 @@ impl Config {
                 );
             }
         }
-        Ok(Config { vpc, subnets, endpoints, dns, rules, conntrack, flow_logs })
+        Ok(Config { vpc, subnets, endpoints, dns, rules, conntrack, flow_logs, instances })
     }
 }
 

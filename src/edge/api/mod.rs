@@ -30,6 +30,7 @@ use std::path::Path;
 
 use tokio::sync::mpsc;
 
+use crate::edge::config_file::SeedVpc;
 use crate::edge::fabric::{FabricError, Records};
 use crate::edge::lock::{Holder, Lock, LockError};
 use crate::edge::privileges::{self, PrivilegeError};
@@ -62,6 +63,14 @@ pub enum ApiRunError {
     /// Rebuilding the stored model.
     #[error("rebuilding the stored VPCs: {0}")]
     Realize(#[from] RealizeError),
+    /// The file's VPC could not seed the model.
+    #[error("{file}: {source}")]
+    Seed {
+        /// The config file.
+        file: String,
+        /// The key and why.
+        source: privlink_core::api::ec2::seed::SeedError,
+    },
     /// The listen address.
     #[error("api.listen {addr}: {source}")]
     Listen {
@@ -87,6 +96,7 @@ fn unix_now() -> u64 {
 /// Serves the API until `shutdown`; `on_ready` gets the address once it listens.
 pub async fn run(
     settings: &ApiSettings,
+    vpc: Option<&SeedVpc>,
     state_dir: &Path,
     on_ready: impl FnOnce(std::net::SocketAddr),
     shutdown: impl Future<Output = ()>,
@@ -102,6 +112,17 @@ pub async fn run(
         Lock::acquire(&state_dir.join("lock"), &format!("state dir {}", holder.state_dir), "--state-dir", &holder)?;
     let file = ModelFile::in_dir(state_dir);
     let mut model = file.load(&settings.region)?;
+    if let Some(v) = vpc {
+        let mut random = crate::edge::daemon::random_id_bytes;
+        match privlink_core::api::ec2::seed::seed(&mut model, &v.config, &v.fingerprint, &mut random) {
+            Ok(true) => {
+                file.save(&model)?;
+                tracing::info!("{}: its VPC {} seeded the model", v.file, v.config.vpc.id);
+            }
+            Ok(false) => {}
+            Err(source) => return Err(ApiRunError::Seed { file: v.file.clone(), source }),
+        }
+    }
     let records = Records::in_state_dir(state_dir);
     for left in records.remove_left_behind()? {
         tracing::info!("removed namespace {left}, left by an earlier run");
@@ -145,7 +166,7 @@ async fn call(
     let request_id = request_id();
     let before = model.clone();
     let mut random = crate::edge::daemon::random_id_bytes;
-    let mut c = Call { params, request_id: &request_id, now: unix_now(), random: &mut random };
+    let mut c = Call { params, request_id: &request_id, now: unix_now(), random: &mut random, chosen_id: None };
     let answer = privlink_core::api::handle(model, service, &mut c);
     if answer.effect == Effect::ReadOnly {
         return (answer.status, answer.body);

@@ -77,7 +77,7 @@ mod tests {
     fn run(ec2: &mut Ec2, service: Option<&str>, form: &[u8]) -> Answer {
         let params = Params::parse(form);
         let mut random = || [1u8; 9];
-        let mut call = Call { params: &params, request_id: "r-1", now: 0, random: &mut random };
+        let mut call = Call { params: &params, request_id: "r-1", now: 0, random: &mut random, chosen_id: None };
         handle(ec2, service, &mut call)
     }
 

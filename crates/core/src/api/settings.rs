@@ -15,8 +15,11 @@
 //! forward = []                  # privacy mode; default: the host's resolvers
 //! ```
 //!
-//! A file with `[api]` holds nothing else but `[upstreams]` and `[dns]`:
-//! every VPC comes through the API.
+//! A file with `[api]` may also hold a VPC (`[vpc]`, `[[subnet]]`,
+//! `[[security_group]]`, `[[network_acl]]`, `[[instance]]`,
+//! `[[endpoint]]`): it seeds the API's model once, and from then on it is
+//! an API VPC like any other ([`super::ec2::seed`]). Without one, every VPC
+//! comes through the API.
 //!
 //! Without credentials the API cannot tell one caller from another, so it
 //! serves loopback only; with them a caller must hold the secret, and any
@@ -65,6 +68,36 @@ impl fmt::Debug for Credentials {
     }
 }
 
+/// The fingerprint of a file's VPC part: every table but `[api]`,
+/// `[upstreams]` and `[dns]`, in canonical form (sorted keys, one
+/// formatting), hashed; `None` when the file has no `[vpc]`. Comments,
+/// order and spacing do not change it; any value does.
+pub fn vpc_part_fingerprint(text: &str) -> Option<String> {
+    use sha2::Digest;
+    let mut table: toml::Table = toml::from_str(text).ok()?;
+    for key in ["api", "upstreams", "dns"] {
+        table.remove(key);
+    }
+    if !table.contains_key("vpc") {
+        return None;
+    }
+    let canonical = toml::to_string(&canonical(toml::Value::Table(table))).ok()?;
+    Some(sha2::Sha256::digest(canonical.as_bytes()).iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// `value` with every table's keys sorted.
+fn canonical(value: toml::Value) -> toml::Value {
+    match value {
+        toml::Value::Table(t) => {
+            let sorted: std::collections::BTreeMap<String, toml::Value> =
+                t.into_iter().map(|(k, v)| (k, canonical(v))).collect();
+            toml::Value::Table(sorted.into_iter().collect())
+        }
+        toml::Value::Array(a) => toml::Value::Array(a.into_iter().map(canonical).collect()),
+        other => other,
+    }
+}
+
 /// Whether `text` is an API config (has an `[api]` table).
 pub fn is_api_config(text: &str) -> bool {
     toml::from_str::<toml::Table>(text).is_ok_and(|t| t.contains_key("api"))
@@ -84,9 +117,16 @@ impl ApiSettings {
             line: 0,
             msg: e.message().trim().to_string(),
         })?;
-        for key in table.keys() {
-            if !matches!(key.as_str(), "api" | "upstreams" | "dns") {
-                return Err(bad(key, "an [api] config holds only [api], [upstreams] and [dns]: VPCs, subnets and endpoints come through the API"));
+        // With a [vpc], the rest is the config file's VPC, which seeds the
+        // model (`api::ec2::seed`) and is checked by the config's parser.
+        if !table.contains_key("vpc") {
+            for key in table.keys() {
+                if !matches!(key.as_str(), "api" | "upstreams" | "dns") {
+                    return Err(bad(
+                        key,
+                        "belongs to a [vpc]: add one (it seeds the API's model), or make this through the API",
+                    ));
+                }
             }
         }
         let api = table.get("api").and_then(|v| v.as_table()).ok_or_else(|| bad("api", "a table"))?;
@@ -181,7 +221,7 @@ mod tests {
         assert_eq!(s.credentials, None);
         for (bad, key) in [
             ("[api]\nlisten = \"0.0.0.0:4566\"\n", "api.listen"),
-            ("[api]\n[vpc]\ncidr = \"10.0.0.0/16\"\n", "vpc"),
+            ("[api]\n[[subnet]]\nid = \"subnet-a\"\n", "subnet"),
             ("[api]\nregion = \"mars-1\"\n", "api.region"),
             (
                 "[api]\n[upstreams]\n\"com.amazonaws.us-east-1.nope\" = \"127.0.0.1:1\"\n",
@@ -203,6 +243,27 @@ mod tests {
             }
         }
         assert!(!is_api_config(crate::config::DEMO_CONFIG));
+    }
+
+    #[test]
+    fn the_vpc_part_is_fingerprinted_without_the_api_and_the_dns() {
+        let vpc = "[vpc]\ncidr = \"10.0.0.0/16\"\nregion = \"us-east-1\"\n[[subnet]]\nid = \"subnet-a\"\ncidr = \"10.0.1.0/24\"\naz = \"us-east-1a\"\n";
+        let text = format!("[api]\n{vpc}");
+        assert!(ApiSettings::from_toml("a.toml", &text).is_ok(), "[api] with a VPC is one file");
+        let fp = vpc_part_fingerprint(&text).unwrap();
+        assert_eq!(fp.len(), 64);
+        // What the API settings and the resolver say, comments and key order are not the VPC.
+        let other_api = format!("[api]\nlisten = \"127.0.0.1:4577\"\n[dns]\nforward = []\n# a comment\n{vpc}");
+        assert_eq!(vpc_part_fingerprint(&other_api).unwrap(), fp);
+        let reordered = text.replace(
+            "cidr = \"10.0.0.0/16\"\nregion = \"us-east-1\"",
+            "region = \"us-east-1\"\ncidr = \"10.0.0.0/16\"",
+        );
+        assert_ne!(reordered, text);
+        assert_eq!(vpc_part_fingerprint(&reordered).unwrap(), fp);
+        // Any value of the VPC part is.
+        assert_ne!(vpc_part_fingerprint(&text.replace("10.0.1.0/24", "10.0.2.0/24")).unwrap(), fp);
+        assert_eq!(vpc_part_fingerprint("[api]\n"), None);
     }
 
     #[test]

@@ -41,6 +41,7 @@ mod resources;
 pub mod rules;
 pub mod sandbox;
 pub mod security_group;
+pub mod seed;
 #[cfg(test)]
 pub(crate) mod testkit;
 pub mod vpc;
@@ -65,11 +66,19 @@ pub struct Call<'a> {
     pub now: u64,
     /// Fresh randomness for new ids.
     pub random: &'a mut dyn FnMut() -> [u8; 9],
+    /// The id the first new resource of its kind takes instead of a random
+    /// one: a config file's own id, when it seeds the model ([`seed`]).
+    /// `None` for every API request.
+    pub chosen_id: Option<&'a str>,
 }
 
 impl Call<'_> {
-    /// A fresh id of `kind`.
+    /// A fresh id of `kind` (the chosen one, the first time its kind is asked).
     pub fn new_id(&mut self, kind: IdKind) -> String {
+        if let Some(id) = self.chosen_id.filter(|id| kind.is_well_formed(id)) {
+            self.chosen_id = None;
+            return id.to_string();
+        }
         crate::model::make_id(kind.prefix(), (self.random)())
     }
 }
@@ -107,6 +116,10 @@ pub struct Ec2 {
     /// CreateVpcEndpoint's and RunInstances' ClientTokens: what each was
     /// first sent with and what it made.
     pub client_tokens: BTreeMap<String, ClientToken>,
+    /// The fingerprint of the config's VPC part that seeded the model
+    /// ([`seed`]), `None`: nothing was seeded.
+    #[serde(default)]
+    pub seeded_from: Option<String>,
 }
 
 impl Ec2 {

@@ -50,7 +50,7 @@ fn run(
     field: &str,
 ) -> Result<String, ApiError> {
     let params = Params::from_pairs(pairs.iter().copied());
-    let mut call = Call { params: &params, request_id: "privlink-run", now: 0, random };
+    let mut call = Call { params: &params, request_id: "privlink-run", now: 0, random, chosen_id: None };
     let action = params.required("Action")?.to_string();
     let (doc, _) = ec2.call(&action, &mut call)?;
     first_text(&doc, field).ok_or_else(|| ApiError::new("InternalError", format!("{action} answered no {field}")))

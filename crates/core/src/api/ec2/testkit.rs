@@ -69,7 +69,7 @@ pub(crate) fn call_counted(
         b[..8].copy_from_slice(&n.to_be_bytes());
         b
     };
-    let mut call = Call { params, request_id: "req-1", now: 1_700_000_000, random: &mut random };
+    let mut call = Call { params, request_id: "req-1", now: 1_700_000_000, random: &mut random, chosen_id: None };
     let out = ec2.call(action, &mut call);
     *counter = n;
     out
