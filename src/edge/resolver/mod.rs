@@ -58,8 +58,8 @@ use crate::edge::queue::link::Link;
 use crate::edge::ready::ReadySet;
 pub use privlink_core::dns::ForwardCounters;
 use privlink_core::dns::{
-    DnsCounters, Event, ForwardMode, Forwarder, Outcome, Responder, SessionId, TcpCounters, TcpSessions, Transport,
-    Zone,
+    AskedNames, DnsCounters, Event, ForwardMode, Forwarder, Outcome, Responder, SessionId, TcpCounters, TcpSessions,
+    Transport, Zone,
 };
 use privlink_core::flow::FlowKey;
 use privlink_core::packet::{self, PacketMeta};
@@ -114,6 +114,8 @@ pub struct Resolver {
     ready: Arc<ReadySet<SessionId>>,
     /// Sessions to service in this turn (reused).
     due: Vec<SessionId>,
+    /// The names asked (both transports), bounded: for `privlink run --summary`.
+    asked: AskedNames,
 }
 
 impl Resolver {
@@ -130,6 +132,7 @@ impl Resolver {
             sessions: TcpSessions::default(),
             ready: Arc::new(ReadySet::default()),
             due: Vec::new(),
+            asked: AskedNames::default(),
         }
     }
 
@@ -141,6 +144,11 @@ impl Resolver {
     /// The forwarder's counters.
     pub fn forward_counters(&self) -> ForwardCounters {
         self.forwarder.counters()
+    }
+
+    /// The names asked so far and what they were answered.
+    pub fn asked(&self) -> &AskedNames {
+        &self.asked
     }
 
     /// The DNS-over-TCP sessions' counters.
@@ -167,7 +175,7 @@ impl Resolver {
         self.refresh();
         let client = SocketAddrV4::new(meta.src, meta.src_port);
         let resolver = meta.dst;
-        match self.responder.handle_query(query, Transport::Udp, &mut self.out) {
+        match self.responder.handle_query_noting(query, Transport::Udp, &mut self.out, &mut self.asked) {
             Outcome::Respond => reply(link, tx, resolver, client, &self.out),
             Outcome::Drop(_) => {}
             Outcome::Forward => {
