@@ -29,6 +29,10 @@
 //! abort, since a stream reset before the client's handshake completed is
 //! not seen by the relay.
 //!
+//! **Names asked.** Every query whose question parses is noted, with what
+//! the responder decided, in a bounded [`AskedNames`] (the first 64 names):
+//! the report `privlink run --summary` prints.
+//!
 //! **Settings.** The zone and the forwarder list ([`ResolverSettings`]) come
 //! on a `watch` channel and are taken up per query: the next query after a
 //! reload meets them, whichever queue answers it.
