@@ -158,3 +158,74 @@ fn the_real_aws_cli_runs_unchanged_inside() {
     let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(doc["Account"], "000000000000", "{stdout}");
 }
+
+/// The number after `label ` in `line`.
+fn number_after(line: &str, label: &str) -> u64 {
+    let at = line.find(label).unwrap_or_else(|| panic!("{label:?} in {line:?}")) + label.len();
+    line[at..].trim_start().split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn the_summary_says_what_the_command_reached_and_what_it_was_refused() {
+    let test = "the_summary_says_what_the_command_reached_and_what_it_was_refused";
+    if !common::netns_available(test) {
+        return;
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let name = "ec2.us-east-1.amazonaws.com";
+    let service = rt.block_on(standin::TlsStandIn::start(name, 0)).unwrap();
+    let dir = common::TempDir::new(&common::unique("runsum"));
+    let ca = dir.0.join("ca.pem");
+    std::fs::write(&ca, &service.cert.ca_pem).unwrap();
+    // curl says, after the body's line, where it connected and what it sent and
+    // received (HTTP, before TLS);
+    // the second name has no endpoint, and port 80 is not the endpoint's (their
+    // curls' own complaints are silenced, so privlink's stderr is the summary alone).
+    let script = format!(
+        "curl -sS --cacert {} -w '%{{remote_ip}} %{{size_request}} %{{size_header}} %{{size_download}}\\n' https://{name}/ \
+         && curl -sS -m 5 https://sts.us-east-1.amazonaws.com/ 2>/dev/null; \
+         curl -sS -m 1 http://{name}/ 2>/dev/null; exit 0",
+        ca.display()
+    );
+    let out = privlink()
+        .args(["run", "--service", "ec2", "--upstream", &format!("ec2={}", service.addr), "--summary"])
+        .args(["--", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stdout} {stderr}");
+
+    // stdout is CMD's alone: the body, then curl's numbers; the summary is all of stderr.
+    let mut lines = stdout.lines();
+    let body = lines.next().unwrap_or_default();
+    assert!(body.starts_with("hello from ec2.us-east-1.amazonaws.com"), "{stdout:?}");
+    let numbers: Vec<&str> = lines.next().unwrap_or_default().split_whitespace().collect();
+    assert_eq!((numbers.len(), lines.next()), (4, None), "only CMD's output on stdout: {stdout:?}");
+    let eni_ip = numbers[0];
+    let [request, header, download] = [1, 2, 3].map(|i| numbers[i].parse::<u64>().unwrap());
+    assert_eq!(download, body.len() as u64 + 1, "the body and its newline: {stdout:?}");
+    assert!(stderr.starts_with("privlink run: summary\n"), "{stderr}");
+    assert!(!stderr.contains("hello from"), "CMD's output in the summary: {stderr}");
+
+    // Both names, with their answers: the ENI's address, and REFUSED (no endpoint).
+    let line_of = |prefix: &str| {
+        stderr.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix:?} in:\n{stderr}"))
+    };
+    let ec2 = line_of(&format!("    {name}: asked "));
+    assert!(ec2.contains(&format!("; A {eni_ip} (")), "curl connected to {eni_ip}: {ec2}");
+    let sts = line_of("    sts.us-east-1.amazonaws.com: asked ");
+    assert!(sts.contains("; A REFUSED (") && !sts.contains("10."), "{sts}");
+
+    // One connection, its payload bytes as curl counted them plus what TLS adds
+    // (a handshake with the stand-in's one certificate, and 22 bytes a record).
+    let ep = line_of("  endpoint com.amazonaws.us-east-1.ec2 (vpce-");
+    assert_eq!((number_after(ep, "connections carried"), number_after(ep, "refused")), (1, 0), "{ep}");
+    let (up, down) = (number_after(ep, "client->service"), number_after(ep, "service->client"));
+    assert!(up >= request && up > 0, "client->service {up}, curl sent {request}: {ep}");
+    assert!(down >= header + download && down >= download && down > 0, "service->client {down}: {ep}");
+    const TLS: u64 = 16 * 1024;
+    assert!(up <= request + TLS && down <= header + download + TLS, "more than TLS adds: {ep}");
+    // Port 80's SYNs (the first and any retransmission within curl's second).
+    let port = line_of("    dropped: a port the endpoint does not carry: ");
+    assert!(number_after(port, "carry:") >= 1, "{port}");
+}

@@ -15,6 +15,11 @@
 //! seconds come from a [`UnixClock`] read once, fraction kept, so a record
 //! never starts before its first packet.
 //!
+//! The connections a guard rejects are also kept by rule ([`RejectedByRule`],
+//! bounded) for `privlink run --summary`: counted per rejected SYN (or
+//! first datagram), retransmissions of a recent one aside, never per packet
+//! that passes.
+//!
 //! Every REJECT prints one line at `info`, naming the ENI's id, the rule and
 //! the client, within a [`LogLimit`] per layer (security groups, network
 //! ACL): a flood prints a few lines a second and says how many it held
@@ -31,7 +36,8 @@ use tokio::sync::watch;
 use privlink_core::admission;
 use privlink_core::config::FlowLogs;
 use privlink_core::filter::{Action, Decision, Filter, FilterConfig, Reason, RuleSet};
-use privlink_core::flow::Direction;
+use privlink_core::first_seen::FirstSeen;
+use privlink_core::flow::{Direction, FlowKey};
 use privlink_core::flowlog::{FlowLog, FlowLogConfig, InterfaceHandle, UnixClock};
 use privlink_core::log_limit::LogLimit;
 use privlink_core::packet::PacketMeta;
@@ -55,6 +61,20 @@ pub struct GuardCounters {
 }
 
 privlink_core::counters_add!(GuardCounters { sg_ingress, sg_egress, nacl_ingress, nacl_egress, accepted });
+
+/// Most distinct (ENI, rule) pairs a guard keeps for [`RejectedByRule`].
+pub const MAX_REJECT_RULES: usize = 32;
+
+/// Connections the guards dropped, by the ENI's id and the rule (the
+/// decision's [`Reason`]): the first [`MAX_REJECT_RULES`] pairs, the rest
+/// counted. A connection is a rejected packet that would open a flow (an
+/// inbound SYN, or a first inbound datagram), or a SYN whose SYN-ACK the
+/// guards would reject; a retransmission of one of the last
+/// [`RECENT_REJECTS`] rejected flows is the same connection, not another.
+pub type RejectedByRule = FirstSeen<(Arc<str>, Reason), u64, MAX_REJECT_RULES>;
+
+/// Rejected flows remembered so a retransmitted SYN counts once in [`RejectedByRule`].
+pub const RECENT_REJECTS: usize = 16;
 
 /// The flow log all queues' guards share: the open window behind one lock,
 /// the writer behind another, so writing never holds up judging packets.
@@ -141,6 +161,11 @@ pub struct EniGuard {
     nacl_log: LogLimit,
     /// What was rejected.
     pub counters: GuardCounters,
+    /// The connections rejected, by rule.
+    pub rejected: RejectedByRule,
+    /// The last rejected flows that would have opened a connection, a ring.
+    recent_rejects: [Option<FlowKey>; RECENT_REJECTS],
+    recent_next: usize,
 }
 
 /// Why the guard could not start.
@@ -218,6 +243,9 @@ impl EniGuard {
             sg_log: LogLimit::default(),
             nacl_log: LogLimit::default(),
             counters: GuardCounters::default(),
+            rejected: RejectedByRule::default(),
+            recent_rejects: [None; RECENT_REJECTS],
+            recent_next: 0,
         })
     }
 
@@ -236,6 +264,9 @@ impl EniGuard {
             sg_log: LogLimit::default(),
             nacl_log: LogLimit::default(),
             counters: GuardCounters::default(),
+            rejected: RejectedByRule::default(),
+            recent_rejects: [None; RECENT_REJECTS],
+            recent_next: 0,
         })
     }
 
@@ -286,13 +317,34 @@ impl EniGuard {
             return true;
         }
         self.record(now, eni, Direction::Egress, &reply, &d, 0);
+        self.note_rejected_connection(eni, syn.flow(), &d.reason);
         false
     }
 
     fn judge(&mut self, now: Instant, eni: usize, dir: Direction, f: &PacketMeta, segment_size: u16) -> bool {
         self.refresh_rules();
         let d = self.filter.handle_packet(now, eni, dir, f);
-        self.record(now, eni, dir, f, &d, segment_size)
+        let pass = self.record(now, eni, dir, f, &d, segment_size);
+        if !pass && dir == Direction::Ingress && opens_flow(f) {
+            self.note_rejected_connection(eni, f.flow(), &d.reason);
+        }
+        pass
+    }
+
+    /// Counts a connection rejected by `reason` in [`EniGuard::rejected`],
+    /// unless `flow` is one of the last rejected (a retransmission). Done
+    /// per rejected SYN, never for a packet that passes.
+    fn note_rejected_connection(&mut self, eni: usize, flow: FlowKey, reason: &Reason) {
+        if self.recent_rejects.contains(&Some(flow)) {
+            return;
+        }
+        self.recent_rejects[self.recent_next] = Some(flow);
+        self.recent_next = (self.recent_next + 1) % RECENT_REJECTS;
+        let Some(id) = self.eni_ids.get(eni) else { return };
+        let kept = self.rejected.entry(|(e, r)| e == id && r == reason, || ((id.clone(), reason.clone()), 0));
+        if let Some(n) = kept {
+            *n += 1;
+        }
     }
 
     /// Writes decision `d` on `f` into the flow log, the counters and the
@@ -360,6 +412,13 @@ impl EniGuard {
     }
 }
 
+/// Whether `f`, toward the ENI, would open a flow: a TCP SYN without ACK, or
+/// anything not TCP (its flow's first datagram).
+fn opens_flow(f: &PacketMeta) -> bool {
+    use privlink_core::packet::{proto, tcp_flags};
+    f.protocol != proto::TCP || f.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN
+}
+
 /// ENI `eni`'s id; past the ENIs, the stack's addresses are the resolver's.
 fn eni_id(ids: &[Arc<str>], eni: usize) -> &str {
     ids.get(eni).map_or("the VPC resolver", |id| id)
@@ -401,6 +460,35 @@ mod tests {
         publish.send_replace(rules("444"));
         assert!(!guard.judge(now, 0, Direction::Ingress, &syn(40001), 0), "judged by the old rules");
         assert_eq!(guard.counters.sg_ingress, 1);
+    }
+
+    #[test]
+    fn a_rejected_connection_counts_once_by_its_rule_whatever_its_retransmissions() {
+        let (_publish, rules_rx) = watch::channel(rules("444"));
+        let mut g = guard(rules_rx, None);
+        let syn = |src_port| PacketMeta { src_port, ..sample::SYN };
+        let now = Instant::now();
+        for _ in 0..3 {
+            assert!(!g.handle_ingress(now, 0, &syn(40000), 0), "no group allows 443");
+        }
+        assert!(!g.handle_ingress(now, 0, &syn(40001), 0));
+        // A mid-flow packet of no tracked flow is not a connection.
+        let ack = PacketMeta { tcp_flags: privlink_core::packet::tcp_flags::ACK, ..syn(40002) };
+        assert!(!g.handle_ingress(now, 0, &ack, 0));
+        assert_eq!(g.counters.sg_ingress, 5, "every packet is counted");
+        let by_rule: Vec<(String, String, u64)> =
+            g.rejected.iter().map(|((eni, why), n)| (eni.to_string(), why.to_string(), *n)).collect();
+        assert_eq!(
+            by_rule,
+            [("eni-a".into(), "no security group ingress rule on the ENI allows it".into(), 2)],
+            "two connections, one rule"
+        );
+        // Sixteen other flows later, the first one's SYN counts again.
+        for port in 0..RECENT_REJECTS as u16 {
+            g.handle_ingress(now, 0, &syn(41000 + port), 0);
+        }
+        g.handle_ingress(now, 0, &syn(40000), 0);
+        assert_eq!(g.rejected.iter().next().map(|(_, n)| *n), Some(2 + RECENT_REJECTS as u64 + 1));
     }
 
     #[test]

@@ -32,13 +32,17 @@ use std::process::ExitStatus;
 use crate::edge::api::region::{RealizeError, Region};
 use crate::edge::daemon::random_id_bytes;
 use crate::edge::fabric::{FabricError, Records};
+use crate::edge::guard::MAX_REJECT_RULES;
 use crate::edge::privileges::{self, PrivilegeError};
 use crate::edge::queue::report::Report;
 use privlink_core::api::ec2::plan::Upstreams;
 use privlink_core::api::ec2::sandbox::{self, Sandbox};
 use privlink_core::api::error::ApiError;
 use privlink_core::config::parse_host_port;
+use privlink_core::dns::MAX_NAMES;
+use privlink_core::filter::Reason;
 use privlink_core::model::Upstream;
+use privlink_core::packet::DropReason;
 
 /// Where runs record what they make.
 pub const RUN_DIR: &str = "/run/privlink/run";
@@ -223,26 +227,187 @@ pub fn exit_code(status: ExitStatus) -> u8 {
 }
 
 fn print_summary(sb: &Sandbox, reports: &[(String, Report)]) {
-    eprintln!("privlink run: summary");
+    eprint!("{}", summary(sb, reports));
+}
+
+/// What `--summary` prints (see the README's `privlink run`): the names CMD
+/// asked and their answers, then per endpoint the connections it carried
+/// with their bytes, and what was dropped, by which rule. A device's queues
+/// are added up first.
+fn summary(sb: &Sandbox, reports: &[(String, Report)]) -> String {
+    use std::fmt::Write;
+    let of = |id: &str| {
+        let mut sum = Report::default();
+        for (_, r) in reports.iter().filter(|(w, _)| w == id) {
+            sum.add(r);
+        }
+        sum
+    };
+    let plural = |n: u64, one: &str| match (n, one) {
+        (1, _) => format!("1 {one}"),
+        (_, "query") => format!("{n} queries"),
+        _ => format!("{n} {one}s"),
+    };
+    let mut out = String::from("privlink run: summary\n");
+    // The resolver answers on its own device; an endpoint's device has a resolver too, which nobody asks.
+    let mut names = of(&sb.vpc).names;
+    for (_, id) in &sb.endpoints {
+        names.add(&of(id).names);
+    }
+    let _ = writeln!(out, "  names asked of the VPC resolver (the first {MAX_NAMES} distinct are listed):");
+    if names.is_empty() {
+        out.push_str("    none\n");
+    }
+    for (name, s) in names.iter() {
+        let _ = write!(out, "    {name}: asked {}", s.asked);
+        for ((qtype, answer), n) in s.answers.iter() {
+            let _ = write!(out, "; {qtype} {answer} ({n})");
+        }
+        if s.answers.past_cap() > 0 {
+            let _ = write!(out, "; other answers ({})", s.answers.past_cap());
+        }
+        out.push('\n');
+    }
+    if names.queries_past_cap() > 0 {
+        let _ = writeln!(
+            out,
+            "    and {} past the first {MAX_NAMES} names, not listed",
+            plural(names.queries_past_cap(), "query")
+        );
+    }
     for (service, id) in &sb.endpoints {
-        for (what, r) in reports.iter().filter(|(w, _)| w == id) {
-            let c = &r.conns;
-            eprintln!(
-                "  {service} ({what}): connections carried {}, refused {}, closed {}; dropped: {}",
-                c.accepted, c.refused, c.closed, r.counters
-            );
-            let g = &r.guard;
-            eprintln!(
-                "    by rule: sg_ingress={} sg_egress={} nacl_ingress={} nacl_egress={}",
+        let r = of(id);
+        let c = &r.conns;
+        let _ = writeln!(
+            out,
+            "  endpoint {service} ({id}): connections carried {}, refused {} (service unreachable), closed {}; bytes client->service {}, service->client {}",
+            c.accepted, c.refused, c.closed, c.bytes_to_service, c.bytes_to_client
+        );
+        let groups = sb.ec2.endpoints.get(id).map(|e| e.security_groups.join(", ")).unwrap_or_default();
+        let mut dropped = Vec::new();
+        for ((eni, reason), n) in r.rejected.iter() {
+            let rule = match reason {
+                Reason::SgNoMatch { dir } => format!("security group {groups} {dir}: no rule allows it"),
+                other => other.to_string(),
+            };
+            dropped.push(format!("{rule} ({eni}): {}", plural(*n, "connection")));
+        }
+        if r.rejected.past_cap() > 0 {
+            dropped.push(format!(
+                "rules past the first {MAX_REJECT_RULES}: {}",
+                plural(r.rejected.past_cap(), "connection")
+            ));
+        }
+        for (what, n, unit) in [
+            ("SNI check", c.sni_denied, "connection"),
+            ("endpoint policy", c.policy_denied, "connection"),
+            (
+                "connection limit (max_connections, or half-open)",
+                r.counters.dropped(DropReason::ConnectionLimit),
+                "SYN",
+            ),
+            ("client limit (half-open per client)", r.counters.dropped(DropReason::ClientLimit), "SYN"),
+        ] {
+            if n > 0 {
+                dropped.push(format!("{what}: {}", plural(n, unit)));
+            }
+        }
+        for reason in DropReason::ALL {
+            let n = r.counters.dropped(reason);
+            let what = match reason {
+                // Counted above, per SYN.
+                DropReason::ConnectionLimit | DropReason::ClientLimit => continue,
+                DropReason::Port => "a port the endpoint does not carry",
+                DropReason::NotTcp => "not TCP",
+                DropReason::Ipv6 => "IPv6",
+                DropReason::Malformed => "malformed",
+                DropReason::BadChecksum => "a bad checksum",
+                DropReason::TooBig => "larger than the MTU",
+                DropReason::NoRoute => "no route",
+                DropReason::BadSource => "a source no client of the VPC can have",
+            };
+            if n > 0 {
+                dropped.push(format!("{what}: {}", plural(n, "packet")));
+            }
+        }
+        if dropped.is_empty() {
+            out.push_str("    dropped: none\n");
+        }
+        for d in dropped {
+            let _ = writeln!(out, "    dropped: {d}");
+        }
+        let g = &r.guard;
+        if g.sg_ingress + g.sg_egress + g.nacl_ingress + g.nacl_egress > 0 {
+            let _ = writeln!(
+                out,
+                "    packets rejected: security group {} in, {} out; network ACL {} in, {} out",
                 g.sg_ingress, g.sg_egress, g.nacl_ingress, g.nacl_egress
             );
         }
     }
-    for (what, r) in reports.iter().filter(|(w, _)| *w == sb.vpc) {
-        let d = &r.dns;
-        eprintln!(
-            "  names ({what}, the VPC resolver): {} asked, {} answered from the endpoints' private zones, {} refused (no endpoint)",
-            d.queries, d.answered, d.refused
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use privlink_core::dns::Answered;
+    use std::sync::Arc;
+
+    #[test]
+    fn the_summary_adds_up_the_queues_and_names_each_rule() {
+        let mut n = 0u8;
+        let mut random = || {
+            n += 1;
+            [n; 9]
+        };
+        let sb = sandbox::build("us-east-1", &["ec2".to_string()], &mut random).unwrap();
+        let (service, vpce) = sb.endpoints[0].clone();
+        let group = sb.ec2.endpoints[&vpce].security_groups.join(", ");
+        let mut queue = Report::default();
+        queue.conns.accepted = 2;
+        queue.conns.closed = 1;
+        queue.conns.sni_denied = 1;
+        queue.conns.bytes_to_service = 100;
+        queue.conns.bytes_to_client = 1000;
+        queue.counters.drop(DropReason::ConnectionLimit);
+        queue.counters.drop(DropReason::Port);
+        let eni: Arc<str> = Arc::from("eni-1");
+        let sg = Reason::SgNoMatch { dir: privlink_core::flow::Direction::Ingress };
+        *queue.rejected.entry(|_| false, || ((eni.clone(), sg), 0)).unwrap() += 2;
+        queue.guard.sg_ingress = 5;
+        let mut resolver = Report::default();
+        let ip = [[10, 200, 1, 5]];
+        resolver.names.note(b"\x03ec2\x09us-east-1\x09amazonaws\x03com\x00", 1, Answered::Addresses(&ip));
+        resolver.names.note(b"\x03sts\x00", 1, Answered::Refused);
+        let reports = vec![(vpce.clone(), queue.clone()), (vpce.clone(), queue), (sb.vpc.clone(), resolver)];
+        let text = summary(&sb, &reports);
+        let want = format!(
+            "privlink run: summary
+  names asked of the VPC resolver (the first 64 distinct are listed):
+    ec2.us-east-1.amazonaws.com: asked 1; A 10.200.1.5 (1)
+    sts: asked 1; A REFUSED (1)
+  endpoint {service} ({vpce}): connections carried 4, refused 0 (service unreachable), closed 2; bytes client->service 200, service->client 2000
+    dropped: security group {group} ingress: no rule allows it (eni-1): 4 connections
+    dropped: SNI check: 2 connections
+    dropped: connection limit (max_connections, or half-open): 2 SYNs
+    dropped: a port the endpoint does not carry: 2 packets
+    packets rejected: security group 10 in, 0 out; network ACL 0 in, 0 out
+"
         );
+        assert_eq!(text, want);
+        let mut flood = Report::default();
+        for i in 0..MAX_NAMES as u8 + 2 {
+            flood.names.note(&[1, i, 0], 1, Answered::Refused);
+        }
+        let text = summary(&sb, &[(sb.vpc.clone(), flood)]);
+        assert!(text.contains("\n    \\000: asked 1; A REFUSED (1)\n"), "{text}");
+        assert!(text.contains("\n    and 2 queries past the first 64 names, not listed\n"), "{text}");
+        let empty = summary(&sb, &[]);
+        assert!(
+            empty.contains("  names asked of the VPC resolver (the first 64 distinct are listed):\n    none\n"),
+            "{empty}"
+        );
+        assert!(empty.contains("    dropped: none\n"), "{empty}");
     }
 }

@@ -37,6 +37,8 @@
 //!   DNS-over-TCP connections.
 //! - [`flowlog`] aggregates decisions into VPC Flow Log v2 records.
 //! - [`log_limit`] says when a failure may print its log line (rate limits).
+//! - [`first_seen`] keeps the first N distinct keys met and counts the rest:
+//!   bounded bookkeeping of what a client did (`privlink run --summary`).
 //!
 //! # The control path (a config becomes a running endpoint)
 //!
@@ -127,6 +129,7 @@ pub mod cidr;
 pub mod config;
 pub mod dns;
 pub mod filter;
+pub mod first_seen;
 pub mod flow;
 pub mod flowlog;
 pub mod log_limit;

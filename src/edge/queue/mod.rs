@@ -318,14 +318,22 @@ impl<L: Link, C: Connector> Stack<L, C> {
 
     /// What the stack has counted so far.
     pub fn report(&self) -> Report {
+        // Bytes of the connections still open count too (once per connection, not per packet).
+        let mut conns = self.stats.clone();
+        for c in self.conns.iter().flatten() {
+            conns.bytes_to_service += c.bytes.0;
+            conns.bytes_to_client += c.bytes.1;
+        }
         Report {
             counters: self.pipeline.counters.clone(),
-            conns: self.stats.clone(),
+            conns,
             dns: self.resolver.counters(),
             forward: self.resolver.forward_counters(),
             dns_tcp: self.resolver.tcp_counters(),
             guard: self.guard.counters,
             accepted_per_queue: vec![self.stats.accepted],
+            names: self.resolver.asked().clone(),
+            rejected: self.guard.rejected.clone(),
         }
     }
 
@@ -658,6 +666,8 @@ impl<L: Link, C: Connector> Stack<L, C> {
             }
             self.free_ids.push(id);
             self.stats.closed += 1;
+            self.stats.bytes_to_service += conn.bytes.0;
+            self.stats.bytes_to_client += conn.bytes.1;
             tracing::debug!(flow = %conn.flow, up = conn.bytes.0, down = conn.bytes.1, "connection closed");
         }
     }

@@ -3,11 +3,11 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use privlink_core::dns::{DnsCounters, TcpCounters};
+use privlink_core::dns::{AskedNames, DnsCounters, TcpCounters};
 use privlink_core::model::Plan;
 use privlink_core::pipeline::Counters;
 
-use crate::edge::guard::GuardCounters;
+use crate::edge::guard::{GuardCounters, RejectedByRule};
 use crate::edge::resolver::ForwardCounters;
 
 /// Connection statistics, for logs and tests.
@@ -28,6 +28,10 @@ pub struct ConnStats {
     pub challenged: u64,
     /// Client segments of live connections dropped (RFC 5961: an RST outside the window, no ACK bit).
     pub rfc5961_dropped: u64,
+    /// Payload bytes the relay wrote upstream (client → service), over every connection.
+    pub bytes_to_service: u64,
+    /// Payload bytes the relay handed the client's socket (service → client).
+    pub bytes_to_client: u64,
 }
 
 privlink_core::counters_add!(ConnStats {
@@ -37,7 +41,9 @@ privlink_core::counters_add!(ConnStats {
     policy_denied,
     sni_denied,
     challenged,
-    rfc5961_dropped
+    rfc5961_dropped,
+    bytes_to_service,
+    bytes_to_client
 });
 
 /// Final report of a stack run.
@@ -57,6 +63,10 @@ pub struct Report {
     pub guard: GuardCounters,
     /// Connections accepted by each TUN queue's stack, in queue order.
     pub accepted_per_queue: Vec<u64>,
+    /// The names the resolver was asked and its answers (bounded).
+    pub names: AskedNames,
+    /// Connections the guards rejected, by ENI and rule (bounded).
+    pub rejected: RejectedByRule,
 }
 
 impl Report {
@@ -69,6 +79,8 @@ impl Report {
         self.dns_tcp.add(&o.dns_tcp);
         self.guard.add(&o.guard);
         self.accepted_per_queue.extend_from_slice(&o.accepted_per_queue);
+        self.names.add(&o.names);
+        self.rejected.add(&o.rejected, |mine, theirs| *mine += theirs, |n| *n);
     }
 }
 
@@ -111,15 +123,25 @@ mod tests {
         a.forward.sent = 2;
         a.guard.nacl_egress = 1;
         a.accepted_per_queue = vec![3];
+        a.conns.bytes_to_client = 100;
+        a.names.note(&[1, b'x', 0], 1, privlink_core::dns::Answered::Refused);
         let mut b = a.clone();
         b.counters.drop(DropReason::Ipv6);
         b.conns.accepted = 10;
         b.accepted_per_queue = vec![10];
         a.add(&b);
         assert_eq!((a.counters.to_stack, a.counters.dropped(DropReason::Ipv6)), (10, 3));
-        let want =
-            ConnStats { accepted: 13, refused: 2, closed: 4, sni_denied: 8, challenged: 10, ..ConnStats::default() };
+        let want = ConnStats {
+            accepted: 13,
+            refused: 2,
+            closed: 4,
+            sni_denied: 8,
+            challenged: 10,
+            bytes_to_client: 200,
+            ..ConnStats::default()
+        };
         assert_eq!(a.conns, want);
+        assert_eq!(a.names.iter().map(|(n, s)| (n.to_string(), s.asked)).collect::<Vec<_>>(), [("x".into(), 2)]);
         assert_eq!((a.dns.queries, a.forward.sent, a.guard.nacl_egress), (14, 4, 2));
         assert_eq!(a.accepted_per_queue, vec![3, 10]);
     }

@@ -29,6 +29,10 @@
 //! abort, since a stream reset before the client's handshake completed is
 //! not seen by the relay.
 //!
+//! **Names asked.** Every query whose question parses is noted, with what
+//! the responder decided, in a bounded [`AskedNames`] (the first 64 names):
+//! the report `privlink run --summary` prints.
+//!
 //! **Settings.** The zone and the forwarder list ([`ResolverSettings`]) come
 //! on a `watch` channel and are taken up per query: the next query after a
 //! reload meets them, whichever queue answers it.
@@ -58,8 +62,8 @@ use crate::edge::queue::link::Link;
 use crate::edge::ready::ReadySet;
 pub use privlink_core::dns::ForwardCounters;
 use privlink_core::dns::{
-    DnsCounters, Event, ForwardMode, Forwarder, Outcome, Responder, SessionId, TcpCounters, TcpSessions, Transport,
-    Zone,
+    AskedNames, DnsCounters, Event, ForwardMode, Forwarder, Outcome, Responder, SessionId, TcpCounters, TcpSessions,
+    Transport, Zone,
 };
 use privlink_core::flow::FlowKey;
 use privlink_core::packet::{self, PacketMeta};
@@ -114,6 +118,8 @@ pub struct Resolver {
     ready: Arc<ReadySet<SessionId>>,
     /// Sessions to service in this turn (reused).
     due: Vec<SessionId>,
+    /// The names asked (both transports), bounded: for `privlink run --summary`.
+    asked: AskedNames,
 }
 
 impl Resolver {
@@ -130,6 +136,7 @@ impl Resolver {
             sessions: TcpSessions::default(),
             ready: Arc::new(ReadySet::default()),
             due: Vec::new(),
+            asked: AskedNames::default(),
         }
     }
 
@@ -141,6 +148,11 @@ impl Resolver {
     /// The forwarder's counters.
     pub fn forward_counters(&self) -> ForwardCounters {
         self.forwarder.counters()
+    }
+
+    /// The names asked so far and what they were answered.
+    pub fn asked(&self) -> &AskedNames {
+        &self.asked
     }
 
     /// The DNS-over-TCP sessions' counters.
@@ -167,7 +179,7 @@ impl Resolver {
         self.refresh();
         let client = SocketAddrV4::new(meta.src, meta.src_port);
         let resolver = meta.dst;
-        match self.responder.handle_query(query, Transport::Udp, &mut self.out) {
+        match self.responder.handle_query_noting(query, Transport::Udp, &mut self.out, &mut self.asked) {
             Outcome::Respond => reply(link, tx, resolver, client, &self.out),
             Outcome::Drop(_) => {}
             Outcome::Forward => {

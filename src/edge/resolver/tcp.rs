@@ -117,7 +117,7 @@ impl Resolver {
     }
 
     fn serve_pass(&mut self, id: SessionId, now: Instant) -> Ending {
-        let Resolver { sessions, responder, forwarder, net, ids, out, .. } = self;
+        let Resolver { sessions, responder, forwarder, net, ids, out, asked, .. } = self;
         let Some((session, io)) = sessions.get_mut(id) else { return Ending::Gone };
         let Some((w, waker)) = &io.waker else { return Ending::Gone };
         w.rearm();
@@ -163,7 +163,7 @@ impl Resolver {
                 Framed::Query => {}
             }
             let query = session.query();
-            let forwarded = match responder.handle_query(query, Transport::Tcp, out) {
+            let forwarded = match responder.handle_query_noting(query, Transport::Tcp, out, asked) {
                 Outcome::Respond => false,
                 // Not a query at all: on a stream there is no staying silent.
                 Outcome::Drop(_) => return Ending::Reset,

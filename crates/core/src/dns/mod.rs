@@ -56,6 +56,7 @@
 //! - `query`: reading a query's question and its EDNS OPT, and why one is dropped;
 //! - `answer`: writing a response within its size limit (TC);
 //! - `responder`: [`Responder`], the rules above and the counters;
+//! - `asked`: [`AskedNames`], the names asked and their answers, bounded;
 //! - `opt`: the OPT record we write, in answers and forwarded queries;
 //! - `forwarder`: [`Forwarder`], forwarded queries, failover, spoofing;
 //! - `forwarded`: a forwarded query and its answer on the wire;
@@ -104,6 +105,7 @@
 //!   appears when private DNS is turned on is seen within a minute.
 
 mod answer;
+mod asked;
 mod cache;
 mod forwarded;
 mod forwarder;
@@ -120,6 +122,9 @@ mod testkit;
 mod wire;
 mod zone;
 
+pub use asked::{
+    Answered, AskedNames, NameAnswer, NameStats, QType, WireName, MAX_ANSWERS_PER_NAME, MAX_IPS_KEPT, MAX_NAMES,
+};
 pub use cache::{ForwardCache, MAX_CACHE_TTL};
 pub use forwarder::{
     servfail, Event, ForwardCounters, Forwarder, Outgoing, StartError, Token, FORWARD_CACHE_ENTRIES,

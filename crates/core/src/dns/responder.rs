@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::answer::{emit_answer, emit_error, response_limit, Answer};
+use super::asked::{Answered, AskedNames};
 use super::query::{find_edns, parse_query, ParseError, Query, QueryDropReason};
 use super::wire::{
     read_u16, CLASS_ANY, CLASS_IN, EXT_RCODE_BADVERS, FLAG_QR, HEADER_LEN, MASK_OPCODE, MAX_NAME_LEN, RCODE_FORMERR,
@@ -174,9 +175,25 @@ impl Responder {
     /// `out` is cleared first and reused: keep one per worker so the hot
     /// path does not allocate. Never panics, whatever `query` holds.
     pub fn handle_query(&self, query: &[u8], transport: Transport, out: &mut Vec<u8>) -> Outcome {
+        self.handle(query, transport, out, None)
+    }
+
+    /// [`Responder::handle_query`], noting the question and what was decided
+    /// in `asked` (a query whose question does not parse is not noted).
+    pub fn handle_query_noting(
+        &self,
+        query: &[u8],
+        transport: Transport,
+        out: &mut Vec<u8>,
+        asked: &mut AskedNames,
+    ) -> Outcome {
+        self.handle(query, transport, out, Some(asked))
+    }
+
+    fn handle(&self, query: &[u8], transport: Transport, out: &mut Vec<u8>, asked: Option<&mut AskedNames>) -> Outcome {
         out.clear();
         self.bump(Counter::Queries);
-        let outcome = self.respond(query, transport, out);
+        let outcome = self.respond(query, transport, out, asked);
         if let Outcome::Drop(reason) = outcome {
             self.bump(match reason {
                 QueryDropReason::TooShort => Counter::DroppedTooShort,
@@ -190,7 +207,7 @@ impl Responder {
         outcome
     }
 
-    fn respond(&self, msg: &[u8], transport: Transport, out: &mut Vec<u8>) -> Outcome {
+    fn respond(&self, msg: &[u8], transport: Transport, out: &mut Vec<u8>, asked: Option<&mut AskedNames>) -> Outcome {
         if msg.len() < HEADER_LEN {
             return Outcome::Drop(QueryDropReason::TooShort);
         }
@@ -220,7 +237,17 @@ impl Responder {
             return Outcome::Drop(QueryDropReason::Oversized);
         }
 
-        let Some((answer, counter)) = self.decide(msg, &query) else {
+        let wire = &msg[HEADER_LEN..query.name_end];
+        let mut lower = [0u8; MAX_NAME_LEN];
+        let lower = &mut lower[..wire.len()];
+        lower.copy_from_slice(wire);
+        // Label lengths are below 64, so they are untouched by ASCII lowercasing.
+        lower.make_ascii_lowercase();
+        let decided = self.decide(lower, &query);
+        if let Some(asked) = asked {
+            asked.note(lower, query.qtype, answered(decided.as_ref()));
+        }
+        let Some((answer, counter)) = decided else {
             return Outcome::Forward;
         };
         self.bump(counter);
@@ -230,8 +257,9 @@ impl Responder {
         Outcome::Respond
     }
 
-    /// Applies the zone rules: the answer and the counter it goes under; `None` means forward.
-    fn decide<'z>(&'z self, msg: &[u8], query: &Query) -> Option<(Answer<'z>, Counter)> {
+    /// Applies the zone rules to the question's name (`lower`: lowercased,
+    /// wire format): the answer and the counter it goes under; `None` means forward.
+    fn decide<'z>(&'z self, lower: &[u8], query: &Query) -> Option<(Answer<'z>, Counter)> {
         let mut answer = Answer::empty();
         let refused = |mut a: Answer<'z>| {
             a.rcode = RCODE_REFUSED;
@@ -244,13 +272,6 @@ impl Responder {
         if query.qclass != CLASS_IN && query.qclass != CLASS_ANY {
             return Some(refused(answer));
         }
-
-        let wire = &msg[HEADER_LEN..query.name_end];
-        let mut lower = [0u8; MAX_NAME_LEN];
-        let lower = &mut lower[..wire.len()];
-        lower.copy_from_slice(wire);
-        // Label lengths are below 64, so they are untouched by ASCII lowercasing.
-        lower.make_ascii_lowercase();
 
         let zone = &*self.zone;
         match zone.lookup(lower) {
@@ -289,6 +310,19 @@ impl Responder {
                 Some((answer, counter))
             }
         }
+    }
+}
+
+/// What [`Responder::decide`] decided, as [`AskedNames`] keeps it.
+fn answered<'z>(decided: Option<&(Answer<'z>, Counter)>) -> Answered<'z> {
+    match decided {
+        None => Answered::Forwarded,
+        Some((a, Counter::Answered)) if a.soa_in_answer => Answered::Soa,
+        Some((a, Counter::Answered)) => Answered::Addresses(a.ips),
+        Some((_, Counter::NoData)) => Answered::NoData,
+        Some((_, Counter::NxDomain)) => Answered::NxDomain,
+        Some((_, Counter::BadVers)) => Answered::BadVers,
+        Some(_) => Answered::Refused,
     }
 }
 
@@ -547,6 +581,46 @@ mod tests {
         assert!(r.zone().is_empty());
         let q = query(EC2_REGIONAL, RecordType::A);
         assert_eq!(r.handle_query(&q, Transport::Udp, &mut out), Outcome::Forward);
+    }
+
+    #[test]
+    fn noting_keeps_each_question_with_what_was_decided() {
+        let r = responder(&lab_spec(), ForwardMode::Refuse);
+        let mut asked = AskedNames::default();
+        let mut out = Vec::new();
+        for (name, rtype) in [
+            ("EC2.us-east-1.amazonaws.com", RecordType::A),
+            ("ec2.us-east-1.amazonaws.com", RecordType::AAAA),
+            ("sts.us-east-1.amazonaws.com", RecordType::A),
+            ("foo.ec2.us-east-1.amazonaws.com", RecordType::A),
+        ] {
+            assert_eq!(
+                r.handle_query_noting(&query(name, rtype), Transport::Udp, &mut out, &mut asked),
+                Outcome::Respond
+            );
+        }
+        // Not a query: nothing to note.
+        r.handle_query_noting(&[0u8; 5], Transport::Udp, &mut out, &mut asked);
+        let forwarding = lab();
+        forwarding.handle_query_noting(&query("example.com", RecordType::A), Transport::Udp, &mut out, &mut asked);
+        let lines: Vec<String> = asked
+            .iter()
+            .map(|(name, s)| {
+                let answers: Vec<String> = s.answers.iter().map(|((t, a), n)| format!("{t} {a} {n}")).collect();
+                format!("{name} {}: {}", s.asked, answers.join(", "))
+            })
+            .collect();
+        let ips: Vec<String> = IPS.iter().map(|ip| ip.to_string()).collect();
+        assert_eq!(
+            lines,
+            [
+                format!("ec2.us-east-1.amazonaws.com 2: A {} 1, AAAA NODATA 1", ips.join(",")),
+                "sts.us-east-1.amazonaws.com 1: A REFUSED 1".to_string(),
+                "foo.ec2.us-east-1.amazonaws.com 1: A NXDOMAIN 1".to_string(),
+                "example.com 1: A forwarded 1".to_string(),
+            ]
+        );
+        assert_eq!(r.counters().queries, 5, "noting changes no counter");
     }
 
     // ---------------------------------------------------------------
