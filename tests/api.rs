@@ -363,6 +363,7 @@ subnets = ["subnet-lab-a"]
 ips = {{ "subnet-lab-a" = "10.0.1.49" }}
 upstream = "{}"
 security_groups = ["sg-endpoint"]
+max_connections = 2
 "#,
         service.addr
     );
@@ -392,6 +393,19 @@ security_groups = ["sg-endpoint"]
     let reply = probe::https_get(&instance, eni, name, &service.cert.ca, "/").unwrap();
     assert!(reply.response.contains("hello from"), "{}", reply.response);
 
+    // The endpoint's own knob (no API field) rides with it: two connections at a time.
+    // (A closed connection frees its slot once privlink has closed its side: try until then.)
+    let connect = || {
+        (0..50)
+            .find_map(|_| probe::tcp_connect(&instance, eni, Duration::from_millis(200)).ok())
+            .expect("a connection once a slot is free")
+    };
+    let held = [connect(), connect()];
+    assert!(probe::tcp_connect(&instance, eni, Duration::from_millis(1500)).is_err(), "max_connections = 2");
+    drop(held);
+    // A slot is back; with this one closing, the other is free for what follows.
+    drop(connect());
+
     // The API changes them live: the file's rule revoked, a new connection is not answered.
     let revoke = [
         ("Action", "RevokeSecurityGroupIngress"),
@@ -402,7 +416,8 @@ security_groups = ["sg-endpoint"]
         ("IpPermissions.1.IpRanges.1.CidrIp", "10.0.0.0/16"),
     ];
     ok(a, &revoke, "return");
-    assert!(probe::tcp_connect(&instance, eni, Duration::from_millis(1500)).is_err(), "revoked");
+    // 3 s: the SYN's retries at 1 s and 3 s would find a slot the closing connections left.
+    assert!(probe::tcp_connect(&instance, eni, Duration::from_secs(3)).is_err(), "revoked");
 
     // A restart with the same file seeds nothing: the API's change stays.
     drop(api);

@@ -84,7 +84,7 @@ impl Subnet {
 }
 
 /// An endpoint's bandwidth per ENI: AWS gives 10 Gbit/s per AZ, scaling up under load.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Bandwidth {
     /// The rate (and the starting rate when autoscaling).
     pub rate: Rate,

@@ -112,7 +112,7 @@ fn rate_unit(unit: &str) -> Option<u128> {
 ///
 /// Parsed from "10Gbit", "500Mbit", "1.5Gbit", "64kbit" (decimal SI: 1 kbit
 /// = 1000 bit/s) or byte rates "100MB/s", "4MiB/s" (see [`ByteSize`] units).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Rate(NonZeroU64);
 
 impl Rate {
@@ -162,7 +162,7 @@ impl fmt::Display for Rate {
 }
 
 /// A size in bytes, never zero: "4MB", "512KB" (1000-based), "1MiB" (1024-based), "1500B".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub struct ByteSize(NonZeroU64);
 
 impl ByteSize {

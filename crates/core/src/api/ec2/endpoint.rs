@@ -315,6 +315,7 @@ pub(super) fn create_vpc_endpoint(ec2: &mut Ec2, call: &mut Call<'_>, x: &mut Xm
         policy,
         dns_suffix: catalog::random_suffix(r[..8].try_into().expect("8 bytes")),
         created: call.now,
+        carriage: None,
     };
     // Addresses are checked as they are taken: undo on failure so nothing changes.
     let before = ec2.network_interfaces.clone();

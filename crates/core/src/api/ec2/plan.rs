@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 use super::endpoint::enis_of;
-use super::Ec2;
+use super::{Carriage, Ec2};
 use crate::catalog;
 use crate::config::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_MTU};
 use crate::filter::RuleSetConfig;
@@ -48,6 +48,20 @@ impl VpcPlan {
         plan.endpoints.clear();
         plan.vpc.tun = tun.to_string();
         plan
+    }
+}
+
+/// How an API-made endpoint carries its streams: port 443, unshaped, any
+/// server name, a ClientHello within the hello timeout.
+pub fn default_carriage() -> Carriage {
+    Carriage {
+        ports: vec![443],
+        bandwidth: None,
+        allowed_sni: Vec::new(),
+        allow_non_tls: false,
+        hello_timeout: DEFAULT_HELLO_TIMEOUT,
+        connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+        max_connections: MAX_CONNECTIONS,
     }
 }
 
@@ -102,6 +116,7 @@ impl Ec2 {
                     port: 443,
                 });
                 let policy = e.policy.as_deref().and_then(|p| PolicyDocument::parse(p).ok());
+                let c = e.carriage.clone().unwrap_or_else(default_carriage);
                 Some(Endpoint {
                     id: e.id.clone(),
                     service: e.service_name.clone(),
@@ -112,15 +127,15 @@ impl Ec2 {
                     enis,
                     upstream,
                     settings: EndpointSettings {
-                        ports: vec![443],
+                        ports: c.ports,
                         security_groups: e.security_groups.clone(),
-                        bandwidth: None,
-                        allowed_sni: Vec::new(),
-                        allow_non_tls: false,
-                        hello_timeout: DEFAULT_HELLO_TIMEOUT,
+                        bandwidth: c.bandwidth,
+                        allowed_sni: c.allowed_sni,
+                        allow_non_tls: c.allow_non_tls,
+                        hello_timeout: c.hello_timeout,
                         policy: policy.unwrap_or_else(PolicyDocument::full_access),
-                        connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-                        max_connections: MAX_CONNECTIONS,
+                        connect_timeout: c.connect_timeout,
+                        max_connections: c.max_connections,
                     },
                 })
             })

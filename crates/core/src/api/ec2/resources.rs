@@ -181,6 +181,31 @@ pub struct VpcEndpoint {
     pub dns_suffix: String,
     /// Unix seconds.
     pub created: u64,
+    /// privlink's own knobs, which the EC2 API has no field for; `None`
+    /// (every API-made endpoint): the data plane's defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carriage: Option<Carriage>,
+}
+
+/// How an endpoint carries its streams beyond what EC2 describes: set only
+/// by a config file's VPC when it seeds the model ([`super::seed`]), kept
+/// with the endpoint, and shown by no API call.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Carriage {
+    /// TCP ports carried (default 443).
+    pub ports: Vec<u16>,
+    /// Per-ENI shaping; `None`: unshaped.
+    pub bandwidth: Option<crate::model::Bandwidth>,
+    /// Server names a ClientHello may carry; empty: any.
+    pub allowed_sni: Vec<String>,
+    /// Streams that do not open with a ClientHello pass.
+    pub allow_non_tls: bool,
+    /// How long a stream may take to send its ClientHello.
+    pub hello_timeout: std::time::Duration,
+    /// How long a SYN waits for the upstream connection.
+    pub connect_timeout: std::time::Duration,
+    /// Concurrent connections the endpoint carries.
+    pub max_connections: usize,
 }
 
 /// An endpoint's ENI in one subnet (requester-managed).

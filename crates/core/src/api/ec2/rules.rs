@@ -296,6 +296,7 @@ mod tests {
             policy: None,
             dns_suffix: "abcdefgh".into(),
             created: 0,
+            carriage: None,
         };
         lab.ec2.endpoints.insert(endpoint.id.clone(), endpoint);
         let eni = NetworkInterface {

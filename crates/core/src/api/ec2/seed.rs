@@ -25,25 +25,29 @@
 //! API call, so the resource gets an AWS-shaped id and keeps the file's id
 //! as its `Name` tag: `--filters Name=tag:Name,Values=subnet-lab-a`.
 //!
-//! **What the API cannot carry.** An API VPC runs in the namespace its id
-//! names, with one device per endpoint, at the data plane's defaults. A
-//! key for which the EC2 API has no field (`vpc.netns`, `vpc.queues`,
-//! `endpoint.bandwidth`, `[flow_logs]`, …) is refused, naming the key.
+//! **What the API has no field for.** An endpoint's own knobs (`ports`,
+//! `bandwidth`, `allowed_sni`, `allow_non_tls`, `hello_timeout`,
+//! `connect_timeout`, `max_connections`) ride with it in the model
+//! ([`Carriage`]): the data plane honours them, no API call shows or
+//! changes them. What shapes a whole VPC differently from an API VPC (which
+//! runs in the namespace its id names, one single-queue device per
+//! endpoint, AWS's MTU and timeouts: `vpc.netns`, `vpc.queues`, `vpc.mtu`,
+//! `[flow_logs]`, …) is refused, naming the key.
 //!
 //! **All or nothing.** The calls run on a copy of the model, which replaces
 //! it only when every call succeeded.
 
 use std::collections::BTreeMap;
 
-use super::plan::{Upstreams, MAX_CONNECTIONS};
-use super::{Call, Ec2, IdKind};
+use super::plan::{default_carriage, Upstreams};
+use super::{Call, Carriage, Ec2, IdKind};
 use crate::api::error::ApiError;
 use crate::api::query::Params;
 use crate::api::xml::first_text;
-use crate::config::{parse_host_port, Config, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MTU};
+use crate::config::{parse_host_port, Config, DEFAULT_MTU};
 use crate::filter::{ConntrackTimeouts, Protocol, RuleAction, SgPeer, SgRule, DEFAULT_GROUP_ID};
 use crate::model::Upstream;
-use crate::policy::{PolicyDocument, DEFAULT_HELLO_TIMEOUT};
+use crate::policy::PolicyDocument;
 
 /// Why the file's VPC could not seed the model: the key at fault and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -110,32 +114,6 @@ fn check_api_can_carry(config: &Config) -> Result<(), SeedError> {
     }
     if !config.rules.prefix_lists.is_empty() {
         return Err(not_with_api("prefix_list", "the API's groups do not name prefix lists yet"));
-    }
-    for (i, e) in config.endpoints.iter().enumerate() {
-        let s = &e.settings;
-        let defaults = "the EC2 API has no such field, so API endpoints carry streams at the defaults";
-        let knob = |name: &str| not_with_api(&format!("endpoint[{i}].{name}"), defaults);
-        if s.ports != [443] {
-            return Err(knob("ports"));
-        }
-        if s.bandwidth.is_some() {
-            return Err(knob("bandwidth"));
-        }
-        if !s.allowed_sni.is_empty() {
-            return Err(knob("allowed_sni"));
-        }
-        if s.allow_non_tls {
-            return Err(knob("allow_non_tls"));
-        }
-        if s.hello_timeout != DEFAULT_HELLO_TIMEOUT {
-            return Err(knob("hello_timeout"));
-        }
-        if s.connect_timeout != DEFAULT_CONNECT_TIMEOUT {
-            return Err(knob("connect_timeout"));
-        }
-        if s.max_connections != MAX_CONNECTIONS {
-            return Err(knob("max_connections"));
-        }
     }
     Ok(())
 }
@@ -341,7 +319,21 @@ pub fn seed(
             pairs.push(kv("PolicyDocument", e.settings.policy.text()));
         }
         let file_id = e.id.clone().unwrap_or_default();
-        s.make(&key, IdKind::VpcEndpoint, "CreateVpcEndpoint", &file_id, pairs, "vpcEndpointId")?;
+        let id = s.make(&key, IdKind::VpcEndpoint, "CreateVpcEndpoint", &file_id, pairs, "vpcEndpointId")?;
+        // What the API has no field for rides with the endpoint.
+        let c = &e.settings;
+        let carriage = Carriage {
+            ports: c.ports.clone(),
+            bandwidth: c.bandwidth,
+            allowed_sni: c.allowed_sni.clone(),
+            allow_non_tls: c.allow_non_tls,
+            hello_timeout: c.hello_timeout,
+            connect_timeout: c.connect_timeout,
+            max_connections: c.max_connections,
+        };
+        if carriage != default_carriage() {
+            s.ec2.endpoints.get_mut(&id).expect("just made").carriage = Some(carriage);
+        }
     }
     s.ec2.seeded_from = Some(fingerprint.to_string());
     *ec2 = s.ec2;
@@ -515,6 +507,28 @@ security_groups = ["sg-endpoint"]
     }
 
     #[test]
+    fn an_endpoints_own_knobs_ride_with_it_to_the_data_plane() {
+        let ec2 = seeded(FILE).unwrap();
+        assert_eq!(ec2.endpoints["vpce-0a000000000000001"].carriage, None, "the defaults are not stored");
+        let knobs = "security_groups = [\"sg-endpoint\"]\nbandwidth = \"10Mbit\"\nallowed_sni = [\"*.amazonaws.com\"]\nmax_connections = 5\nports = [443, 8443]";
+        let text = FILE.replace("security_groups = [\"sg-endpoint\"]\n", &format!("{knobs}\n"));
+        assert_ne!(text, FILE);
+        let ec2 = seeded(&text).unwrap();
+        let c = ec2.endpoints["vpce-0a000000000000001"].carriage.clone().expect("stored");
+        assert_eq!((c.ports.as_slice(), c.max_connections), (&[443, 8443][..], 5));
+        let plan = ec2.vpc_plan("vpc-0123456789abcdef0", &Upstreams::new(), Default::default()).unwrap();
+        let s = &plan.plan.endpoints[0].settings;
+        assert_eq!(s.bandwidth.map(|b| b.rate.bits_per_sec()), Some(10_000_000));
+        assert_eq!(s.allowed_sni, ["*.amazonaws.com"]);
+        assert_eq!((s.ports.clone(), s.max_connections), (vec![443, 8443], 5));
+        // The model file keeps them; an older one without them loads as the defaults.
+        let json = serde_json::to_string(&ec2).unwrap();
+        assert_eq!(serde_json::from_str::<Ec2>(&json).unwrap(), ec2);
+        let plain = serde_json::to_string(&seeded(FILE).unwrap()).unwrap();
+        assert!(!plain.contains("carriage"), "{plain}");
+    }
+
+    #[test]
     fn a_model_is_seeded_once_and_a_changed_file_is_refused() {
         let fp = vpc_part_fingerprint(FILE).unwrap();
         let mut ec2 = seeded(FILE).unwrap();
@@ -537,21 +551,6 @@ security_groups = ["sg-endpoint"]
             ("region = \"us-east-1\"", "region = \"us-east-1\"\nnetns = \"lab\"", "vpc.netns"),
             ("region = \"us-east-1\"", "region = \"us-east-1\"\nqueues = 2", "vpc.queues"),
             ("region = \"us-east-1\"", "region = \"us-east-1\"\nmtu = 1500", "vpc.mtu"),
-            (
-                "security_groups = [\"sg-endpoint\"]",
-                "security_groups = [\"sg-endpoint\"]\nbandwidth = \"10Mbit\"",
-                "endpoint[0].bandwidth",
-            ),
-            (
-                "security_groups = [\"sg-endpoint\"]",
-                "security_groups = [\"sg-endpoint\"]\nallowed_sni = [\"*.amazonaws.com\"]",
-                "endpoint[0].allowed_sni",
-            ),
-            (
-                "security_groups = [\"sg-endpoint\"]",
-                "security_groups = [\"sg-endpoint\"]\nmax_connections = 5",
-                "endpoint[0].max_connections",
-            ),
             ("ip = \"10.0.1.10\"", "ip = \"10.9.1.10\"", "instance[0].ip"),
         ];
         for (from, to, key) in cases {
