@@ -34,6 +34,7 @@ use crate::edge::daemon::random_id_bytes;
 use crate::edge::fabric::{FabricError, Records};
 use crate::edge::privileges::{self, PrivilegeError};
 use crate::edge::queue::report::Report;
+use crate::edge::rootless::{self, Caller, RootlessError};
 use privlink_core::api::ec2::plan::Upstreams;
 use privlink_core::api::ec2::sandbox::{self, Sandbox};
 use privlink_core::api::error::ApiError;
@@ -54,6 +55,8 @@ pub struct RunOptions {
     pub upstreams: Vec<String>,
     /// `(uid, gid)` to run CMD as; `None`: as privlink runs.
     pub user: Option<(u32, u32)>,
+    /// A rootless run ([`rootless::enter`] done): CMD runs as this caller.
+    pub rootless: Option<Caller>,
     /// Print what CMD reached and was refused, at exit.
     pub summary: bool,
     /// CMD and its arguments.
@@ -63,9 +66,12 @@ pub struct RunOptions {
 /// Why a run could not start or clean up.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    /// Not root.
-    #[error("privlink run needs root to make its namespaces and TUN devices: run it with sudo (rootless runs, in a user namespace, are not built yet); nothing was touched")]
+    /// Root without the capabilities.
+    #[error("privlink run needs CAP_NET_ADMIN and CAP_SYS_ADMIN to make its namespaces and TUN devices ({0}): run it with sudo, or as an ordinary user (rootless, in a user namespace of its own)")]
     Privileges(#[from] PrivilegeError),
+    /// A rootless run cannot start.
+    #[error(transparent)]
+    Rootless(#[from] RootlessError),
     /// A service or upstream the API refused.
     #[error("{0}")]
     Api(#[from] ApiError),
@@ -104,14 +110,18 @@ pub fn region_from_env(flag: Option<String>) -> String {
         .unwrap_or_else(|| "us-east-1".into())
 }
 
+/// `--user UID[:GID]` (GID defaults to UID).
+pub fn parse_user(u: &str) -> Result<(u32, u32), String> {
+    let parse = |s: &str| s.parse::<u32>().map_err(|_| format!("--user {s}: expected UID[:GID]"));
+    let (uid, gid) = u.split_once(':').unwrap_or((u, u));
+    Ok((parse(uid)?, parse(gid)?))
+}
+
 /// The user to run CMD as: `--user UID[:GID]`, else sudo's caller.
 pub fn user_from(flag: Option<&str>) -> Result<Option<(u32, u32)>, String> {
     let parse = |s: &str| s.parse::<u32>().map_err(|_| format!("--user {s}: expected UID[:GID]"));
     match flag {
-        Some(u) => {
-            let (uid, gid) = u.split_once(':').unwrap_or((u, u));
-            Ok(Some((parse(uid)?, parse(gid)?)))
-        }
+        Some(u) => parse_user(u).map(Some),
         None => match (std::env::var("SUDO_UID"), std::env::var("SUDO_GID")) {
             (Ok(u), Ok(g)) => Ok(Some((parse(&u)?, parse(&g)?))),
             _ => Ok(None),
@@ -156,15 +166,23 @@ fn clean_left_behind(run_dir: &Path) {
 pub async fn run(opts: &RunOptions) -> Result<u8, RunError> {
     privileges::require()?;
     let run_dir = PathBuf::from(RUN_DIR);
-    clean_left_behind(&run_dir);
+    // A rootless run's RUN_DIR is its own (a tmpfs) and nothing outlives it.
+    if opts.rootless.is_none() {
+        clean_left_behind(&run_dir);
+    }
     let upstreams = upstreams(&opts.region, &opts.upstreams)?;
     let mut random = random_id_bytes;
     let sb = sandbox::build(&opts.region, &opts.services, &mut random)?;
     let dir = run_dir.join(std::process::id().to_string());
     std::fs::create_dir_all(&dir).map_err(|source| RunError::Io { path: dir.display().to_string(), source })?;
-    let mut region = Region::new(Records::in_state_dir(&dir), upstreams, Vec::new());
+    let records = match opts.rootless {
+        Some(_) => Records::in_state_dir(&dir).with_etc_netns(dir.join("etc-netns")),
+        None => Records::in_state_dir(&dir),
+    };
+    let resolv_conf = records.etc_netns().join(&sb.instance).join("resolv.conf");
+    let mut region = Region::new(records, upstreams, Vec::new());
     let outcome = match region.apply(&sb.ec2).await {
-        Ok(()) => run_command(&sb, opts).await,
+        Ok(()) => run_command(&sb, opts, &resolv_conf).await,
         Err(e) => Err(e.into()),
     };
     let reports = region.stop();
@@ -177,19 +195,28 @@ pub async fn run(opts: &RunOptions) -> Result<u8, RunError> {
     Ok(exit_code(status))
 }
 
-async fn run_command(sb: &Sandbox, opts: &RunOptions) -> Result<ExitStatus, RunError> {
+async fn run_command(sb: &Sandbox, opts: &RunOptions, resolv_conf: &Path) -> Result<ExitStatus, RunError> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut cmd = tokio::process::Command::new("ip");
-    cmd.args(["netns", "exec", &sb.instance]);
-    if let Some((uid, gid)) = opts.user {
-        cmd.args(["setpriv", &format!("--reuid={uid}"), &format!("--regid={gid}"), "--clear-groups", "--"]);
+    let shown = opts.command.join(" ");
+    let mut cmd;
+    if let Some(caller) = opts.rootless {
+        cmd = tokio::process::Command::new(&opts.command[0]);
+        cmd.args(&opts.command[1..]);
+        rootless::instance_command(&mut cmd, &sb.instance, resolv_conf, caller)
+            .map_err(|source| RunError::Spawn { cmd: shown.clone(), source })?;
+    } else {
+        cmd = tokio::process::Command::new("ip");
+        cmd.args(["netns", "exec", &sb.instance]);
+        if let Some((uid, gid)) = opts.user {
+            cmd.args(["setpriv", &format!("--reuid={uid}"), &format!("--regid={gid}"), "--clear-groups", "--"]);
+        }
+        cmd.args(&opts.command);
     }
-    cmd.args(&opts.command).kill_on_drop(true);
+    cmd.kill_on_drop(true);
     // CMD's SDK picks the sandbox's Region unless the caller set one.
     if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
         cmd.env("AWS_REGION", &opts.region).env("AWS_DEFAULT_REGION", &opts.region);
     }
-    let shown = opts.command.join(" ");
     let mut child = cmd.spawn().map_err(|source| RunError::Spawn { cmd: shown.clone(), source })?;
     let io = |source| RunError::Spawn { cmd: shown.clone(), source };
     let (mut int, mut term, mut hup) = (
