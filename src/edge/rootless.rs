@@ -39,7 +39,10 @@
 //! **Nothing left behind.** After the unshare the process forks. The child
 //! is PID 1 of the new PID namespace and goes on to be privlink; it asks for
 //! SIGKILL when its parent dies (`PR_SET_PDEATHSIG`), and checks through a
-//! pipe that the parent did not die before that. The parent only waits: it
+//! pipe that the parent did not die before that. PID 1 drops a signal it
+//! has no handler for, so it blocks SIGINT, SIGTERM and SIGHUP (a blocked
+//! signal is held) until `run` has its handlers ([`unblock_signals`]). The
+//! parent only waits: it
 //! passes SIGTERM and SIGHUP on, ignores SIGINT (a terminal's Ctrl-C reaches
 //! CMD itself, as in a root run) and exits with the child's status. When PID
 //! 1 ends, however it ends (its parent killed with `kill -9`, itself killed,
@@ -413,6 +416,9 @@ fn fork_pid1() -> Result<(), RootlessError> {
     // SAFETY: prctl, close and poll on our own descriptors, integers only.
     unsafe {
         libc::close(keep_alive);
+        // PID 1 drops a signal it has no handler for; a blocked one waits
+        // (until `run` has its handlers: [`unblock_signals`]).
+        libc::pthread_sigmask(libc::SIG_BLOCK, &passed_signals(), std::ptr::null_mut());
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0 as libc::c_ulong, 0, 0);
         // The parent may have died before the prctl: then the pipe has no writer left.
         let mut p = libc::pollfd { fd: parent_alive, events: libc::POLLIN, revents: 0 };
@@ -433,6 +439,28 @@ fn fork_pid1() -> Result<(), RootlessError> {
         }
     }
     Ok(())
+}
+
+/// SIGINT, SIGTERM and SIGHUP: what `run` handles.
+fn passed_signals() -> libc::sigset_t {
+    // SAFETY: sigemptyset and sigaddset on a local set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            libc::sigaddset(&mut set, sig);
+        }
+        set
+    }
+}
+
+/// Lets the signals [`enter`] blocked through to this thread, once their
+/// handlers are in: one that came meanwhile is handled now. (Threads started
+/// since keep them blocked, which is fine: a handler runs on any thread, and
+/// processes started with `std::process` begin with nothing blocked.)
+pub fn unblock_signals() {
+    // SAFETY: pthread_sigmask with a valid set.
+    unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &passed_signals(), std::ptr::null_mut()) };
 }
 
 /// The parent's part: pass SIGTERM and SIGHUP on to PID 1, ignore SIGINT
@@ -541,6 +569,14 @@ pub fn instance_command(
     resolv_conf: &Path,
     caller: Caller,
 ) -> io::Result<()> {
+    // The hook can only say "os error N"; a missing target is said here, in words.
+    if let Err(e) = std::fs::metadata("/etc/resolv.conf") {
+        let msg = format!(
+            "/etc/resolv.conf: {e}; a run without root binds the instance's resolv.conf over it (following a \
+             symlink), so it must exist"
+        );
+        return Err(io::Error::new(e.kind(), msg));
+    }
     let netns_path = crate::edge::netns::path(netns);
     let entry = Entry {
         netns: File::open(&netns_path)

@@ -25,6 +25,16 @@
 //! **After a kill -9.** Each run records what it makes under
 //! `/run/privlink/run/<pid>/`; a later run removes what a run whose process
 //! is gone left behind, before it builds its own.
+//!
+//! **Rootless.** Run by an ordinary user, privlink is root of user, mount
+//! and PID namespaces of its own ([`rootless`], entered in `main`): the same
+//! sandbox is built there, CMD enters the instance itself and runs as the
+//! caller, and a kill -9 leaves nothing to clean up. privlink is PID 1 of
+//! its PID namespace, where a signal without a handler is dropped, so
+//! SIGINT, SIGTERM and SIGHUP are blocked from the start (held, not
+//! dropped) and its handlers go in before the sandbox is built: one that
+//! comes before CMD has started ends the run without starting it (exit
+//! 128 + N), as it would have ended a root run.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
@@ -180,9 +190,17 @@ pub async fn run(opts: &RunOptions) -> Result<u8, RunError> {
         None => Records::in_state_dir(&dir),
     };
     let resolv_conf = records.etc_netns().join(&sb.instance).join("resolv.conf");
+    let early = match opts.rootless {
+        Some(_) => {
+            let s = Signals::install().map_err(|source| RunError::Spawn { cmd: opts.command.join(" "), source })?;
+            rootless::unblock_signals();
+            Some(s)
+        }
+        None => None,
+    };
     let mut region = Region::new(records, upstreams, Vec::new());
     let outcome = match region.apply(&sb.ec2).await {
-        Ok(()) => run_command(&sb, opts, &resolv_conf).await,
+        Ok(()) => run_command(&sb, opts, &resolv_conf, early).await,
         Err(e) => Err(e.into()),
     };
     let reports = region.stop();
@@ -195,9 +213,58 @@ pub async fn run(opts: &RunOptions) -> Result<u8, RunError> {
     Ok(exit_code(status))
 }
 
-async fn run_command(sb: &Sandbox, opts: &RunOptions, resolv_conf: &Path) -> Result<ExitStatus, RunError> {
-    use tokio::signal::unix::{signal, SignalKind};
+/// The signals `run` passes on (or, for SIGINT, leaves to CMD).
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    /// A signal that came already, if any.
+    async fn pending(&mut self) -> Option<i32> {
+        tokio::select! {
+            biased;
+            _ = self.int.recv() => Some(libc::SIGINT),
+            _ = self.term.recv() => Some(libc::SIGTERM),
+            _ = self.hup.recv() => Some(libc::SIGHUP),
+            () = std::future::ready(()) => None,
+        }
+    }
+}
+
+/// Runs CMD and waits for it; `early`: the handlers installed before the
+/// sandbox was built (a rootless run), whose signals end the run before CMD starts.
+async fn run_command(
+    sb: &Sandbox,
+    opts: &RunOptions,
+    resolv_conf: &Path,
+    early: Option<Signals>,
+) -> Result<ExitStatus, RunError> {
+    use std::os::unix::process::ExitStatusExt;
     let shown = opts.command.join(" ");
+    let io = |source| RunError::Spawn { cmd: shown.clone(), source };
+    let mut signals = match early {
+        Some(mut s) => {
+            // One turn for the signal driver, to see what came in the last instant.
+            tokio::task::yield_now().await;
+            if let Some(sig) = s.pending().await {
+                // As if CMD had been killed by it.
+                return Ok(ExitStatus::from_raw(sig));
+            }
+            s
+        }
+        None => Signals::install().map_err(io)?,
+    };
     let mut cmd;
     if let Some(caller) = opts.rootless {
         cmd = tokio::process::Command::new(&opts.command[0]);
@@ -217,20 +284,14 @@ async fn run_command(sb: &Sandbox, opts: &RunOptions, resolv_conf: &Path) -> Res
     if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
         cmd.env("AWS_REGION", &opts.region).env("AWS_DEFAULT_REGION", &opts.region);
     }
-    let mut child = cmd.spawn().map_err(|source| RunError::Spawn { cmd: shown.clone(), source })?;
-    let io = |source| RunError::Spawn { cmd: shown.clone(), source };
-    let (mut int, mut term, mut hup) = (
-        signal(SignalKind::interrupt()).map_err(io)?,
-        signal(SignalKind::terminate()).map_err(io)?,
-        signal(SignalKind::hangup()).map_err(io)?,
-    );
+    let mut child = cmd.spawn().map_err(io)?;
     loop {
         let forward = tokio::select! {
             status = child.wait() => return status.map_err(io),
             // The terminal sent it to CMD too; CMD decides.
-            _ = int.recv() => None,
-            _ = term.recv() => Some(libc::SIGTERM),
-            _ = hup.recv() => Some(libc::SIGHUP),
+            _ = signals.int.recv() => None,
+            _ = signals.term.recv() => Some(libc::SIGTERM),
+            _ = signals.hup.recv() => Some(libc::SIGHUP),
         };
         if let (Some(sig), Some(pid)) = (forward, child.id()) {
             // SAFETY: a signal to our own child.
