@@ -5,6 +5,11 @@
 //! `pasta --config-net` where pasta runs. Runs alternate, so drift on a
 //! shared machine hits every tool alike; medians with min–max.
 //!
+//! The rootless rows run the same as an unnamed uid (45678): each run goes
+//! through `unshare -m`, a bind of a `/dev/net/tun` node of the bench's own
+//! owned by that uid (the host's may be 0600), and `setpriv`; the wrapper
+//! alone (`-- date`) is timed too, to subtract.
+//!
 //! `cargo bench --bench run_startup` (root). `PLK_BENCH_RUNS` (default 20).
 
 use std::process::Command;
@@ -70,18 +75,61 @@ fn main() {
     };
     let (mut p_first, mut p_whole, mut u_first, mut u_whole, mut pasta_first) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let tun = TunNode::new();
+    let as_user = |args: &[&str]| {
+        let mut c = Command::new("unshare");
+        c.args(["-m", "--propagation", "private", "--", "sh", "-c", r#"mount --bind "$0" /dev/net/tun && exec "$@""#])
+            .arg(&tun.0)
+            .args(["setpriv", "--reuid=45678", "--regid=45679", "--clear-groups", "--"])
+            .args(args)
+            .env("HOME", "/tmp");
+        c
+    };
+    let rootless = |cmd: &[&str]| {
+        let mut args = vec![env!("CARGO_BIN_EXE_privlink"), "run", "--service", "ec2", "--"];
+        args.extend(cmd);
+        as_user(&args)
+    };
+    let (mut r_first, mut r_whole, mut w_first) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
         p_first.extend(to_first_instruction(privlink().args(["date", "+%s%N"])));
+        r_first.extend(to_first_instruction(&mut rootless(&["date", "+%s%N"])));
+        w_first.extend(to_first_instruction(&mut as_user(&["date", "+%s%N"])));
         u_first.extend(to_first_instruction(unshare().args(["date", "+%s%N"])));
         if pasta_works {
             pasta_first.extend(to_first_instruction(pasta().args(["date", "+%s%N"])));
         }
         p_whole.extend(whole(privlink().arg("true")));
+        r_whole.extend(whole(&mut rootless(&["true"])));
         u_whole.extend(whole(unshare().arg("true")));
     }
     summary("privlink run --service ec2: to CMD's first instruction", p_first);
+    summary("the same rootless (wrapper included)", r_first);
+    summary("the rootless wrapper alone (unshare -m, mount, setpriv)", w_first);
     summary("unshare -rn: to CMD's first instruction", u_first);
     summary("pasta --config-net: to CMD's first instruction", pasta_first);
     summary("privlink run --service ec2 -- true, whole", p_whole);
+    summary("the same rootless (wrapper included), whole", r_whole);
     summary("unshare -rn true, whole", u_whole);
+}
+
+/// A `/dev/net/tun` node (10, 200) owned by the bench's uid, removed on drop.
+struct TunNode(std::path::PathBuf);
+
+impl TunNode {
+    fn new() -> TunNode {
+        let dir = std::env::temp_dir().join(format!("privlink-bench-tun-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let node = dir.join("tun");
+        let st = Command::new("mknod").args(["-m", "0600"]).arg(&node).args(["c", "10", "200"]).status().unwrap();
+        assert!(st.success(), "mknod");
+        std::os::unix::fs::chown(&node, Some(45678), Some(45679)).unwrap();
+        TunNode(node)
+    }
+}
+
+impl Drop for TunNode {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(self.0.parent().unwrap());
+    }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use privlink::edge::{config_file, daemon, privileges, store};
+use privlink::edge::{config_file, daemon, privileges, rootless, store};
 use privlink::lab::{demo, standin};
 use privlink_core::config::Config;
 
@@ -104,6 +104,21 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     raise_fd_limit();
+    // Not root: `run` goes rootless, which must begin while there is one thread.
+    let rootless = match &cli.command {
+        // SAFETY: geteuid cannot fail.
+        Command::Run { user, .. } if unsafe { libc::geteuid() } != 0 => {
+            let flag = match user.as_deref().map(privlink::edge::run::parse_user).transpose() {
+                Ok(u) => u,
+                Err(e) => return fail(e),
+            };
+            match rootless::caller_as(flag).and_then(|caller| rootless::enter(caller).map(|()| caller)) {
+                Ok(caller) => Some(caller),
+                Err(e) => return fail(e),
+            }
+        }
+        _ => None,
+    };
     // `up` runs the stack, its relays and upstream connects on one thread.
     // Measured at MTU 8500, alternating runs: about 16 / 21 Gbit/s up / down
     // against 12-16 / 17-19 on a multi-thread runtime, with less CPU per byte
@@ -210,15 +225,20 @@ fn main() -> ExitCode {
             }
         }
         Command::Run { services, region, upstreams, user, summary, verbose: _, command } => {
-            let user = match privlink::edge::run::user_from(user.as_deref()) {
-                Ok(u) => u,
-                Err(e) => return fail(e),
+            let user = match rootless {
+                // The caller, mapped: checked by `caller_as` already.
+                Some(_) => None,
+                None => match privlink::edge::run::user_from(user.as_deref()) {
+                    Ok(u) => u,
+                    Err(e) => return fail(e),
+                },
             };
             let opts = privlink::edge::run::RunOptions {
                 services,
                 region: privlink::edge::run::region_from_env(region),
                 upstreams,
                 user,
+                rootless,
                 summary,
                 command,
             };

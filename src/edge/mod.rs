@@ -29,6 +29,7 @@ pub mod queue;
 pub mod ready;
 pub mod relay;
 pub mod resolver;
+pub mod rootless;
 pub mod run;
 pub mod store;
 pub mod tun;

@@ -9,14 +9,26 @@
 //! made ([`crate::edge::ownership`]) and removed, with the `resolv.conf`
 //! privlink wrote for it, when its [`Netns`] is dropped; one that was there
 //! already is used and left alone.
+//!
+//! **In a user namespace** (a rootless `privlink run`, [`crate::edge::rootless`])
+//! `ip netns add` makes the namespace but then fails: it returns to the
+//! namespace it started in with `setns`, and the caller's network namespace
+//! belongs to the initial user namespace, where privlink has no
+//! capabilities. There privlink makes the namespace itself, as `ip` does
+//! but without going back: a thread `unshare`s a network namespace and
+//! bind-mounts it on `/run/netns/NAME`, then ends. `ip -n NAME` and `ip
+//! netns del` work as they are.
 
+use std::ffi::CString;
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
 use crate::edge::ownership::{self, Claim, Created, CreatedRecord};
 
@@ -117,6 +129,53 @@ pub fn path(name: &str) -> PathBuf {
     PathBuf::from("/run/netns").join(name)
 }
 
+/// Where `ip netns exec` finds a namespace's own `/etc` files: `/etc/netns/NAME/`.
+pub const ETC_NETNS: &str = "/etc/netns";
+
+/// Whether this process is in a user namespace other than the initial one
+/// (its `uid_map` is not the identity over every id): `ip netns add` cannot
+/// be used there (see the module's notes).
+pub fn in_user_namespace() -> bool {
+    static NESTED: OnceLock<bool> = OnceLock::new();
+    *NESTED.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/uid_map")
+            .map(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
+            .unwrap_or(false)
+    })
+}
+
+/// `ip netns add NAME` for a process in a user namespace: the file, then a
+/// thread that unshares a network namespace and binds it there. A failure
+/// removes the file; one already there is refused ("File exists", as `ip` says).
+fn add_in_user_namespace(name: &str) -> Result<(), NetnsError> {
+    let shown = || format!("netns add {name} (in a user namespace)");
+    let fail = |e: io::Error| NetnsError::Ip { args: shown(), msg: e.to_string() };
+    let file = path(name);
+    std::fs::create_dir_all(file.parent().expect("/run/netns")).map_err(fail)?;
+    std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&file).map_err(fail)?;
+    let target = CString::new(file.as_os_str().as_bytes()).map_err(|e| fail(io::Error::other(e)))?;
+    let bound = std::thread::spawn(move || {
+        // SAFETY: unshare and mount on this thread only, with valid C strings.
+        unsafe {
+            if libc::unshare(libc::CLONE_NEWNET) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let source = c"/proc/thread-self/ns/net";
+            if libc::mount(source.as_ptr(), target.as_ptr(), std::ptr::null(), libc::MS_BIND, std::ptr::null()) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    })
+    .join()
+    .expect("namespace thread panicked");
+    if let Err(e) = bound {
+        let _ = std::fs::remove_file(&file);
+        return Err(fail(e));
+    }
+    Ok(())
+}
+
 /// Whether a named namespace exists.
 pub fn exists(name: &str) -> bool {
     path(name).exists()
@@ -153,6 +212,8 @@ pub struct Netns {
     name: String,
     /// The record of its creation, when privlink created it.
     record: Option<CreatedRecord>,
+    /// Where its `resolv.conf` goes: `DIR/NAME/resolv.conf`.
+    etc_dir: PathBuf,
 }
 
 impl Netns {
@@ -161,6 +222,12 @@ impl Netns {
     /// creates it (with `lo` up), recording that first. Call with the
     /// namespace's lock held.
     pub fn ensure(name: &str, record: CreatedRecord) -> Result<Netns, NetnsError> {
+        Netns::ensure_in(name, record, Path::new(ETC_NETNS))
+    }
+
+    /// [`Netns::ensure`], its `resolv.conf` under `etc_dir` instead of [`ETC_NETNS`].
+    pub fn ensure_in(name: &str, record: CreatedRecord, etc_dir: &Path) -> Result<Netns, NetnsError> {
+        let etc = || etc_dir.to_path_buf();
         let record_err = |source| NetnsError::Record { path: record.path().display().to_string(), source };
         let recorded = record.load().map_err(record_err)?;
         match ownership::claim(recorded.as_ref(), name, inode(name)) {
@@ -169,33 +236,34 @@ impl Netns {
                     // Ours is gone; this one was made by someone else since.
                     record.clear().map_err(record_err)?;
                 }
-                Ok(Netns { name: name.to_string(), record: None })
+                Ok(Netns { name: name.to_string(), record: None, etc_dir: etc() })
             }
             Claim::Adopt => {
                 tracing::warn!(
                     "namespace {name} was left behind by an earlier run: adopted, and removed when this one stops"
                 );
-                Ok(Netns { name: name.to_string(), record: Some(record) })
+                Ok(Netns { name: name.to_string(), record: Some(record), etc_dir: etc() })
             }
             Claim::Recreate => {
                 tracing::warn!("namespace {name} was left half-made by an earlier run: made anew");
-                drop(Netns { name: name.to_string(), record: Some(record.clone()) });
+                drop(Netns { name: name.to_string(), record: Some(record.clone()), etc_dir: etc() });
                 if exists(name) {
                     return Err(record_err(io::Error::other(format!("{} could not be removed", path(name).display()))));
                 }
-                Netns::create(name, record)
+                Netns::create(name, record, etc())
             }
-            Claim::Create => Netns::create(name, record),
+            Claim::Create => Netns::create(name, record, etc()),
         }
     }
 
-    fn create(name: &str, record: CreatedRecord) -> Result<Netns, NetnsError> {
+    fn create(name: &str, record: CreatedRecord, etc_dir: PathBuf) -> Result<Netns, NetnsError> {
         let record_err = |source| NetnsError::Record { path: record.path().display().to_string(), source };
         record.save(&Created { netns: name.to_string(), inode: None }).map_err(record_err)?;
-        let mut ns = Netns { name: name.to_string(), record: Some(record.clone()) };
+        let mut ns = Netns { name: name.to_string(), record: Some(record.clone()), etc_dir };
         // From here a drop removes whatever `ip netns add` made, even half of it,
         // unless the name was taken meanwhile by someone else.
-        if let Err(e) = ip(&["netns", "add", name]) {
+        let added = if in_user_namespace() { add_in_user_namespace(name) } else { ip(&["netns", "add", name]) };
+        if let Err(e) = added {
             if matches!(&e, NetnsError::Ip { msg, .. } if msg.contains("File exists")) {
                 ns.record = None;
                 record.clear().map_err(record_err)?;
@@ -212,9 +280,18 @@ impl Netns {
     /// left behind under another name (the config's `vpc.netns` changed
     /// since), if it is still that one. Call with that namespace's lock held.
     pub fn remove_left_behind(record: &CreatedRecord, created: &Created) -> Result<(), NetnsError> {
+        Netns::remove_left_behind_in(record, created, Path::new(ETC_NETNS))
+    }
+
+    /// [`Netns::remove_left_behind`] for a namespace whose `resolv.conf` is under `etc_dir`.
+    pub fn remove_left_behind_in(record: &CreatedRecord, created: &Created, etc_dir: &Path) -> Result<(), NetnsError> {
         match ownership::claim(Some(created), &created.netns, inode(&created.netns)) {
             Claim::Adopt | Claim::Recreate | Claim::Create => {
-                drop(Netns { name: created.netns.clone(), record: Some(record.clone()) });
+                drop(Netns {
+                    name: created.netns.clone(),
+                    record: Some(record.clone()),
+                    etc_dir: etc_dir.to_path_buf(),
+                });
             }
             Claim::Foreign => {}
         }
@@ -231,6 +308,11 @@ impl Netns {
         self.record.is_some()
     }
 
+    /// Where its `resolv.conf` is (or would be): `/etc/netns/NAME/resolv.conf` unless made with [`Netns::ensure_in`].
+    pub fn resolv_conf(&self) -> PathBuf {
+        self.etc_dir.join(&self.name).join("resolv.conf")
+    }
+
     /// Writes `/etc/netns/NAME/resolv.conf` naming `nameserver`, so programs run
     /// with `ip netns exec` use the VPC resolver. Only for a namespace privlink
     /// created (and so removes, with the file, on drop).
@@ -238,15 +320,15 @@ impl Netns {
         if !self.created() {
             return Ok(());
         }
-        let dir = PathBuf::from("/etc/netns").join(&self.name);
+        let dir = self.etc_dir.join(&self.name);
         std::fs::create_dir_all(&dir)?;
         std::fs::write(dir.join("resolv.conf"), format!("{RESOLV_CONF_HEADER}\nnameserver {nameserver}\n"))
     }
 }
 
 /// Removes `/etc/netns/NAME/resolv.conf` if privlink wrote it, then the directory if that left it empty.
-fn remove_resolv_conf(name: &str) {
-    let dir = PathBuf::from("/etc/netns").join(name);
+fn remove_resolv_conf(etc_dir: &Path, name: &str) {
+    let dir = etc_dir.join(name);
     let file = dir.join("resolv.conf");
     if std::fs::read_to_string(&file).is_ok_and(|t| t.starts_with(RESOLV_CONF_HEADER)) {
         if let Err(e) = std::fs::remove_file(&file) {
@@ -269,7 +351,7 @@ impl Netns {
 
     fn remove_created(&mut self) -> Result<(), NetnsError> {
         let Some(record) = self.record.take() else { return Ok(()) };
-        remove_resolv_conf(&self.name);
+        remove_resolv_conf(&self.etc_dir, &self.name);
         if exists(&self.name) {
             ip(&["netns", "del", &self.name])?;
         }

@@ -25,6 +25,16 @@
 //! **After a kill -9.** Each run records what it makes under
 //! `/run/privlink/run/<pid>/`; a later run removes what a run whose process
 //! is gone left behind, before it builds its own.
+//!
+//! **Rootless.** Run by an ordinary user, privlink is root of user, mount
+//! and PID namespaces of its own ([`rootless`], entered in `main`): the same
+//! sandbox is built there, CMD enters the instance itself and runs as the
+//! caller, and a kill -9 leaves nothing to clean up. privlink is PID 1 of
+//! its PID namespace, where a signal without a handler is dropped, so
+//! SIGINT, SIGTERM and SIGHUP are blocked from the start (held, not
+//! dropped) and its handlers go in before the sandbox is built: one that
+//! comes before CMD has started ends the run without starting it (exit
+//! 128 + N), as it would have ended a root run.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
@@ -35,6 +45,7 @@ use crate::edge::fabric::{FabricError, Records};
 use crate::edge::guard::MAX_REJECT_RULES;
 use crate::edge::privileges::{self, PrivilegeError};
 use crate::edge::queue::report::Report;
+use crate::edge::rootless::{self, Caller, RootlessError};
 use privlink_core::api::ec2::plan::Upstreams;
 use privlink_core::api::ec2::sandbox::{self, Sandbox};
 use privlink_core::api::error::ApiError;
@@ -58,6 +69,8 @@ pub struct RunOptions {
     pub upstreams: Vec<String>,
     /// `(uid, gid)` to run CMD as; `None`: as privlink runs.
     pub user: Option<(u32, u32)>,
+    /// A rootless run ([`rootless::enter`] done): CMD runs as this caller.
+    pub rootless: Option<Caller>,
     /// Print what CMD reached and was refused, at exit.
     pub summary: bool,
     /// CMD and its arguments.
@@ -67,9 +80,12 @@ pub struct RunOptions {
 /// Why a run could not start or clean up.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    /// Not root.
-    #[error("privlink run needs root to make its namespaces and TUN devices: run it with sudo (rootless runs, in a user namespace, are not built yet); nothing was touched")]
+    /// Root without the capabilities.
+    #[error("privlink run needs CAP_NET_ADMIN and CAP_SYS_ADMIN to make its namespaces and TUN devices ({0}): run it with sudo, or as an ordinary user (rootless, in a user namespace of its own)")]
     Privileges(#[from] PrivilegeError),
+    /// A rootless run cannot start.
+    #[error(transparent)]
+    Rootless(#[from] RootlessError),
     /// A service or upstream the API refused.
     #[error("{0}")]
     Api(#[from] ApiError),
@@ -108,14 +124,18 @@ pub fn region_from_env(flag: Option<String>) -> String {
         .unwrap_or_else(|| "us-east-1".into())
 }
 
+/// `--user UID[:GID]` (GID defaults to UID).
+pub fn parse_user(u: &str) -> Result<(u32, u32), String> {
+    let parse = |s: &str| s.parse::<u32>().map_err(|_| format!("--user {s}: expected UID[:GID]"));
+    let (uid, gid) = u.split_once(':').unwrap_or((u, u));
+    Ok((parse(uid)?, parse(gid)?))
+}
+
 /// The user to run CMD as: `--user UID[:GID]`, else sudo's caller.
 pub fn user_from(flag: Option<&str>) -> Result<Option<(u32, u32)>, String> {
     let parse = |s: &str| s.parse::<u32>().map_err(|_| format!("--user {s}: expected UID[:GID]"));
     match flag {
-        Some(u) => {
-            let (uid, gid) = u.split_once(':').unwrap_or((u, u));
-            Ok(Some((parse(uid)?, parse(gid)?)))
-        }
+        Some(u) => parse_user(u).map(Some),
         None => match (std::env::var("SUDO_UID"), std::env::var("SUDO_GID")) {
             (Ok(u), Ok(g)) => Ok(Some((parse(&u)?, parse(&g)?))),
             _ => Ok(None),
@@ -160,15 +180,31 @@ fn clean_left_behind(run_dir: &Path) {
 pub async fn run(opts: &RunOptions) -> Result<u8, RunError> {
     privileges::require()?;
     let run_dir = PathBuf::from(RUN_DIR);
-    clean_left_behind(&run_dir);
+    // A rootless run's RUN_DIR is its own (a tmpfs) and nothing outlives it.
+    if opts.rootless.is_none() {
+        clean_left_behind(&run_dir);
+    }
     let upstreams = upstreams(&opts.region, &opts.upstreams)?;
     let mut random = random_id_bytes;
     let sb = sandbox::build(&opts.region, &opts.services, &mut random)?;
     let dir = run_dir.join(std::process::id().to_string());
     std::fs::create_dir_all(&dir).map_err(|source| RunError::Io { path: dir.display().to_string(), source })?;
-    let mut region = Region::new(Records::in_state_dir(&dir), upstreams, Vec::new());
+    let records = match opts.rootless {
+        Some(_) => Records::in_state_dir(&dir).with_etc_netns(dir.join("etc-netns")),
+        None => Records::in_state_dir(&dir),
+    };
+    let resolv_conf = records.etc_netns().join(&sb.instance).join("resolv.conf");
+    let early = match opts.rootless {
+        Some(_) => {
+            let s = Signals::install().map_err(|source| RunError::Spawn { cmd: opts.command.join(" "), source })?;
+            rootless::unblock_signals();
+            Some(s)
+        }
+        None => None,
+    };
+    let mut region = Region::new(records, upstreams, Vec::new());
     let outcome = match region.apply(&sb.ec2).await {
-        Ok(()) => run_command(&sb, opts).await,
+        Ok(()) => run_command(&sb, opts, &resolv_conf, early).await,
         Err(e) => Err(e.into()),
     };
     let reports = region.stop();
@@ -181,33 +217,85 @@ pub async fn run(opts: &RunOptions) -> Result<u8, RunError> {
     Ok(exit_code(status))
 }
 
-async fn run_command(sb: &Sandbox, opts: &RunOptions) -> Result<ExitStatus, RunError> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut cmd = tokio::process::Command::new("ip");
-    cmd.args(["netns", "exec", &sb.instance]);
-    if let Some((uid, gid)) = opts.user {
-        cmd.args(["setpriv", &format!("--reuid={uid}"), &format!("--regid={gid}"), "--clear-groups", "--"]);
+/// The signals `run` passes on (or, for SIGINT, leaves to CMD).
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+            hup: signal(SignalKind::hangup())?,
+        })
     }
-    cmd.args(&opts.command).kill_on_drop(true);
+
+    /// A signal that came already, if any.
+    async fn pending(&mut self) -> Option<i32> {
+        tokio::select! {
+            biased;
+            _ = self.int.recv() => Some(libc::SIGINT),
+            _ = self.term.recv() => Some(libc::SIGTERM),
+            _ = self.hup.recv() => Some(libc::SIGHUP),
+            () = std::future::ready(()) => None,
+        }
+    }
+}
+
+/// Runs CMD and waits for it; `early`: the handlers installed before the
+/// sandbox was built (a rootless run), whose signals end the run before CMD starts.
+async fn run_command(
+    sb: &Sandbox,
+    opts: &RunOptions,
+    resolv_conf: &Path,
+    early: Option<Signals>,
+) -> Result<ExitStatus, RunError> {
+    use std::os::unix::process::ExitStatusExt;
+    let shown = opts.command.join(" ");
+    let io = |source| RunError::Spawn { cmd: shown.clone(), source };
+    let mut signals = match early {
+        Some(mut s) => {
+            // One turn for the signal driver, to see what came in the last instant.
+            tokio::task::yield_now().await;
+            if let Some(sig) = s.pending().await {
+                // As if CMD had been killed by it.
+                return Ok(ExitStatus::from_raw(sig));
+            }
+            s
+        }
+        None => Signals::install().map_err(io)?,
+    };
+    let mut cmd;
+    if let Some(caller) = opts.rootless {
+        cmd = tokio::process::Command::new(&opts.command[0]);
+        cmd.args(&opts.command[1..]);
+        rootless::instance_command(&mut cmd, &sb.instance, resolv_conf, caller)
+            .map_err(|source| RunError::Spawn { cmd: shown.clone(), source })?;
+    } else {
+        cmd = tokio::process::Command::new("ip");
+        cmd.args(["netns", "exec", &sb.instance]);
+        if let Some((uid, gid)) = opts.user {
+            cmd.args(["setpriv", &format!("--reuid={uid}"), &format!("--regid={gid}"), "--clear-groups", "--"]);
+        }
+        cmd.args(&opts.command);
+    }
+    cmd.kill_on_drop(true);
     // CMD's SDK picks the sandbox's Region unless the caller set one.
     if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
         cmd.env("AWS_REGION", &opts.region).env("AWS_DEFAULT_REGION", &opts.region);
     }
-    let shown = opts.command.join(" ");
-    let mut child = cmd.spawn().map_err(|source| RunError::Spawn { cmd: shown.clone(), source })?;
-    let io = |source| RunError::Spawn { cmd: shown.clone(), source };
-    let (mut int, mut term, mut hup) = (
-        signal(SignalKind::interrupt()).map_err(io)?,
-        signal(SignalKind::terminate()).map_err(io)?,
-        signal(SignalKind::hangup()).map_err(io)?,
-    );
+    let mut child = cmd.spawn().map_err(io)?;
     loop {
         let forward = tokio::select! {
             status = child.wait() => return status.map_err(io),
             // The terminal sent it to CMD too; CMD decides.
-            _ = int.recv() => None,
-            _ = term.recv() => Some(libc::SIGTERM),
-            _ = hup.recv() => Some(libc::SIGHUP),
+            _ = signals.int.recv() => None,
+            _ = signals.term.recv() => Some(libc::SIGTERM),
+            _ = signals.hup.recv() => Some(libc::SIGHUP),
         };
         if let (Some(sig), Some(pid)) = (forward, child.id()) {
             // SAFETY: a signal to our own child.

@@ -67,7 +67,8 @@ impl InstanceNet {
             ip,
             subnet,
         };
-        let ns = Netns::ensure(id, record).map_err(FabricError::setup(id, "creating the instance namespace"))?;
+        let ns = Netns::ensure_in(id, record, vpc.records().etc_netns())
+            .map_err(FabricError::setup(id, "creating the instance namespace"))?;
         let created = ns.created();
         inst.ns = Some(ns);
         if !created {
@@ -113,7 +114,7 @@ impl InstanceNet {
         netns::ip_batch(id, &instance_side).map_err(FabricError::setup(id, &what))?;
 
         let ns = self.ns.as_ref().expect("launched");
-        ns.write_resolv_conf(resolver).map_err(FabricError::file(&std::path::Path::new("/etc/netns").join(id)))
+        ns.write_resolv_conf(resolver).map_err(FabricError::file(&ns.resolv_conf()))
     }
 
     /// Its id, which is the namespace's name.

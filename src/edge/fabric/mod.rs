@@ -31,7 +31,8 @@
 //! namespace. The instance has its address with the subnet's prefix and
 //! `default via` the subnet router (subnet base + 1), as DHCP gives it on EC2;
 //! `/etc/netns/<id>/resolv.conf` names the VPC resolver (VPC base + 2), so
-//! `ip netns exec i-… CMD` resolves through it.
+//! `ip netns exec i-… CMD` resolves through it (a rootless run, which cannot
+//! write `/etc`, keeps it in its run directory: [`Records::with_etc_netns`]).
 //!
 //! **The subnet router answers ARP for every address of the subnet**, as
 //! AWS's fabric does: an instance believes its whole subnet is on its link,

@@ -16,12 +16,25 @@ use crate::edge::ownership::{self, Claim, CreatedRecord};
 #[derive(Debug, Clone)]
 pub struct Records {
     dir: PathBuf,
+    /// Where instances' `resolv.conf` go: `ETC_NETNS/<id>/resolv.conf`.
+    etc_netns: PathBuf,
 }
 
 impl Records {
-    /// The records under state dir `state_dir`.
+    /// The records under state dir `state_dir`; `resolv.conf` files in [`netns::ETC_NETNS`].
     pub fn in_state_dir(state_dir: &Path) -> Records {
-        Records { dir: state_dir.join("fabric") }
+        Records { dir: state_dir.join("fabric"), etc_netns: PathBuf::from(netns::ETC_NETNS) }
+    }
+
+    /// The same, with instances' `resolv.conf` under `etc_netns` instead (a
+    /// rootless run, which cannot write `/etc/netns`).
+    pub fn with_etc_netns(self, etc_netns: PathBuf) -> Records {
+        Records { etc_netns, ..self }
+    }
+
+    /// Where instances' `resolv.conf` go: `DIR/<id>/resolv.conf`.
+    pub fn etc_netns(&self) -> &Path {
+        &self.etc_netns
     }
 
     /// The directory.
@@ -107,7 +120,7 @@ fn remove(records: &Records, id: &str, instance: bool) -> Result<(), FabricError
     if ours && instance {
         delete_eth0(id);
     }
-    Netns::remove_left_behind(&record, &created)
+    Netns::remove_left_behind_in(&record, &created, &records.etc_netns)
         .map_err(FabricError::setup(id, "removing what an earlier run left"))?;
     if ours && netns::exists(id) {
         return Err(FabricError::NotRemoved { netns: id.to_string() });

@@ -34,7 +34,8 @@ impl VpcNet {
         }
         let record = records.record(vpc_id)?;
         let mut vpc = VpcNet { ns: None, records: records.clone(), id: vpc_id.to_string() };
-        let ns = Netns::ensure(vpc_id, record).map_err(FabricError::setup(vpc_id, "creating the VPC namespace"))?;
+        let ns = Netns::ensure_in(vpc_id, record, records.etc_netns())
+            .map_err(FabricError::setup(vpc_id, "creating the VPC namespace"))?;
         let created = ns.created();
         vpc.ns = Some(ns);
         if !created {
