@@ -37,6 +37,7 @@ mod ids;
 pub mod instance;
 pub mod network_acl;
 pub mod plan;
+pub mod prefix_list;
 mod resources;
 pub mod rules;
 pub mod sandbox;
@@ -104,9 +105,12 @@ pub struct Ec2 {
     pub network_interfaces: BTreeMap<String, NetworkInterface>,
     /// Tags by resource id.
     pub tags: BTreeMap<String, BTreeMap<String, String>>,
-    /// CreateVpcEndpoint's and RunInstances' ClientTokens: what each was
-    /// first sent with and what it made.
+    /// CreateVpcEndpoint's, CreateManagedPrefixList's and RunInstances'
+    /// ClientTokens: what each was first sent with and what it made.
     pub client_tokens: BTreeMap<String, ClientToken>,
+    /// Customer-managed prefix lists by id.
+    #[serde(default)]
+    pub prefix_lists: BTreeMap<String, ManagedPrefixList>,
 }
 
 impl Ec2 {
@@ -155,6 +159,12 @@ impl Ec2 {
             "ReplaceNetworkAclEntry" => network_acl::replace_network_acl_entry(self, call, &mut x)?,
             "DeleteNetworkAclEntry" => network_acl::delete_network_acl_entry(self, call, &mut x)?,
             "ReplaceNetworkAclAssociation" => network_acl::replace_network_acl_association(self, call, &mut x)?,
+            "CreateManagedPrefixList" => prefix_list::create_managed_prefix_list(self, call, &mut x)?,
+            "DescribeManagedPrefixLists" => prefix_list::describe_managed_prefix_lists(self, call, &mut x)?,
+            "GetManagedPrefixListEntries" => prefix_list::get_managed_prefix_list_entries(self, call, &mut x)?,
+            "ModifyManagedPrefixList" => prefix_list::modify_managed_prefix_list(self, call, &mut x)?,
+            "DeleteManagedPrefixList" => prefix_list::delete_managed_prefix_list(self, call, &mut x)?,
+            "DescribePrefixLists" => prefix_list::describe_prefix_lists(self, call, &mut x)?,
             _ => {
                 return Err(ApiError::new(
                     "InvalidAction",
@@ -195,6 +205,7 @@ impl Ec2 {
             || self.instances.contains_key(id)
             || self.endpoints.contains_key(id)
             || self.network_interfaces.contains_key(id)
+            || self.prefix_lists.contains_key(id)
     }
 
     /// The VPC `id`, checked: `InvalidVpcID.Malformed` / `.NotFound`.

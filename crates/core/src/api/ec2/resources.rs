@@ -204,3 +204,60 @@ pub struct ClientToken {
     /// What the first request made.
     pub resource: String,
 }
+
+/// The states a managed prefix list shows (EC2's `PrefixListState`). The
+/// `…-in-progress` ones are only in answers: the model's changes are done
+/// when the call returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum PrefixListState {
+    /// Made, never modified.
+    CreateComplete,
+    /// Modified.
+    ModifyComplete,
+    /// A MaxEntries change a referencing group could not take: nothing changed.
+    ModifyFailed,
+    /// A delete while rules referenced it: it is still there.
+    DeleteFailed,
+}
+
+impl PrefixListState {
+    /// As EC2 spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PrefixListState::CreateComplete => "create-complete",
+            PrefixListState::ModifyComplete => "modify-complete",
+            PrefixListState::ModifyFailed => "modify-failed",
+            PrefixListState::DeleteFailed => "delete-failed",
+        }
+    }
+}
+
+/// One entry of a managed prefix list.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PrefixListEntry {
+    /// Its block.
+    pub cidr: Cidr,
+    /// Its description.
+    pub description: Option<String>,
+}
+
+/// A customer-managed prefix list (`pl-…`), IPv4 only.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ManagedPrefixList {
+    /// `pl-…`.
+    pub id: String,
+    /// PrefixListName.
+    pub name: String,
+    /// MaxEntries: also the weight of a rule naming it in its group's rule quota.
+    pub max_entries: u32,
+    /// Its state.
+    pub state: PrefixListState,
+    /// Why the last Modify or Delete failed (`stateMessage`).
+    pub state_message: Option<String>,
+    /// 1 when made, +1 for each Modify that changed the entries.
+    pub version: u64,
+    /// The current version's entries, in block order.
+    pub entries: Vec<PrefixListEntry>,
+    /// The entries of each earlier version, for `TargetVersion`.
+    pub history: std::collections::BTreeMap<u64, Vec<PrefixListEntry>>,
+}
