@@ -56,6 +56,8 @@ const LIST_CIDRS: [&str; 6] =
     ["10.0.2.0/24", "192.0.2.0/28", "198.51.100.0/24", "10.1.0.0/16", "0.0.0.0/0", "10.0.0.1/24"];
 /// MaxEntries; the last is invalid.
 const LIST_SIZES: [&str; 6] = ["1", "2", "3", "5", "30", "0"];
+/// Seconds an [`Op::Wait`] lets pass: short of, at and past a deleted endpoint's retention.
+const WAITS: [u64; 4] = [60, 1800, super::endpoint::DELETED_RETENTION - 1, super::endpoint::DELETED_RETENTION];
 const POLICY: &str = r#"{"Statement":[{"Action":"ec2:Describe*","Effect":"Allow","Principal":"*","Resource":"*"}]}"#;
 
 /// A model, counter randomness, and what the checks remember between steps.
@@ -70,6 +72,8 @@ struct Driver {
     steps: usize,
     /// Whether the last call changed the model.
     changed: bool,
+    /// The calls' time, which [`Op::Wait`] moves on.
+    now: u64,
     /// The catalog's facts of [`SERVICES`].
     services: Vec<catalog::ServiceInfo>,
 }
@@ -83,6 +87,7 @@ impl Driver {
             names: BTreeSet::new(),
             steps: 0,
             changed: false,
+            now: super::testkit::START,
             services: SERVICES
                 .iter()
                 .map(|s| catalog::lookup(&format!("com.amazonaws.us-east-1.{s}")).expect("a catalog service"))
@@ -92,7 +97,7 @@ impl Driver {
 
     fn run(&mut self, action: &str, params: &[(String, String)]) -> Result<(String, Effect), ApiError> {
         let params = Params::from_pairs(params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        super::testkit::call_counted(&mut self.ec2, &mut self.counter, action, &params)
+        super::testkit::call_at(&mut self.ec2, &mut self.counter, self.now, action, &params)
     }
 
     /// Runs one step's call: a refused or read-only call must change nothing.
@@ -309,6 +314,8 @@ enum Op {
         version: Option<bool>,
     },
     DeleteManagedPrefixList(Pick),
+    /// Time passes (by one of [`WAITS`]): deleted endpoints age.
+    Wait(u8),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -419,6 +426,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => list,
         4 => modify_list,
         1 => pick().prop_map(Op::DeleteManagedPrefixList).boxed(),
+        2 => (0..WAITS.len() as u8).prop_map(Op::Wait).boxed(),
     ]
 }
 
@@ -480,7 +488,7 @@ impl Driver {
         let e = &self.ec2;
         [ids(&e.vpcs), ids(&e.subnets), ids(&e.security_groups), ids(&e.network_acls), ids(&e.instances)]
             .into_iter()
-            .chain([ids(&e.endpoints), ids(&e.network_interfaces), ids(&e.prefix_lists)])
+            .chain([ids(&e.endpoints), ids(&e.deleted_endpoints), ids(&e.network_interfaces), ids(&e.prefix_lists)])
             .flatten()
             .collect()
     }
@@ -694,7 +702,7 @@ impl Driver {
                 ("CreateVpcEndpoint", p)
             }
             Op::ModifyVpcEndpoint { endpoint, add, remove, add_groups, remove_groups, private_dns, policy } => {
-                let id = resolve(*endpoint, IdKind::VpcEndpoint, &ids(&e.endpoints));
+                let id = resolve(*endpoint, IdKind::VpcEndpoint, &self.endpoint_pool());
                 let ep = e.endpoints.get(&id);
                 let vpc = ep.map(|ep| ep.vpc.clone()).unwrap_or_default();
                 let mut p = vec![kv("VpcEndpointId", id.clone())];
@@ -726,7 +734,7 @@ impl Driver {
                 ("ModifyVpcEndpoint", p)
             }
             Op::DeleteVpcEndpoints(list) => {
-                let pool = ids(&e.endpoints);
+                let pool = self.endpoint_pool();
                 let p = numbered("VpcEndpointId", list, IdKind::VpcEndpoint, &pool);
                 ("DeleteVpcEndpoints", p)
             }
@@ -794,6 +802,7 @@ impl Driver {
                 "DeleteManagedPrefixList",
                 vec![kv("PrefixListId", resolve(*l, IdKind::PrefixList, &ids(&e.prefix_lists)))],
             ),
+            Op::Wait(_) => ("DescribeVpcEndpoints", Vec::new()),
         }
     }
 
@@ -801,12 +810,27 @@ impl Driver {
     /// as it was (checked equal) needs no check: every invariant is a function
     /// of the model, and this one passed them after the step that made it.
     fn step(&mut self, op: &Op) {
+        if let Op::Wait(w) = op {
+            // Nothing changes but what Describe lists.
+            self.now += WAITS[usize::from(*w)];
+            self.steps += 1;
+            self.check();
+            return;
+        }
         let (action, params) = self.call_of(op);
         let _ = self.apply(action, &params);
         self.steps += 1;
         if self.changed {
             self.check();
         }
+    }
+
+    /// The endpoints a call may name: live and deleted ones (the model's, listed or not).
+    fn endpoint_pool(&self) -> Vec<String> {
+        let mut pool = ids(&self.ec2.endpoints);
+        pool.extend(ids(&self.ec2.deleted_endpoints));
+        pool.sort();
+        pool
     }
 }
 
@@ -988,12 +1012,42 @@ impl Driver {
             assert_eq!(eni_ips, want, "{}: eni_ips", vp.plan.vpc.id);
         }
 
-        // DescribeVpcEndpoints and the plans' endpoints.
+        // Deleted endpoints: listed, as `deleted` with nothing of their own,
+        // until their retention ends; in no plan.
+        let (deleted, live): (Vec<&Item>, Vec<&Item>) = endpoints.iter().partition(|e| e.get("state") == "deleted");
+        let listed_deleted: Vec<&str> = deleted.iter().map(|d| d.get("vpcEndpointId")).collect();
+        let want_deleted: Vec<&str> = self
+            .ec2
+            .deleted_endpoints
+            .keys()
+            .filter(|id| self.ec2.deleted_endpoint(id, self.now).is_some())
+            .map(String::as_str)
+            .collect();
+        assert_eq!(listed_deleted, want_deleted, "DescribeVpcEndpoints' deleted endpoints at {}", self.now);
+        for d in &deleted {
+            let id = d.get("vpcEndpointId");
+            assert!(d.list("networkInterfaceIdSet/item").is_empty(), "{id}: a deleted endpoint's ENIs");
+            assert!(d.list("dnsEntrySet/item/dnsName").is_empty(), "{id}: a deleted endpoint's names");
+            assert!(d.list("subnetIdSet/item").is_empty() && d.list("groupSet/item/groupId").is_empty(), "{id}");
+            assert!(!self.ec2.endpoints.contains_key(id), "{id}: deleted and live");
+            for vp in plans.values() {
+                assert!(vp.plan.endpoints.iter().all(|e| e.id != id), "{id}: deleted but in a plan");
+            }
+        }
+        let doc = self.describe(
+            "DescribeVpcEndpoints",
+            &[("Filter.1.Name", "vpc-endpoint-state"), ("Filter.1.Value.1", "deleted")],
+        );
+        let by_state = items(&doc, "DescribeVpcEndpointsResponse/vpcEndpointSet/item/", "vpcEndpointId");
+        let by_state: Vec<&str> = by_state.iter().map(|e| e.get("vpcEndpointId")).collect();
+        assert_eq!(by_state, listed_deleted, "vpc-endpoint-state=deleted");
+
+        // DescribeVpcEndpoints' live endpoints and the plans' endpoints.
         let planned_endpoints: usize = plans.values().map(|vp| vp.plan.endpoints.len()).sum();
-        assert_eq!(endpoints.len(), planned_endpoints, "DescribeVpcEndpoints and the plans' endpoints");
-        assert_eq!(endpoints.len(), self.ec2.endpoints.len(), "DescribeVpcEndpoints and the model");
+        assert_eq!(live.len(), planned_endpoints, "DescribeVpcEndpoints and the plans' endpoints");
+        assert_eq!(live.len(), self.ec2.endpoints.len(), "DescribeVpcEndpoints and the model");
         let mut private: BTreeSet<(String, String)> = BTreeSet::new();
-        for d in &endpoints {
+        for d in live {
             let id = d.get("vpcEndpointId");
             let vpc = d.get("vpcId");
             let vp = plans.get(vpc).unwrap_or_else(|| panic!("{id} in unknown VPC {vpc}"));

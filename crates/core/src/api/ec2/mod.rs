@@ -7,7 +7,8 @@
 //! # Theory of operation
 //!
 //! **One model.** [`Ec2`] holds every VPC, subnet, security group, network
-//! ACL, instance, endpoint and its ENIs, and the tags, in sorted maps keyed
+//! ACL, instance, endpoint and its ENIs, managed prefix list, deleted
+//! endpoint still listed, and the tags, in sorted maps keyed
 //! by id, so Describe answers come out in id order and pagination is a range
 //! from the last id returned. The data plane's view of a VPC is derived from
 //! it ([`Ec2::vpc_plan`]), never edited apart.
@@ -27,7 +28,9 @@
 //! stable while resources come and go.
 //!
 //! **Time.** `creationTimestamp` and `launchTime` come from the call's
-//! [`Call::now`] (Unix seconds); the core reads no clock.
+//! [`Call::now`] (Unix seconds); the core reads no clock. So does the age
+//! of a deleted endpoint: Describe hides one past its retention at once,
+//! and the next call that changes the model forgets it.
 
 #[cfg(test)]
 mod consistency_tests;
@@ -111,6 +114,10 @@ pub struct Ec2 {
     /// Customer-managed prefix lists by id.
     #[serde(default)]
     pub prefix_lists: BTreeMap<String, ManagedPrefixList>,
+    /// Deleted endpoints by id, listed as `deleted` until purged
+    /// ([`endpoint::DELETED_RETENTION`] after their deletion).
+    #[serde(default)]
+    pub deleted_endpoints: BTreeMap<String, DeletedEndpoint>,
 }
 
 impl Ec2 {
@@ -172,6 +179,9 @@ impl Ec2 {
                 ))
             }
         };
+        if effect == Effect::Changed {
+            self.purge_deleted_endpoints(call.now);
+        }
         Ok((x.finish(action), effect))
     }
 

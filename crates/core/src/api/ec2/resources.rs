@@ -146,6 +146,8 @@ pub enum EndpointState {
     Pending,
     /// Serving.
     Available,
+    /// Deleted: still listed for a while, with no ENIs and no names.
+    Deleted,
 }
 
 impl EndpointState {
@@ -154,6 +156,7 @@ impl EndpointState {
         match self {
             EndpointState::Pending => "pending",
             EndpointState::Available => "available",
+            EndpointState::Deleted => "deleted",
         }
     }
 }
@@ -260,4 +263,15 @@ pub struct ManagedPrefixList {
     pub entries: Vec<PrefixListEntry>,
     /// The entries of each earlier version, for `TargetVersion`.
     pub history: std::collections::BTreeMap<u64, Vec<PrefixListEntry>>,
+}
+
+/// A deleted endpoint, still listed (as `deleted`) until it is purged.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DeletedEndpoint {
+    /// The endpoint as it was, less its subnets and groups (they went with its ENIs).
+    pub endpoint: VpcEndpoint,
+    /// Its tags when it was deleted.
+    pub tags: std::collections::BTreeMap<String, String>,
+    /// Unix seconds of the DeleteVpcEndpoints call.
+    pub deleted_at: u64,
 }
