@@ -175,7 +175,8 @@ fn write_list(ec2: &Ec2, x: &mut Xml, l: &ManagedPrefixList, shown: Option<(&str
     x.text("prefixListId", &l.id)
         .text("addressFamily", "IPv4")
         .text("state", state)
-        .opt("stateMessage", l.state_message.as_deref())
+        // An answer's `…-in-progress` has no outcome to explain yet.
+        .opt("stateMessage", l.state_message.as_deref().filter(|_| shown.is_none()))
         .text("prefixListArn", &list_arn(ec2, &l.id))
         .text("prefixListName", &l.name)
         .num("maxEntries", l.max_entries)

@@ -361,6 +361,7 @@ fn a_referenced_list_is_not_deleted() {
     lab.ok("AuthorizeSecurityGroupIngress", &from_list(&sg, &pl, "443"));
     let doc = lab.ok("DeleteManagedPrefixList", &[("PrefixListId", &pl)]);
     assert_eq!(at(&doc, "DeleteManagedPrefixListResponse/prefixList/state").unwrap(), "delete-in-progress");
+    assert_eq!(at(&doc, "DeleteManagedPrefixListResponse/prefixList/stateMessage"), None, "no outcome yet");
     assert_eq!(described(&mut lab, &pl, "state").unwrap(), "delete-failed");
     assert!(described(&mut lab, &pl, "stateMessage").unwrap().contains(&sg));
     assert_eq!(entries(&mut lab, &pl), ["192.0.2.0/24"], "still whole");
