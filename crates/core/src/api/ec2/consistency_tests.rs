@@ -5,7 +5,8 @@
 //! then runs 20–60 calls drawn from the actions that change the model
 //! (VPCs and their attributes, subnets, instances, security groups and
 //! their rules, network ACLs, their entries and associations, endpoints
-//! with ClientToken repeats, tags), naming ids the model holds and
+//! with ClientToken repeats, managed prefix lists and rules naming them,
+//! tags), naming ids the model holds and
 //! sometimes unknown or malformed ones, with about one field value in
 //! sixteen invalid. Every call either succeeds or fails with an `ApiError`;
 //! a refused call (and one that answers `ReadOnly`) must leave the model as
@@ -17,7 +18,10 @@
 //! (`src/edge/api/region.rs`): [`Ec2::vpc_plan`] (ENIs, names, groups), its
 //! `zone()` (asked through a [`Responder`], as the VPC resolver would be),
 //! each endpoint's and the resolver's `rule_set()`, and
-//! [`Ec2::rule_set_config`].
+//! [`Ec2::rule_set_config`]: its prefix lists are the ones the VPC's
+//! groups name, with the blocks GetManagedPrefixListEntries answers, and
+//! each endpoint's compiled rules admit, from every such block, what the
+//! rule naming it allows.
 //!
 //! The regular tests at the end are the cases the property test found (and
 //! one found reading the code it drives), shrunk, kept with their fixes.
@@ -47,6 +51,13 @@ const VPC_CIDRS: [&str; 5] = ["10.0.0.0/16", "10.1.0.0/16", "172.16.0.0/20", "10
 const SERVICES: [&str; 5] = ["ec2", "sts", "s3", "ssm", "logs"];
 const AZS: [&str; 6] = ["us-east-1a", "us-east-1b", "us-east-1c", "us-east-1d", "us-east-1e", "us-east-1f"];
 const RULE_CIDRS: [&str; 5] = ["10.0.0.0/16", "0.0.0.0/0", "192.0.2.0/24", "10.0.1.0/24", "10.0.0.0/33"];
+/// Prefix list entries; the last is invalid (host bits set).
+const LIST_CIDRS: [&str; 6] =
+    ["10.0.2.0/24", "192.0.2.0/28", "198.51.100.0/24", "10.1.0.0/16", "0.0.0.0/0", "10.0.0.1/24"];
+/// MaxEntries; the last is invalid.
+const LIST_SIZES: [&str; 6] = ["1", "2", "3", "5", "30", "0"];
+/// Seconds an [`Op::Wait`] lets pass: short of, at and past a deleted endpoint's retention.
+const WAITS: [u64; 4] = [60, 1800, super::endpoint::DELETED_RETENTION - 1, super::endpoint::DELETED_RETENTION];
 const POLICY: &str = r#"{"Statement":[{"Action":"ec2:Describe*","Effect":"Allow","Principal":"*","Resource":"*"}]}"#;
 
 /// A model, counter randomness, and what the checks remember between steps.
@@ -61,6 +72,8 @@ struct Driver {
     steps: usize,
     /// Whether the last call changed the model.
     changed: bool,
+    /// The calls' time, which [`Op::Wait`] moves on.
+    now: u64,
     /// The catalog's facts of [`SERVICES`].
     services: Vec<catalog::ServiceInfo>,
 }
@@ -74,6 +87,7 @@ impl Driver {
             names: BTreeSet::new(),
             steps: 0,
             changed: false,
+            now: super::testkit::START,
             services: SERVICES
                 .iter()
                 .map(|s| catalog::lookup(&format!("com.amazonaws.us-east-1.{s}")).expect("a catalog service"))
@@ -83,7 +97,7 @@ impl Driver {
 
     fn run(&mut self, action: &str, params: &[(String, String)]) -> Result<(String, Effect), ApiError> {
         let params = Params::from_pairs(params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        super::testkit::call_counted(&mut self.ec2, &mut self.counter, action, &params)
+        super::testkit::call_at(&mut self.ec2, &mut self.counter, self.now, action, &params)
     }
 
     /// Runs one step's call: a refused or read-only call must change nothing.
@@ -170,11 +184,18 @@ struct Rule {
     ports: u8,
     /// `Ok`: one of [`RULE_CIDRS`]; `Err`: a group.
     peer: Result<u8, Pick>,
+    /// A managed prefix list instead of `peer`.
+    list: Option<Pick>,
 }
 
 fn rule() -> impl Strategy<Value = Rule> {
-    (0..16u8, 0..16u8, prop_oneof![(0..16u8).prop_map(Ok), pick().prop_map(Err)])
-        .prop_map(|(protocol, ports, peer)| Rule { protocol, ports, peer })
+    (
+        0..16u8,
+        0..16u8,
+        prop_oneof![(0..16u8).prop_map(Ok), pick().prop_map(Err)],
+        proptest::option::weighted(0.25, pick()),
+    )
+        .prop_map(|(protocol, ports, peer, list)| Rule { protocol, ports, peer, list })
 }
 
 /// A network ACL entry call.
@@ -279,6 +300,22 @@ enum Op {
         ids: Vec<Pick>,
         tags: Vec<(Option<u8>, Option<u8>)>,
     },
+    CreateManagedPrefixList {
+        max: u8,
+        cidrs: Vec<u8>,
+        token: Option<u8>,
+    },
+    ModifyManagedPrefixList {
+        list: Pick,
+        add: Vec<u8>,
+        remove: Vec<Pick>,
+        max: Option<u8>,
+        /// `CurrentVersion`: the list's (`true`) or the next one (`false`).
+        version: Option<bool>,
+    },
+    DeleteManagedPrefixList(Pick),
+    /// Time passes (by one of [`WAITS`]): deleted endpoints age.
+    Wait(u8),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -352,6 +389,18 @@ fn op() -> impl Strategy<Value = Op> {
     )
         .prop_map(|(ids, tags)| Op::DeleteTags { ids, tags })
         .boxed();
+    let list = (0..16u8, proptest::collection::vec(0..16u8, 0..=3), proptest::option::weighted(0.3, 0..3u8))
+        .prop_map(|(max, cidrs, token)| Op::CreateManagedPrefixList { max, cidrs, token })
+        .boxed();
+    let modify_list = (
+        pick(),
+        proptest::collection::vec(0..16u8, 0..=2),
+        picks(2),
+        proptest::option::weighted(0.2, 0..16u8),
+        proptest::option::weighted(0.3, proptest::bool::weighted(0.8)),
+    )
+        .prop_map(|(list, add, remove, max, version)| Op::ModifyManagedPrefixList { list, add, remove, max, version })
+        .boxed();
     prop_oneof![
         3 => vpc,
         4 => attr,
@@ -374,6 +423,10 @@ fn op() -> impl Strategy<Value = Op> {
         2 => picks(3).prop_map(Op::DeleteVpcEndpoints).boxed(),
         2 => tags,
         2 => untag,
+        3 => list,
+        4 => modify_list,
+        1 => pick().prop_map(Op::DeleteManagedPrefixList).boxed(),
+        2 => (0..WAITS.len() as u8).prop_map(Op::Wait).boxed(),
     ]
 }
 
@@ -435,7 +488,7 @@ impl Driver {
         let e = &self.ec2;
         [ids(&e.vpcs), ids(&e.subnets), ids(&e.security_groups), ids(&e.network_acls), ids(&e.instances)]
             .into_iter()
-            .chain([ids(&e.endpoints), ids(&e.network_interfaces)])
+            .chain([ids(&e.endpoints), ids(&e.deleted_endpoints), ids(&e.network_interfaces), ids(&e.prefix_lists)])
             .flatten()
             .collect()
     }
@@ -453,9 +506,13 @@ impl Driver {
             kv("IpPermissions.1.FromPort", from),
             kv("IpPermissions.1.ToPort", to),
         ];
-        match rule.peer {
-            Ok(c) => p.push(kv("IpPermissions.1.IpRanges.1.CidrIp", choose(&RULE_CIDRS, c))),
-            Err(g) => p.push(kv("IpPermissions.1.Groups.1.GroupId", self.group_in(&vpc, g))),
+        let lists = ids(&self.ec2.prefix_lists);
+        match (rule.list, rule.peer) {
+            (Some(l), _) => {
+                p.push(kv("IpPermissions.1.PrefixListIds.1.PrefixListId", resolve(l, IdKind::PrefixList, &lists)))
+            }
+            (None, Ok(c)) => p.push(kv("IpPermissions.1.IpRanges.1.CidrIp", choose(&RULE_CIDRS, c))),
+            (None, Err(g)) => p.push(kv("IpPermissions.1.Groups.1.GroupId", self.group_in(&vpc, g))),
         }
         p
     }
@@ -645,7 +702,7 @@ impl Driver {
                 ("CreateVpcEndpoint", p)
             }
             Op::ModifyVpcEndpoint { endpoint, add, remove, add_groups, remove_groups, private_dns, policy } => {
-                let id = resolve(*endpoint, IdKind::VpcEndpoint, &ids(&e.endpoints));
+                let id = resolve(*endpoint, IdKind::VpcEndpoint, &self.endpoint_pool());
                 let ep = e.endpoints.get(&id);
                 let vpc = ep.map(|ep| ep.vpc.clone()).unwrap_or_default();
                 let mut p = vec![kv("VpcEndpointId", id.clone())];
@@ -677,7 +734,7 @@ impl Driver {
                 ("ModifyVpcEndpoint", p)
             }
             Op::DeleteVpcEndpoints(list) => {
-                let pool = ids(&e.endpoints);
+                let pool = self.endpoint_pool();
                 let p = numbered("VpcEndpointId", list, IdKind::VpcEndpoint, &pool);
                 ("DeleteVpcEndpoints", p)
             }
@@ -701,6 +758,51 @@ impl Driver {
                 }
                 ("DeleteTags", p)
             }
+            Op::CreateManagedPrefixList { max, cidrs, token } => {
+                let mut p = vec![
+                    kv("PrefixListName", "list"),
+                    kv("MaxEntries", choose(&LIST_SIZES, *max)),
+                    kv("AddressFamily", "IPv4"),
+                ];
+                for (n, c) in cidrs.iter().enumerate() {
+                    p.push(kv(format!("Entry.{}.Cidr", n + 1), choose(&LIST_CIDRS, *c)));
+                }
+                if let Some(t) = token {
+                    p.push(kv("ClientToken", format!("list-token-{t}")));
+                }
+                ("CreateManagedPrefixList", p)
+            }
+            Op::ModifyManagedPrefixList { list, add, remove, max, version } => {
+                let id = resolve(*list, IdKind::PrefixList, &ids(&e.prefix_lists));
+                let l = e.prefix_lists.get(&id);
+                let mut p = vec![kv("PrefixListId", id.clone())];
+                for (n, c) in add.iter().enumerate() {
+                    p.push(kv(format!("AddEntry.{}.Cidr", n + 1), choose(&LIST_CIDRS, *c)));
+                }
+                let have: Vec<String> =
+                    l.map(|l| l.entries.iter().map(|e| e.cidr.to_string()).collect()).unwrap_or_default();
+                for (n, r) in remove.iter().enumerate() {
+                    let cidr = match r {
+                        Pick::Known(i) if !have.is_empty() => have[usize::from(*i) % have.len()].clone(),
+                        Pick::Known(_) | Pick::Unknown => "203.0.113.0/24".to_string(),
+                        Pick::Malformed => "nope".to_string(),
+                    };
+                    p.push(kv(format!("RemoveEntry.{}.Cidr", n + 1), cidr));
+                }
+                if let Some(m) = max {
+                    p.push(kv("MaxEntries", choose(&LIST_SIZES, *m)));
+                }
+                if let Some(right) = version {
+                    let v = l.map_or(1, |l| l.version) + u64::from(!right);
+                    p.push(kv("CurrentVersion", v.to_string()));
+                }
+                ("ModifyManagedPrefixList", p)
+            }
+            Op::DeleteManagedPrefixList(l) => (
+                "DeleteManagedPrefixList",
+                vec![kv("PrefixListId", resolve(*l, IdKind::PrefixList, &ids(&e.prefix_lists)))],
+            ),
+            Op::Wait(_) => ("DescribeVpcEndpoints", Vec::new()),
         }
     }
 
@@ -708,12 +810,27 @@ impl Driver {
     /// as it was (checked equal) needs no check: every invariant is a function
     /// of the model, and this one passed them after the step that made it.
     fn step(&mut self, op: &Op) {
+        if let Op::Wait(w) = op {
+            // Nothing changes but what Describe lists.
+            self.now += WAITS[usize::from(*w)];
+            self.steps += 1;
+            self.check();
+            return;
+        }
         let (action, params) = self.call_of(op);
         let _ = self.apply(action, &params);
         self.steps += 1;
         if self.changed {
             self.check();
         }
+    }
+
+    /// The endpoints a call may name: live and deleted ones (the model's, listed or not).
+    fn endpoint_pool(&self) -> Vec<String> {
+        let mut pool = ids(&self.ec2.endpoints);
+        pool.extend(ids(&self.ec2.deleted_endpoints));
+        pool.sort();
+        pool
     }
 }
 
@@ -895,12 +1012,42 @@ impl Driver {
             assert_eq!(eni_ips, want, "{}: eni_ips", vp.plan.vpc.id);
         }
 
-        // DescribeVpcEndpoints and the plans' endpoints.
+        // Deleted endpoints: listed, as `deleted` with nothing of their own,
+        // until their retention ends; in no plan.
+        let (deleted, live): (Vec<&Item>, Vec<&Item>) = endpoints.iter().partition(|e| e.get("state") == "deleted");
+        let listed_deleted: Vec<&str> = deleted.iter().map(|d| d.get("vpcEndpointId")).collect();
+        let want_deleted: Vec<&str> = self
+            .ec2
+            .deleted_endpoints
+            .keys()
+            .filter(|id| self.ec2.deleted_endpoint(id, self.now).is_some())
+            .map(String::as_str)
+            .collect();
+        assert_eq!(listed_deleted, want_deleted, "DescribeVpcEndpoints' deleted endpoints at {}", self.now);
+        for d in &deleted {
+            let id = d.get("vpcEndpointId");
+            assert!(d.list("networkInterfaceIdSet/item").is_empty(), "{id}: a deleted endpoint's ENIs");
+            assert!(d.list("dnsEntrySet/item/dnsName").is_empty(), "{id}: a deleted endpoint's names");
+            assert!(d.list("subnetIdSet/item").is_empty() && d.list("groupSet/item/groupId").is_empty(), "{id}");
+            assert!(!self.ec2.endpoints.contains_key(id), "{id}: deleted and live");
+            for vp in plans.values() {
+                assert!(vp.plan.endpoints.iter().all(|e| e.id != id), "{id}: deleted but in a plan");
+            }
+        }
+        let doc = self.describe(
+            "DescribeVpcEndpoints",
+            &[("Filter.1.Name", "vpc-endpoint-state"), ("Filter.1.Value.1", "deleted")],
+        );
+        let by_state = items(&doc, "DescribeVpcEndpointsResponse/vpcEndpointSet/item/", "vpcEndpointId");
+        let by_state: Vec<&str> = by_state.iter().map(|e| e.get("vpcEndpointId")).collect();
+        assert_eq!(by_state, listed_deleted, "vpc-endpoint-state=deleted");
+
+        // DescribeVpcEndpoints' live endpoints and the plans' endpoints.
         let planned_endpoints: usize = plans.values().map(|vp| vp.plan.endpoints.len()).sum();
-        assert_eq!(endpoints.len(), planned_endpoints, "DescribeVpcEndpoints and the plans' endpoints");
-        assert_eq!(endpoints.len(), self.ec2.endpoints.len(), "DescribeVpcEndpoints and the model");
+        assert_eq!(live.len(), planned_endpoints, "DescribeVpcEndpoints and the plans' endpoints");
+        assert_eq!(live.len(), self.ec2.endpoints.len(), "DescribeVpcEndpoints and the model");
         let mut private: BTreeSet<(String, String)> = BTreeSet::new();
-        for d in &endpoints {
+        for d in live {
             let id = d.get("vpcEndpointId");
             let vpc = d.get("vpcId");
             let vp = plans.get(vpc).unwrap_or_else(|| panic!("{id} in unknown VPC {vpc}"));
@@ -1026,6 +1173,92 @@ impl Driver {
             assert_eq!(have, members, "{vpc}: group members");
         }
 
+        // Prefix lists: the data plane expands each list a VPC's groups name
+        // into the blocks GetManagedPrefixListEntries answers.
+        let lists_doc = self.describe("DescribeManagedPrefixLists", &[]);
+        let lists = items(&lists_doc, "DescribeManagedPrefixListsResponse/prefixListSet/item/", "prefixListId");
+        let list_ids: Vec<String> = lists.iter().map(|l| l.get("prefixListId").to_string()).collect();
+        assert_eq!(list_ids, ids(&self.ec2.prefix_lists), "DescribeManagedPrefixLists");
+        let mut blocks: BTreeMap<String, Vec<Cidr>> = BTreeMap::new();
+        for l in &lists {
+            let id = l.get("prefixListId");
+            let state = l.get("state");
+            assert!(
+                ["create-complete", "modify-complete", "modify-failed", "delete-failed"].contains(&state),
+                "{id}: state {state}"
+            );
+            let doc = self.describe("GetManagedPrefixListEntries", &[("PrefixListId", id)]);
+            let cidrs: Vec<Cidr> = items(&doc, "GetManagedPrefixListEntriesResponse/entrySet/item/", "cidr")
+                .iter()
+                .map(|e| e.get("cidr").parse().unwrap())
+                .collect();
+            let max: usize = l.get("maxEntries").parse().unwrap();
+            assert!(cidrs.len() <= max, "{id}: {} entries of at most {max}", cidrs.len());
+            blocks.insert(id.to_string(), cidrs);
+        }
+        for (vpc, vp) in &plans {
+            let named: BTreeSet<String> = groups
+                .iter()
+                .filter(|g| g.get("vpcId") == vpc)
+                .flat_map(|g| {
+                    let mut l = g.list("ipPermissions/item/prefixListIds/item/prefixListId");
+                    l.extend(g.list("ipPermissionsEgress/item/prefixListIds/item/prefixListId"));
+                    l
+                })
+                .collect();
+            let have: BTreeMap<String, Vec<Cidr>> =
+                vp.plan.rules.prefix_lists.iter().map(|l| (l.id.clone(), l.cidrs.clone())).collect();
+            let want: BTreeMap<String, Vec<Cidr>> = named
+                .iter()
+                .map(|id| {
+                    (
+                        id.clone(),
+                        blocks
+                            .get(id)
+                            .unwrap_or_else(|| panic!("{vpc}: a rule names {id}, which is not listed"))
+                            .clone(),
+                    )
+                })
+                .collect();
+            assert_eq!(have, want, "{vpc}: the plan's prefix lists");
+            // Each ENI's compiled rules admit, from each block of a list an
+            // inbound TCP rule names, that rule's port (the NACL may still deny).
+            for pe in &vp.plan.endpoints {
+                let rules =
+                    vp.endpoint_plan(&pe.id, "t").expect("an endpoint of the plan").rule_set().expect("built above");
+                for (index, eni) in pe.enis.iter().enumerate() {
+                    for g in &pe.settings.security_groups {
+                        for r in &self.ec2.security_groups[g].ingress {
+                            let super::RulePeer::PrefixList(id) = &r.peer else { continue };
+                            if r.protocol != "tcp" && r.protocol != "-1" {
+                                continue;
+                            }
+                            for c in &blocks[id] {
+                                let syn = crate::packet::PacketMeta {
+                                    src: c.base(),
+                                    dst: eni.ip,
+                                    dst_port: r.from_port.map_or(443, |p| p as u16),
+                                    ..crate::packet::sample::SYN
+                                };
+                                let d = rules.evaluate(index, crate::flow::Direction::Ingress, &syn);
+                                assert!(
+                                    d.is_accept()
+                                        || matches!(
+                                            d.reason,
+                                            crate::filter::Reason::NaclRule { .. }
+                                                | crate::filter::Reason::NaclDefaultDeny { .. }
+                                        ),
+                                    "{}: {c} of {id} to port {} of {g}: {d}",
+                                    pe.id,
+                                    syn.dst_port
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+
         // Tags are only on resources that exist.
         let mut exist: BTreeSet<&str> = BTreeSet::new();
         exist.extend(vpcs.iter().map(|v| v.get("vpcId")));
@@ -1035,6 +1268,7 @@ impl Driver {
         exist.extend(instances.iter().map(|i| i.get("instanceId")));
         exist.extend(enis.iter().map(|n| n.get("networkInterfaceId")));
         exist.extend(endpoints.iter().map(|e| e.get("vpcEndpointId")));
+        exist.extend(list_ids.iter().map(String::as_str));
         // Rules only when a tag is on one (their answer is the longest).
         let rules_doc = match tags.iter().any(|t| t.get("resourceId").starts_with("sgr-")) {
             true => self.describe("DescribeSecurityGroupRules", &[]),

@@ -11,18 +11,37 @@
 //!
 //! **Idempotency.** A `ClientToken` is remembered with the request's other
 //! parameters: the same token with the same parameters answers the endpoint
-//! it made, with other parameters `IdempotentParameterMismatch`.
+//! it made, with other parameters `IdempotentParameterMismatch`. Retried
+//! after that endpoint was deleted, it answers the endpoint as it is,
+//! `deleted`, while Describe still lists it (as EC2 answers a retried
+//! RunInstances with the terminated instance); once the endpoint is purged
+//! the token is forgotten with it, and the same request makes a new endpoint.
 //!
 //! **States.** The Create answer shows `pending`, as AWS's does, though the
 //! data plane is already up when it is sent; Describe shows `available`.
-//! DeleteVpcEndpoints removes the endpoint at once and answers ids it could
+//! DeleteVpcEndpoints takes the endpoint out of the data plane before it
+//! answers: its ENIs, their addresses and its DNS names are gone, the plan
+//! ([`Ec2::vpc_plan`]) no longer holds it, and its subnets, groups and VPC
+//! no longer count it (DeleteSubnet, DeleteSecurityGroup and DeleteVpc do
+//! not see it). DescribeVpcEndpoints still lists it as `deleted`, with no
+//! subnets, groups, ENIs or DNS entries and the tags it had, for
+//! [`DELETED_RETENTION`] (one hour) after the call; then it is purged: by
+//! [`super::Call::now`], Describe stops listing it at once, and the first
+//! call that changes the model after that forgets it (and its ClientToken).
+//! So the id of a deleted endpoint is listed for an hour and is
+//! `InvalidVpcEndpointId.NotFound` after. `deleting` is never shown: the
+//! removal is complete when DeleteVpcEndpoints answers. A deleted endpoint
+//! is no longer a resource: ModifyVpcEndpoint, a second DeleteVpcEndpoints
+//! (in `unsuccessful`), CreateTags and DeleteTags on it are
+//! `InvalidVpcEndpointId.NotFound`. DeleteVpcEndpoints answers ids it could
 //! not delete in `unsuccessful` rather than failing the call.
 
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use super::describe::{asked, passes, Page};
 use super::ids::{IdKind, ACCOUNT_ID};
-use super::resources::{ClientToken, EndpointState, NetworkInterface, Subnet, VpcEndpoint};
+use super::resources::{ClientToken, DeletedEndpoint, EndpointState, NetworkInterface, Subnet, VpcEndpoint};
 use super::vpc::zone_id;
 use super::{Call, Ec2, Effect};
 use crate::api::error::ApiError;
@@ -39,7 +58,28 @@ const VPCE_HOSTED_ZONE: &str = "Z7HUB22UULQXV";
 const PRIVATE_HOSTED_ZONE: &str = "ZPRIVLINKPRIVATE";
 
 /// The most endpoints one model holds (each is a TUN device and a thread).
+/// Deleted ones do not count.
 pub const MAX_ENDPOINTS: usize = 64;
+
+/// How long DescribeVpcEndpoints lists a deleted endpoint, in seconds.
+pub const DELETED_RETENTION: u64 = 3600;
+
+impl Ec2 {
+    /// The deleted endpoint `id`, while it is listed at `now`.
+    pub fn deleted_endpoint(&self, id: &str, now: u64) -> Option<&DeletedEndpoint> {
+        self.deleted_endpoints.get(id).filter(|d| now < d.deleted_at.saturating_add(DELETED_RETENTION))
+    }
+
+    /// Forgets the deleted endpoints past their retention at `now`, and their ClientTokens.
+    pub fn purge_deleted_endpoints(&mut self, now: u64) {
+        let gone: Vec<String> =
+            self.deleted_endpoints.keys().filter(|id| self.deleted_endpoint(id, now).is_none()).cloned().collect();
+        for id in &gone {
+            self.deleted_endpoints.remove(id);
+        }
+        self.client_tokens.retain(|_, t| !gone.contains(&t.resource));
+    }
+}
 
 /// The service's facts, refusing names of other Regions as EC2 does.
 fn service(ec2: &Ec2, name: &str) -> Result<ServiceInfo, ApiError> {
@@ -258,8 +298,12 @@ fn policy(p: &Params) -> Result<Option<String>, ApiError> {
 pub(super) fn create_vpc_endpoint(ec2: &mut Ec2, call: &mut Call<'_>, x: &mut Xml) -> Result<Effect, ApiError> {
     let p = call.params;
     if let Some(id) = repeated(ec2, p)? {
-        if let Some(e) = ec2.endpoints.get(&id) {
-            x.elem("vpcEndpoint", |x| write_endpoint(ec2, x, e)).opt("clientToken", p.get("ClientToken"));
+        let found = match ec2.endpoints.get(&id) {
+            Some(e) => Some((e, ec2.tags.get(&id))),
+            None => ec2.deleted_endpoint(&id, call.now).map(|d| (&d.endpoint, Some(&d.tags))),
+        };
+        if let Some((e, tags)) = found {
+            x.elem("vpcEndpoint", |x| write_endpoint(ec2, x, e, tags)).opt("clientToken", p.get("ClientToken"));
             return Ok(Effect::ReadOnly);
         }
     }
@@ -326,7 +370,7 @@ pub(super) fn create_vpc_endpoint(ec2: &mut Ec2, call: &mut Call<'_>, x: &mut Xm
     ec2.endpoints.insert(id.clone(), endpoint);
     ec2.set_tags(&id, &tags);
     remember(ec2, p, &id);
-    x.elem("vpcEndpoint", |x| write_endpoint(ec2, x, &ec2.endpoints[&id]));
+    x.elem("vpcEndpoint", |x| write_endpoint(ec2, x, &ec2.endpoints[&id], ec2.tags.get(&id)));
     x.opt("clientToken", p.get("ClientToken"));
     ec2.endpoints.get_mut(&id).expect("just made").state = EndpointState::Available;
     Ok(Effect::Changed)
@@ -359,8 +403,14 @@ fn write_groups(ec2: &Ec2, x: &mut Xml, groups: &[String]) {
     });
 }
 
-fn write_endpoint(ec2: &Ec2, x: &mut Xml, e: &VpcEndpoint) {
+/// A resource's tags, key to value.
+type Tags = BTreeMap<String, String>;
+
+/// One endpoint, with `tags` (a deleted one's are those it had).
+fn write_endpoint(ec2: &Ec2, x: &mut Xml, e: &VpcEndpoint, tags: Option<&Tags>) {
     let enis: Vec<&str> = enis_of(ec2, e).map(|n| n.id.as_str()).collect();
+    // A deleted endpoint's names went with it.
+    let names = if e.state == EndpointState::Deleted { Vec::new() } else { dns_entries(ec2, e) };
     let created = crate::api::time::iso8601(e.created);
     x.text("vpcEndpointId", &e.id)
         .text("vpcEndpointType", "Interface")
@@ -378,11 +428,11 @@ fn write_endpoint(ec2: &Ec2, x: &mut Xml, e: &VpcEndpoint) {
         .bool("privateDnsEnabled", e.private_dns)
         .bool("requesterManaged", false)
         .strings("networkInterfaceIdSet", enis)
-        .set("dnsEntrySet", dns_entries(ec2, e), |x, (name, zone)| {
+        .set("dnsEntrySet", names, |x, (name, zone)| {
             x.text("dnsName", &name).text("hostedZoneId", zone);
         })
         .text("creationTimestamp", &created)
-        .tag_set(ec2.tags_of(&e.id))
+        .tag_set(tags.into_iter().flatten())
         .text("ownerId", ACCOUNT_ID);
 }
 
@@ -390,10 +440,22 @@ pub(super) fn describe_vpc_endpoints(ec2: &mut Ec2, call: &mut Call<'_>, x: &mut
     let p = call.params;
     let (filters, page) = (p.filters()?, Page::read(p, 1, 1000)?);
     let kind = IdKind::VpcEndpoint;
-    let chosen = asked(&p.list("VpcEndpointId"), &ec2.endpoints, |i| kind.check(i), |i| kind.not_found(i))?;
+    // The live endpoints and the deleted ones still listed, each with its tags.
+    let listed: BTreeMap<String, (&VpcEndpoint, Option<&Tags>)> = ec2
+        .endpoints
+        .iter()
+        .map(|(id, e)| (id.clone(), (e, ec2.tags.get(id))))
+        .chain(
+            ec2.deleted_endpoints
+                .keys()
+                .filter_map(|id| ec2.deleted_endpoint(id, call.now))
+                .map(|d| (d.endpoint.id.clone(), (&d.endpoint, Some(&d.tags)))),
+        )
+        .collect();
+    let chosen = asked(&p.list("VpcEndpointId"), &listed, |i| kind.check(i), |i| kind.not_found(i))?;
     let mut kept = Vec::new();
-    for (id, e) in chosen {
-        let keep = passes(&filters, ec2.tags.get(id), |f| match f {
+    for (id, &(e, tags)) in chosen {
+        let keep = passes(&filters, tags, |f| match f {
             "vpc-endpoint-id" => Some(vec![e.id.clone()]),
             "vpc-id" => Some(vec![e.vpc.clone()]),
             "service-name" => Some(vec![e.service_name.clone()]),
@@ -403,11 +465,11 @@ pub(super) fn describe_vpc_endpoints(ec2: &mut Ec2, call: &mut Call<'_>, x: &mut
             _ => None,
         })?;
         if keep {
-            kept.push((id, e));
+            kept.push((id, (e, tags)));
         }
     }
     let (items, next) = page.cut(kept);
-    x.set("vpcEndpointSet", items, |x, e| write_endpoint(ec2, x, e)).opt("nextToken", next.as_deref());
+    x.set("vpcEndpointSet", items, |x, (e, tags)| write_endpoint(ec2, x, e, tags)).opt("nextToken", next.as_deref());
     Ok(Effect::ReadOnly)
 }
 
@@ -489,14 +551,18 @@ pub(super) fn delete_vpc_endpoints(ec2: &mut Ec2, call: &mut Call<'_>, x: &mut X
         match refused {
             Some(e) => failed.push((id.clone(), e)),
             None => {
-                ec2.endpoints.remove(id);
+                let mut endpoint = ec2.endpoints.remove(id).expect("checked");
                 let enis: Vec<String> =
                     ec2.network_interfaces.values().filter(|n| &n.endpoint == id).map(|n| n.id.clone()).collect();
                 for eni in &enis {
                     ec2.network_interfaces.remove(eni);
                     ec2.drop_tags(eni);
                 }
-                ec2.drop_tags(id);
+                let tags = ec2.tags.remove(id).unwrap_or_default();
+                endpoint.state = EndpointState::Deleted;
+                endpoint.subnets.clear();
+                endpoint.security_groups.clear();
+                ec2.deleted_endpoints.insert(id.clone(), DeletedEndpoint { endpoint, tags, deleted_at: call.now });
             }
         }
     }

@@ -30,6 +30,8 @@ pub enum IdKind {
     VpcEndpoint,
     /// `eni-`.
     NetworkInterface,
+    /// `pl-`: a managed prefix list.
+    PrefixList,
 }
 
 impl IdKind {
@@ -46,6 +48,7 @@ impl IdKind {
             IdKind::Reservation => "r",
             IdKind::VpcEndpoint => "vpce",
             IdKind::NetworkInterface => "eni",
+            IdKind::PrefixList => "pl",
         }
     }
 
@@ -74,6 +77,9 @@ impl IdKind {
             IdKind::NetworkInterface => {
                 ("InvalidNetworkInterfaceID.Malformed", "InvalidNetworkInterfaceID.NotFound", "network interface ID")
             }
+            // EC2 spells the managed-prefix-list actions' code `ID`, the
+            // malformed one (and a rule's unknown list) `Id`.
+            IdKind::PrefixList => ("InvalidPrefixListId.Malformed", "InvalidPrefixListID.NotFound", "prefix list ID"),
         }
     }
 
@@ -117,6 +123,7 @@ impl IdKind {
             Reservation,
             VpcEndpoint,
             NetworkInterface,
+            PrefixList,
         ]
         .into_iter()
         .find(|k| k.prefix() == prefix)

@@ -7,7 +7,8 @@
 //! # Theory of operation
 //!
 //! **One model.** [`Ec2`] holds every VPC, subnet, security group, network
-//! ACL, instance, endpoint and its ENIs, and the tags, in sorted maps keyed
+//! ACL, instance, endpoint and its ENIs, managed prefix list, deleted
+//! endpoint still listed, and the tags, in sorted maps keyed
 //! by id, so Describe answers come out in id order and pagination is a range
 //! from the last id returned. The data plane's view of a VPC is derived from
 //! it ([`Ec2::vpc_plan`]), never edited apart.
@@ -27,7 +28,9 @@
 //! stable while resources come and go.
 //!
 //! **Time.** `creationTimestamp` and `launchTime` come from the call's
-//! [`Call::now`] (Unix seconds); the core reads no clock.
+//! [`Call::now`] (Unix seconds); the core reads no clock. So does the age
+//! of a deleted endpoint: Describe hides one past its retention at once,
+//! and the next call that changes the model forgets it.
 
 #[cfg(test)]
 mod consistency_tests;
@@ -37,6 +40,7 @@ mod ids;
 pub mod instance;
 pub mod network_acl;
 pub mod plan;
+pub mod prefix_list;
 mod resources;
 pub mod rules;
 pub mod sandbox;
@@ -113,13 +117,20 @@ pub struct Ec2 {
     pub network_interfaces: BTreeMap<String, NetworkInterface>,
     /// Tags by resource id.
     pub tags: BTreeMap<String, BTreeMap<String, String>>,
-    /// CreateVpcEndpoint's and RunInstances' ClientTokens: what each was
-    /// first sent with and what it made.
+    /// CreateVpcEndpoint's, CreateManagedPrefixList's and RunInstances'
+    /// ClientTokens: what each was first sent with and what it made.
     pub client_tokens: BTreeMap<String, ClientToken>,
     /// The fingerprint of the config's VPC part that seeded the model
     /// ([`seed`]), `None`: nothing was seeded.
     #[serde(default)]
     pub seeded_from: Option<String>,
+    /// Customer-managed prefix lists by id.
+    #[serde(default)]
+    pub prefix_lists: BTreeMap<String, ManagedPrefixList>,
+    /// Deleted endpoints by id, listed as `deleted` until purged
+    /// ([`endpoint::DELETED_RETENTION`] after their deletion).
+    #[serde(default)]
+    pub deleted_endpoints: BTreeMap<String, DeletedEndpoint>,
 }
 
 impl Ec2 {
@@ -168,6 +179,12 @@ impl Ec2 {
             "ReplaceNetworkAclEntry" => network_acl::replace_network_acl_entry(self, call, &mut x)?,
             "DeleteNetworkAclEntry" => network_acl::delete_network_acl_entry(self, call, &mut x)?,
             "ReplaceNetworkAclAssociation" => network_acl::replace_network_acl_association(self, call, &mut x)?,
+            "CreateManagedPrefixList" => prefix_list::create_managed_prefix_list(self, call, &mut x)?,
+            "DescribeManagedPrefixLists" => prefix_list::describe_managed_prefix_lists(self, call, &mut x)?,
+            "GetManagedPrefixListEntries" => prefix_list::get_managed_prefix_list_entries(self, call, &mut x)?,
+            "ModifyManagedPrefixList" => prefix_list::modify_managed_prefix_list(self, call, &mut x)?,
+            "DeleteManagedPrefixList" => prefix_list::delete_managed_prefix_list(self, call, &mut x)?,
+            "DescribePrefixLists" => prefix_list::describe_prefix_lists(self, call, &mut x)?,
             _ => {
                 return Err(ApiError::new(
                     "InvalidAction",
@@ -175,6 +192,9 @@ impl Ec2 {
                 ))
             }
         };
+        if effect == Effect::Changed {
+            self.purge_deleted_endpoints(call.now);
+        }
         Ok((x.finish(action), effect))
     }
 
@@ -208,6 +228,7 @@ impl Ec2 {
             || self.instances.contains_key(id)
             || self.endpoints.contains_key(id)
             || self.network_interfaces.contains_key(id)
+            || self.prefix_lists.contains_key(id)
     }
 
     /// The VPC `id`, checked: `InvalidVpcID.Malformed` / `.NotFound`.

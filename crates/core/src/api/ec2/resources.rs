@@ -146,6 +146,8 @@ pub enum EndpointState {
     Pending,
     /// Serving.
     Available,
+    /// Deleted: still listed for a while, with no ENIs and no names.
+    Deleted,
 }
 
 impl EndpointState {
@@ -154,6 +156,7 @@ impl EndpointState {
         match self {
             EndpointState::Pending => "pending",
             EndpointState::Available => "available",
+            EndpointState::Deleted => "deleted",
         }
     }
 }
@@ -228,4 +231,72 @@ pub struct ClientToken {
     pub fingerprint: String,
     /// What the first request made.
     pub resource: String,
+}
+
+/// The states a managed prefix list shows (EC2's `PrefixListState`). The
+/// `…-in-progress` ones are only in answers: the model's changes are done
+/// when the call returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum PrefixListState {
+    /// Made, never modified.
+    CreateComplete,
+    /// Modified.
+    ModifyComplete,
+    /// A MaxEntries change a referencing group could not take: nothing changed.
+    ModifyFailed,
+    /// A delete while rules referenced it: it is still there.
+    DeleteFailed,
+}
+
+impl PrefixListState {
+    /// As EC2 spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PrefixListState::CreateComplete => "create-complete",
+            PrefixListState::ModifyComplete => "modify-complete",
+            PrefixListState::ModifyFailed => "modify-failed",
+            PrefixListState::DeleteFailed => "delete-failed",
+        }
+    }
+}
+
+/// One entry of a managed prefix list.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PrefixListEntry {
+    /// Its block.
+    pub cidr: Cidr,
+    /// Its description.
+    pub description: Option<String>,
+}
+
+/// A customer-managed prefix list (`pl-…`), IPv4 only.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ManagedPrefixList {
+    /// `pl-…`.
+    pub id: String,
+    /// PrefixListName.
+    pub name: String,
+    /// MaxEntries: also the weight of a rule naming it in its group's rule quota.
+    pub max_entries: u32,
+    /// Its state.
+    pub state: PrefixListState,
+    /// Why the last Modify or Delete failed (`stateMessage`).
+    pub state_message: Option<String>,
+    /// 1 when made, +1 for each Modify that changed the entries.
+    pub version: u64,
+    /// The current version's entries, in block order.
+    pub entries: Vec<PrefixListEntry>,
+    /// The entries of each earlier version, for `TargetVersion`.
+    pub history: std::collections::BTreeMap<u64, Vec<PrefixListEntry>>,
+}
+
+/// A deleted endpoint, still listed (as `deleted`) until it is purged.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DeletedEndpoint {
+    /// The endpoint as it was, less its subnets and groups (they went with its ENIs).
+    pub endpoint: VpcEndpoint,
+    /// Its tags when it was deleted.
+    pub tags: std::collections::BTreeMap<String, String>,
+    /// Unix seconds of the DeleteVpcEndpoints call.
+    pub deleted_at: u64,
 }

@@ -1,5 +1,7 @@
 //! The data plane's rules of one VPC, derived from the model: its security
-//! groups and network ACLs in the filter's types ([`crate::filter`]).
+//! groups and network ACLs in the filter's types ([`crate::filter`]), and
+//! the managed prefix lists its groups' rules name, with their current
+//! entries (a ModifyManagedPrefixList is in the next config built).
 //!
 //! The API stores only what the filter can enforce (IPv4 blocks; tcp, udp,
 //! icmp or all; ports within 0–65535), so every stored rule and entry
@@ -21,8 +23,8 @@ use std::net::Ipv4Addr;
 use super::resources::{NetworkAclEntry, RulePeer, SecurityGroupRule};
 use super::Ec2;
 use crate::filter::{
-    GroupMembers, NaclEntry, NetworkAcl, PortRange, Protocol, RuleAction, RuleNumber, RuleSetConfig, SecurityGroup,
-    SgPeer, SgRule, DEFAULT_GROUP_ID,
+    GroupMembers, NaclEntry, NetworkAcl, PortRange, PrefixList, Protocol, RuleAction, RuleNumber, RuleSetConfig,
+    SecurityGroup, SgPeer, SgRule, DEFAULT_GROUP_ID,
 };
 
 impl Ec2 {
@@ -60,13 +62,27 @@ impl Ec2 {
             security_groups,
             network_acls,
             group_members,
-            prefix_lists: Vec::new(),
+            prefix_lists: self.prefix_lists_of(&groups),
             default_group_id: self
                 .vpcs
                 .get(vpc)
                 .map_or_else(|| DEFAULT_GROUP_ID.to_string(), |v| v.default_security_group.clone()),
             quotas: Default::default(),
         }
+    }
+
+    /// The prefix lists `groups`' rules name, with their current blocks, in id order.
+    fn prefix_lists_of(&self, groups: &[&super::SecurityGroup]) -> Vec<PrefixList> {
+        let named: std::collections::BTreeSet<&String> = groups
+            .iter()
+            .flat_map(|g| g.ingress.iter().chain(&g.egress))
+            .filter_map(|r| if let RulePeer::PrefixList(id) = &r.peer { Some(id) } else { None })
+            .collect();
+        named
+            .into_iter()
+            .filter_map(|id| self.prefix_lists.get(id))
+            .map(|l| PrefixList { id: l.id.clone(), cidrs: l.entries.iter().map(|e| e.cidr).collect() })
+            .collect()
     }
 
     /// The private IPs in group `group` of VPC `vpc`: instances, and the ENIs
@@ -382,5 +398,43 @@ mod tests {
         );
         lab.ok("DeleteNetworkAclEntry", &[("NetworkAclId", &acl), ("RuleNumber", "100"), ("Egress", "false")]);
         assert_eq!(verdict(&lab).reason, Reason::NaclDefaultDeny { acl: acl.as_str().into(), dir: Direction::Ingress });
+    }
+
+    #[test]
+    fn a_prefix_list_admits_its_current_blocks() {
+        let mut lab = Lab::new();
+        let vpc = lab.vpc("10.0.0.0/16");
+        let subnet = lab.subnet(&vpc, "10.0.1.0/24", "us-east-1a");
+        let sg = group(&mut lab, &vpc, "endpoint");
+        let create = [("PrefixListName", "clients"), ("MaxEntries", "4"), ("AddressFamily", "IPv4")];
+        let pl =
+            lab.field("CreateManagedPrefixList", &create, "CreateManagedPrefixListResponse/prefixList/prefixListId");
+        let rule = [
+            ("GroupId", sg.as_str()),
+            ("IpPermissions.1.IpProtocol", "tcp"),
+            ("IpPermissions.1.FromPort", "443"),
+            ("IpPermissions.1.ToPort", "443"),
+            ("IpPermissions.1.PrefixListIds.1.PrefixListId", pl.as_str()),
+        ];
+        lab.ok("AuthorizeSecurityGroupIngress", &rule);
+        let cfg = lab.ec2.rule_set_config(&vpc);
+        assert_eq!(cfg.prefix_lists, [PrefixList { id: pl.clone(), cidrs: vec![] }]);
+        let web = cfg.security_groups.iter().find(|g| g.id == sg).unwrap();
+        assert_eq!(web.ingress[0].peer, SgPeer::PrefixList(pl.clone()));
+        let syn = PacketMeta { src: "10.0.2.10".parse().unwrap(), ..sample::SYN };
+        let verdict = |lab: &Lab| with_eni(lab, &vpc, &subnet, &sg).evaluate(0, Direction::Ingress, &syn);
+        assert!(!verdict(&lab).is_accept(), "an empty list admits nothing");
+        lab.ok("ModifyManagedPrefixList", &[("PrefixListId", &pl), ("AddEntry.1.Cidr", "10.0.2.0/24")]);
+        let d = verdict(&lab);
+        assert!(d.is_accept(), "{d}");
+        assert_eq!(lab.ec2.rule_set_config(&vpc).prefix_lists[0].cidrs, [cidr("10.0.2.0/24")]);
+        lab.ok(
+            "ModifyManagedPrefixList",
+            &[("PrefixListId", &pl), ("RemoveEntry.1.Cidr", "10.0.2.0/24"), ("AddEntry.1.Cidr", "10.0.3.0/24")],
+        );
+        assert!(!verdict(&lab).is_accept(), "the removed block no longer gets in");
+        // Another VPC's rule set does not carry a list its groups do not name.
+        let other = lab.vpc("10.1.0.0/16");
+        assert!(lab.ec2.rule_set_config(&other).prefix_lists.is_empty());
     }
 }

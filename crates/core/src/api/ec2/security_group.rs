@@ -9,9 +9,10 @@
 //!
 //! Rules are checked against what the data plane can enforce: IPv4 blocks,
 //! groups of the same VPC, and tcp, udp, icmp or all protocols. IPv6 ranges
-//! and other protocols are refused rather than stored and ignored. The model
-//! holds no managed prefix lists, so a rule naming one is refused as EC2
-//! refuses a list that does not exist.
+//! and other protocols are refused rather than stored and ignored. A rule
+//! may name a customer-managed prefix list ([`super::prefix_list`]); it
+//! counts as the list's `MaxEntries` rules toward the group's quota, as at
+//! AWS, and while a rule names a list the list cannot be deleted.
 //!
 //! There is no default VPC: a call that names a group only by GroupName
 //! (EC2-Classic and default-VPC style) is refused with `VPCIdNotSpecified`.
@@ -27,8 +28,17 @@ use crate::cidr::Cidr;
 
 /// Inbound, and separately outbound, rules per group: AWS's default quota,
 /// and the one the data plane enforces, so a model the API accepted always builds.
-fn rules_per_group() -> usize {
+pub(super) fn rules_per_group() -> usize {
     crate::filter::Quotas::default().rules_per_group
+}
+
+/// What a rule with `peer` counts toward its group's quota: a prefix list's
+/// `MaxEntries` (AWS's rule), 1 for any other peer.
+pub(super) fn rule_weight(ec2: &Ec2, peer: &RulePeer) -> usize {
+    match peer {
+        RulePeer::PrefixList(id) => ec2.prefix_lists.get(id).map_or(1, |l| l.max_entries as usize),
+        _ => 1,
+    }
 }
 
 fn no_default_vpc() -> ApiError {
@@ -252,9 +262,13 @@ fn permission(ec2: &Ec2, group: &SecurityGroup, p: &Params) -> Result<Vec<Wanted
         };
         peers.push((RulePeer::Group(id), description(&g)?));
     }
-    if let Some(pl) = p.structs("PrefixListIds").first() {
+    for pl in p.structs("PrefixListIds") {
         let id = pl.required("PrefixListId")?;
-        return Err(ApiError::new("InvalidPrefixListId.NotFound", format!("The prefix list ID '{id}' does not exist")));
+        IdKind::PrefixList.check(id)?;
+        if !ec2.prefix_lists.contains_key(id) {
+            return Err(super::prefix_list::rule_list_not_found(id));
+        }
+        peers.push((RulePeer::PrefixList(id.to_string()), description(&pl)?));
     }
     if peers.is_empty() {
         return Err(ApiError::new(
@@ -332,7 +346,8 @@ fn authorize(ec2: &mut Ec2, call: &mut Call<'_>, x: &mut Xml, egress: bool) -> R
             ));
         }
     }
-    if have.len() + wanted.len() > rules_per_group() {
+    let weight = |peers: &mut dyn Iterator<Item = &RulePeer>| peers.map(|p| rule_weight(ec2, p)).sum::<usize>();
+    if weight(&mut have.iter().map(|r| &r.peer)) + weight(&mut wanted.iter().map(|w| &w.peer)) > rules_per_group() {
         return Err(ApiError::new(
             "RulesPerSecurityGroupLimitExceeded",
             "The maximum number of rules per security group has been reached.",

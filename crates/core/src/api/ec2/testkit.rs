@@ -8,15 +8,17 @@ use crate::api::query::Params;
 pub(crate) struct Lab {
     pub(crate) ec2: Ec2,
     counter: u64,
+    /// The calls' [`Call::now`]; tests move it on.
+    pub(crate) now: u64,
 }
 
 impl Lab {
     pub(crate) fn new() -> Lab {
-        Lab { ec2: Ec2::new("us-east-1"), counter: 0 }
+        Lab { ec2: Ec2::new("us-east-1"), counter: 0, now: START }
     }
 
     fn run(&mut self, action: &str, params: &[(&str, &str)]) -> Result<(String, Effect), ApiError> {
-        call_counted(&mut self.ec2, &mut self.counter, action, &Params::from_pairs(params.iter().copied()))
+        call_at(&mut self.ec2, &mut self.counter, self.now, action, &Params::from_pairs(params.iter().copied()))
     }
 
     /// Runs a call that must succeed; returns its XML.
@@ -55,10 +57,14 @@ impl Lab {
     }
 }
 
-/// Runs `action` on `ec2` with ids from `counter` (advanced), a fixed request id and time.
-pub(crate) fn call_counted(
+/// The time the tests' calls start at (Unix seconds).
+pub(crate) const START: u64 = 1_700_000_000;
+
+/// Runs `action` on `ec2` at `now`, with ids from `counter` (advanced) and a fixed request id.
+pub(crate) fn call_at(
     ec2: &mut Ec2,
     counter: &mut u64,
+    now: u64,
     action: &str,
     params: &Params,
 ) -> Result<(String, Effect), ApiError> {
@@ -69,7 +75,7 @@ pub(crate) fn call_counted(
         b[..8].copy_from_slice(&n.to_be_bytes());
         b
     };
-    let mut call = Call { params, request_id: "req-1", now: 1_700_000_000, random: &mut random, chosen_id: None };
+    let mut call = Call { params, request_id: "req-1", now, random: &mut random, chosen_id: None };
     let out = ec2.call(action, &mut call);
     *counter = n;
     out

@@ -386,6 +386,7 @@ fn resource_type(kind: IdKind) -> &'static str {
         IdKind::NetworkInterface => "network-interface",
         IdKind::Reservation => "reservation",
         IdKind::NetworkAclAssociation => "network-acl-association",
+        IdKind::PrefixList => "prefix-list",
     }
 }
 

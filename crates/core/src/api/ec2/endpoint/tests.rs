@@ -1,3 +1,4 @@
+use super::DELETED_RETENTION;
 use crate::api::ec2::testkit::Lab;
 use crate::api::xml::tests::{all, at};
 
@@ -195,4 +196,126 @@ fn the_service_catalog_is_described_with_its_zones() {
         lab.err("DescribeVpcEndpointServices", &[("ServiceName.1", "com.amazonaws.us-east-1.nope")]).code,
         "InvalidServiceName"
     );
+}
+
+const ITEM: &str = "DescribeVpcEndpointsResponse/vpcEndpointSet/item";
+
+fn listed(lab: &mut Lab, params: &[(&str, &str)]) -> Vec<String> {
+    all(&lab.ok("DescribeVpcEndpoints", params), &format!("{ITEM}/vpcEndpointId"))
+}
+
+#[test]
+fn a_deleted_endpoint_leaves_the_data_plane_and_is_listed_as_deleted() {
+    let (mut lab, vpc, [a, b, _]) = lab();
+    let web = lab.field(
+        "CreateSecurityGroup",
+        &[("VpcId", &vpc), ("GroupName", "web"), ("GroupDescription", "d")],
+        "CreateSecurityGroupResponse/groupId",
+    );
+    let mut p = create(&vpc, "com.amazonaws.us-east-1.ec2", &[&a, &b]);
+    p.extend([("SecurityGroupId.1", web.as_str()), ("TagSpecification.1.ResourceType", "vpc-endpoint")]);
+    p.extend([("TagSpecification.1.Tag.1.Key", "Name"), ("TagSpecification.1.Tag.1.Value", "api")]);
+    let id = lab.field("CreateVpcEndpoint", &p, "CreateVpcEndpointResponse/vpcEndpoint/vpcEndpointId");
+    let doc = lab.ok("DeleteVpcEndpoints", &[("VpcEndpointId.1", &id)]);
+    assert!(all(&doc, "DeleteVpcEndpointsResponse/unsuccessful/item/resourceId").is_empty());
+    // Gone from the data plane at once.
+    let plan = lab.ec2.vpc_plan(&vpc, &Default::default(), lab.ec2.rule_set_config(&vpc)).unwrap();
+    assert!(plan.plan.endpoints.is_empty());
+    assert!(lab.ec2.network_interfaces.is_empty() && lab.ec2.endpoints.is_empty());
+    assert!(all(
+        &lab.ok("DescribeNetworkInterfaces", &[]),
+        "DescribeNetworkInterfacesResponse/networkInterfaceSet/item"
+    )
+    .is_empty());
+    // Listed as deleted, with nothing of its own but its tags.
+    let doc = lab.ok("DescribeVpcEndpoints", &[("VpcEndpointId.1", &id)]);
+    assert_eq!(at(&doc, &format!("{ITEM}/state")).unwrap(), "deleted");
+    assert_eq!(at(&doc, &format!("{ITEM}/vpcId")).unwrap(), vpc);
+    assert_eq!(at(&doc, &format!("{ITEM}/serviceName")).unwrap(), "com.amazonaws.us-east-1.ec2");
+    for empty in ["networkInterfaceIdSet/item", "dnsEntrySet/item/dnsName", "subnetIdSet/item", "groupSet/item/groupId"]
+    {
+        assert!(all(&doc, &format!("{ITEM}/{empty}")).is_empty(), "{empty}: {doc}");
+    }
+    assert_eq!(at(&doc, &format!("{ITEM}/tagSet/item/value")).unwrap(), "api");
+    let state = |s: &str| [("Filter.1.Name", "vpc-endpoint-state".to_string()), ("Filter.1.Value.1", s.to_string())];
+    let by_state = |lab: &mut Lab, s: &str| {
+        let p = state(s);
+        listed(lab, &[(p[0].0, p[0].1.as_str()), (p[1].0, p[1].1.as_str())])
+    };
+    assert_eq!(by_state(&mut lab, "deleted"), [id.as_str()]);
+    assert!(by_state(&mut lab, "available").is_empty());
+    assert_eq!(listed(&mut lab, &[("Filter.1.Name", "tag:Name"), ("Filter.1.Value.1", "api")]), [id.as_str()]);
+    assert!(lab.ec2.tags.is_empty(), "DescribeTags no longer has it: {:?}", lab.ec2.tags);
+    // No longer a resource.
+    let modify = [("VpcEndpointId", id.as_str()), ("PrivateDnsEnabled", "false")];
+    assert_eq!(lab.err("ModifyVpcEndpoint", &modify).code, "InvalidVpcEndpointId.NotFound");
+    assert_eq!(
+        lab.err("CreateTags", &[("ResourceId.1", &id), ("Tag.1.Key", "k")]).code,
+        "InvalidVpcEndpointId.NotFound"
+    );
+    assert_eq!(lab.err("DeleteTags", &[("ResourceId.1", &id)]).code, "InvalidVpcEndpointId.NotFound");
+    let before = lab.ec2.clone();
+    let doc = lab.ok("DeleteVpcEndpoints", &[("VpcEndpointId.1", &id)]);
+    assert_eq!(all(&doc, "DeleteVpcEndpointsResponse/unsuccessful/item/error/code"), ["InvalidVpcEndpointId.NotFound"]);
+    assert_eq!(lab.ec2, before, "a second delete changes nothing");
+    // Nothing depends on it: its group, subnets and VPC go.
+    lab.ok("DeleteSecurityGroup", &[("GroupId", &web)]);
+    for s in lab.ec2.subnets.keys().cloned().collect::<Vec<_>>() {
+        lab.ok("DeleteSubnet", &[("SubnetId", &s)]);
+    }
+    lab.ok("DeleteVpc", &[("VpcId", &vpc)]);
+    assert_eq!(listed(&mut lab, &[]), [id.as_str()], "listed after its VPC went, as at AWS");
+}
+
+#[test]
+fn a_deleted_endpoint_is_purged_after_its_retention() {
+    let (mut lab, vpc, [a, _, _]) = lab();
+    let id = lab.field(
+        "CreateVpcEndpoint",
+        &create(&vpc, "com.amazonaws.us-east-1.sts", &[&a]),
+        "CreateVpcEndpointResponse/vpcEndpoint/vpcEndpointId",
+    );
+    let deleted_at = lab.now;
+    lab.ok("DeleteVpcEndpoints", &[("VpcEndpointId.1", &id)]);
+    lab.now = deleted_at + DELETED_RETENTION - 1;
+    assert_eq!(listed(&mut lab, &[("VpcEndpointId.1", &id)]), [id.as_str()], "the last second of its retention");
+    lab.ok("CreateTags", &[("ResourceId.1", &vpc), ("Tag.1.Key", "k")]);
+    assert!(lab.ec2.deleted_endpoints.contains_key(&id), "a change before the end keeps it");
+    lab.now = deleted_at + DELETED_RETENTION;
+    assert!(listed(&mut lab, &[]).is_empty(), "not listed once its retention is over");
+    assert_eq!(lab.err("DescribeVpcEndpoints", &[("VpcEndpointId.1", &id)]).code, "InvalidVpcEndpointId.NotFound");
+    assert!(lab.ec2.deleted_endpoints.contains_key(&id), "a Describe changes nothing");
+    lab.ok("CreateTags", &[("ResourceId.1", &vpc), ("Tag.1.Key", "k2")]);
+    assert!(lab.ec2.deleted_endpoints.is_empty(), "the next change forgets it");
+}
+
+#[test]
+fn a_client_token_retried_after_a_delete_answers_the_deleted_endpoint_until_it_is_purged() {
+    let (mut lab, vpc, [a, _, _]) = lab();
+    let mut p = create(&vpc, "com.amazonaws.us-east-1.sts", &[&a]);
+    p.push(("ClientToken", "tok-1"));
+    let first = lab.field("CreateVpcEndpoint", &p, "CreateVpcEndpointResponse/vpcEndpoint/vpcEndpointId");
+    lab.ok("DeleteVpcEndpoints", &[("VpcEndpointId.1", &first)]);
+    let before = lab.ec2.clone();
+    let again = lab.ok("CreateVpcEndpoint", &p);
+    let root = "CreateVpcEndpointResponse/vpcEndpoint";
+    assert_eq!(at(&again, &format!("{root}/vpcEndpointId")).unwrap(), first);
+    assert_eq!(at(&again, &format!("{root}/state")).unwrap(), "deleted");
+    assert_eq!(lab.ec2, before, "nothing made");
+    lab.now += DELETED_RETENTION;
+    lab.ok("CreateTags", &[("ResourceId.1", &vpc), ("Tag.1.Key", "k")]);
+    assert!(lab.ec2.client_tokens.is_empty(), "the token went with the endpoint");
+    let new = lab.field("CreateVpcEndpoint", &p, "CreateVpcEndpointResponse/vpcEndpoint/vpcEndpointId");
+    assert_ne!(new, first);
+    assert_eq!(lab.ec2.endpoints.len(), 1);
+}
+
+#[test]
+fn a_model_stored_before_deleted_endpoints_still_loads() {
+    let (mut lab, vpc, [a, _, _]) = lab();
+    lab.ok("CreateVpcEndpoint", &create(&vpc, "com.amazonaws.us-east-1.sts", &[&a]));
+    let mut v = serde_json::to_value(&lab.ec2).unwrap();
+    assert!(v.as_object_mut().unwrap().remove("deleted_endpoints").is_some());
+    let back: crate::api::ec2::Ec2 = serde_json::from_value(v).unwrap();
+    assert_eq!(back, lab.ec2);
 }
