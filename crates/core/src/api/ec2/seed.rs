@@ -4,9 +4,10 @@
 //! # Theory of operation
 //!
 //! **Made by API calls.** The file's `[vpc]`, `[[network_acl]]`,
-//! `[[subnet]]`, `[[security_group]]`, `[[instance]]` and `[[endpoint]]`
-//! are made with the calls a user would send (CreateVpc, CreateSubnet,
-//! AuthorizeSecurityGroupIngress, RunInstances, CreateVpcEndpoint, …), in
+//! `[[subnet]]`, `[[prefix_list]]`, `[[security_group]]`, `[[instance]]`
+//! and `[[endpoint]]` are made with the calls a user would send (CreateVpc,
+//! CreateSubnet, CreateManagedPrefixList, AuthorizeSecurityGroupIngress,
+//! RunInstances, CreateVpcEndpoint, …), in
 //! that order, so they are checked as API input is and become ordinary
 //! resources: Describe shows them, Modify and Delete change them, the
 //! state dir keeps them. A security group of the file holds exactly the
@@ -111,9 +112,6 @@ fn check_api_can_carry(config: &Config) -> Result<(), SeedError> {
     }
     if config.flow_logs.is_some() {
         return Err(not_with_api("flow_logs", "flow logs are written for VPCs of a file without [api]"));
-    }
-    if !config.rules.prefix_lists.is_empty() {
-        return Err(not_with_api("prefix_list", "the API's groups do not name prefix lists yet"));
     }
     Ok(())
 }
@@ -274,6 +272,18 @@ pub fn seed(
             s.call(&key, "ReplaceNetworkAclAssociation", None, pairs)?;
         }
     }
+    for (i, list) in config.rules.prefix_lists.iter().enumerate() {
+        let key = format!("prefix_list[{i}]");
+        let mut pairs = vec![
+            kv("PrefixListName", format!("config-{}", list.id)),
+            kv("MaxEntries", list.cidrs.len().max(1)),
+            kv("AddressFamily", "IPv4"),
+        ];
+        for (n, c) in list.cidrs.iter().enumerate() {
+            pairs.push(kv(format!("Entry.{}.Cidr", n + 1), c));
+        }
+        s.make(&key, IdKind::PrefixList, "CreateManagedPrefixList", &list.id, pairs, "prefixListId")?;
+    }
     seed_groups(&mut s, config, &vpc)?;
     for (i, inst) in config.instances.iter().enumerate() {
         let key = format!("instance[{i}]");
@@ -378,7 +388,9 @@ fn seed_groups(s: &mut Seeder<'_>, config: &Config, vpc: &str) -> Result<(), See
                 match &r.peer {
                     SgPeer::Cidr(c) => pairs.push(kv("IpPermissions.1.IpRanges.1.CidrIp", c)),
                     SgPeer::Group(other) => pairs.push(kv("IpPermissions.1.Groups.1.GroupId", s.id(&key, other)?)),
-                    SgPeer::PrefixList(_) => return Err(not_with_api(&key, "prefix lists")),
+                    SgPeer::PrefixList(list) => {
+                        pairs.push(kv("IpPermissions.1.PrefixListIds.1.PrefixListId", s.id(&key, list)?))
+                    }
                 }
                 s.call(&key, action, None, pairs)?;
             }
@@ -421,9 +433,13 @@ egress = [{ rule = 100, protocol = "all", cidr = "0.0.0.0/0", action = "allow" }
 id = "sg-endpoint"
 ingress = [{ protocol = "tcp", ports = "443", group = "sg-clients" }]
 
+[[prefix_list]]
+id = "pl-lab"
+cidrs = ["10.0.0.0/16", "192.0.2.0/24"]
+
 [[security_group]]
 id = "sg-clients"
-egress = [{ protocol = "tcp", ports = "443", cidr = "10.0.0.0/16" }]
+egress = [{ protocol = "tcp", ports = "443", cidr = "10.0.0.0/16" }, { protocol = "tcp", ports = "8443", prefix_list = "pl-lab" }]
 
 [[instance]]
 id = "i-0a000000000000001"
@@ -486,7 +502,11 @@ security_groups = ["sg-endpoint"]
         assert_eq!(sg.ingress.len(), 1);
         assert_eq!(sg.ingress[0].peer, RulePeer::Group(clients.clone()));
         assert_eq!((sg.ingress[0].from_port, sg.ingress[0].to_port), (Some(443), Some(443)));
-        assert_eq!(ec2.security_groups[&clients].egress.len(), 1);
+        let egress = &ec2.security_groups[&clients].egress;
+        let list = named(&ec2, "pl-lab");
+        assert_eq!(egress.len(), 2);
+        assert_eq!(egress[1].peer, RulePeer::PrefixList(list.clone()));
+        assert_eq!(ec2.prefix_lists[&list].entries.len(), 2);
         let i = &ec2.instances["i-0a000000000000001"];
         assert_eq!((i.ip.to_string().as_str(), i.security_groups.clone()), ("10.0.1.10", vec![clients]));
         let e = &ec2.endpoints["vpce-0a000000000000001"];
