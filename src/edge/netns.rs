@@ -10,7 +10,7 @@
 //! privlink wrote for it, when its [`Netns`] is dropped; one that was there
 //! already is used and left alone.
 //!
-//! **In a user namespace** (a rootless `privlink run`, [`crate::edge::rootless`])
+//! **In a user namespace** (a rootless `privlink run`)
 //! `ip netns add` makes the namespace but then fails: it returns to the
 //! namespace it started in with `setns`, and the caller's network namespace
 //! belongs to the initial user namespace, where privlink has no

@@ -166,7 +166,7 @@ struct RawConfig {
     #[serde(default)]
     instance: Vec<RawInstance>,
     flow_logs: Option<RawFlowLogs>,
-    // Read by the API's settings (`crate::api::settings`), which share the file.
+    // Read by the API's settings, which share the file.
     #[serde(default, rename = "api")]
     _api: Option<toml::Value>,
     #[serde(default, rename = "upstreams")]

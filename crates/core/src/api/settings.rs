@@ -18,7 +18,7 @@
 //! A file with `[api]` may also hold a VPC (`[vpc]`, `[[subnet]]`,
 //! `[[security_group]]`, `[[network_acl]]`, `[[instance]]`,
 //! `[[endpoint]]`): it seeds the API's model once, and from then on it is
-//! an API VPC like any other ([`super::ec2::seed`]). Without one, every VPC
+//! an API VPC like any other (the EC2 model's seed module). Without one, every VPC
 //! comes through the API.
 //!
 //! Without credentials the API cannot tell one caller from another, so it
@@ -118,7 +118,7 @@ impl ApiSettings {
             msg: e.message().trim().to_string(),
         })?;
         // With a [vpc], the rest is the config file's VPC, which seeds the
-        // model (`api::ec2::seed`) and is checked by the config's parser.
+        // model (the EC2 model's seed module) and is checked by the config's parser.
         if !table.contains_key("vpc") {
             for key in table.keys() {
                 if !matches!(key.as_str(), "api" | "upstreams" | "dns") {

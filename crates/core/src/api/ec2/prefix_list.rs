@@ -50,7 +50,7 @@ use super::describe::{asked, passes, Page};
 use super::endpoint::{remember, repeated};
 use super::ids::{IdKind, ACCOUNT_ID};
 use super::resources::{ManagedPrefixList, PrefixListEntry, PrefixListState, RulePeer, SecurityGroupRule};
-use super::security_group::{rule_weight, rules_per_group};
+use super::security_group::{rule_list_not_found, rule_weight, rules_per_group};
 use super::{Call, Ec2, Effect};
 use crate::api::error::ApiError;
 use crate::api::query::Params;
@@ -86,11 +86,6 @@ impl Ec2 {
             .map(|g| g.id.clone())
             .collect()
     }
-}
-
-/// A rule's unknown list, as AuthorizeSecurityGroup* spell it.
-pub(super) fn rule_list_not_found(id: &str) -> ApiError {
-    ApiError::new("InvalidPrefixListId.NotFound", format!("The prefix list ID '{id}' does not exist"))
 }
 
 /// The order entries are kept and shown in, also the NextToken of

@@ -191,7 +191,7 @@ pub struct VpcEndpoint {
 }
 
 /// How an endpoint carries its streams beyond what EC2 describes: set only
-/// by a config file's VPC when it seeds the model ([`super::seed`]), kept
+/// by a config file's VPC when it seeds the model (the seed module), kept
 /// with the endpoint, and shown by no API call.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Carriage {

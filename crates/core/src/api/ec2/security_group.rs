@@ -10,7 +10,7 @@
 //! Rules are checked against what the data plane can enforce: IPv4 blocks,
 //! groups of the same VPC, and tcp, udp, icmp or all protocols. IPv6 ranges
 //! and other protocols are refused rather than stored and ignored. A rule
-//! may name a customer-managed prefix list ([`super::prefix_list`]); it
+//! may name a customer-managed prefix list (the prefix list module); it
 //! counts as the list's `MaxEntries` rules toward the group's quota, as at
 //! AWS, and while a rule names a list the list cannot be deleted.
 //!
@@ -49,6 +49,11 @@ fn no_default_vpc() -> ApiError {
 }
 
 /// The group a call names by `GroupId` (a `GroupName` alone needs a default VPC).
+/// A rule's unknown prefix list, as AuthorizeSecurityGroup* and DescribePrefixLists spell it.
+pub(super) fn rule_list_not_found(id: &str) -> ApiError {
+    ApiError::new("InvalidPrefixListId.NotFound", format!("The prefix list ID '{id}' does not exist"))
+}
+
 fn named_group<'a>(ec2: &'a Ec2, p: &Params) -> Result<&'a SecurityGroup, ApiError> {
     match (p.get("GroupId"), p.get("GroupName")) {
         (Some(id), _) => ec2.security_group(id),
@@ -266,7 +271,7 @@ fn permission(ec2: &Ec2, group: &SecurityGroup, p: &Params) -> Result<Vec<Wanted
         let id = pl.required("PrefixListId")?;
         IdKind::PrefixList.check(id)?;
         if !ec2.prefix_lists.contains_key(id) {
-            return Err(super::prefix_list::rule_list_not_found(id));
+            return Err(rule_list_not_found(id));
         }
         peers.push((RulePeer::PrefixList(id.to_string()), description(&pl)?));
     }
