@@ -111,16 +111,7 @@ pub fn build(region: &str, services: &[String], random: &mut dyn FnMut() -> [u8;
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn counter() -> impl FnMut() -> [u8; 9] {
-        let mut n = 0u64;
-        move || {
-            n += 1;
-            let mut b = [0u8; 9];
-            b[..8].copy_from_slice(&n.to_be_bytes());
-            b
-        }
-    }
+    use crate::api::ec2::testkit::counter;
 
     #[test]
     fn short_and_full_names_and_the_region() {

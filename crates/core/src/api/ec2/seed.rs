@@ -151,7 +151,7 @@ impl Seeder<'_> {
         field: &str,
     ) -> Result<String, SeedError> {
         let chosen = kind.is_well_formed(file_id).then_some(file_id);
-        if chosen.is_some_and(|id| self.taken(id)) {
+        if chosen.is_some_and(|id| self.ec2.exists(id)) {
             return Err(refused(key, format!("{file_id} exists in the state dir's model already")));
         }
         let doc = self.call(key, action, chosen, pairs)?;
@@ -162,16 +162,6 @@ impl Seeder<'_> {
         }
         self.ids.insert(file_id.to_string(), id.clone());
         Ok(id)
-    }
-
-    fn taken(&self, id: &str) -> bool {
-        let e = &self.ec2;
-        e.vpcs.contains_key(id)
-            || e.subnets.contains_key(id)
-            || e.security_groups.contains_key(id)
-            || e.network_acls.contains_key(id)
-            || e.instances.contains_key(id)
-            || e.endpoints.contains_key(id)
     }
 
     /// The model's id of the file's `id`.
@@ -402,7 +392,7 @@ fn seed_groups(s: &mut Seeder<'_>, config: &Config, vpc: &str) -> Result<(), See
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::ec2::testkit::Lab;
+    use crate::api::ec2::testkit::{counter, Lab};
     use crate::api::ec2::RulePeer;
     use crate::api::settings::vpc_part_fingerprint;
 
@@ -457,16 +447,6 @@ security_groups = ["sg-endpoint"]
 
     fn config(text: &str) -> Config {
         Config::from_toml("lab.toml", text).unwrap()
-    }
-
-    fn counter() -> impl FnMut() -> [u8; 9] {
-        let mut n = 0u64;
-        move || {
-            n += 1;
-            let mut b = [0u8; 9];
-            b[..8].copy_from_slice(&n.to_be_bytes());
-            b
-        }
     }
 
     fn seeded(text: &str) -> Result<Ec2, SeedError> {

@@ -57,6 +57,22 @@ impl Lab {
     }
 }
 
+/// Id bytes that are `n` in the first eight: deterministic "randomness".
+fn numbered(n: u64) -> [u8; 9] {
+    let mut b = [0u8; 9];
+    b[..8].copy_from_slice(&n.to_be_bytes());
+    b
+}
+
+/// Randomness for tests: [`numbered`] 1, 2, 3, …
+pub(crate) fn counter() -> impl FnMut() -> [u8; 9] {
+    let mut n = 0u64;
+    move || {
+        n += 1;
+        numbered(n)
+    }
+}
+
 /// The time the tests' calls start at (Unix seconds).
 pub(crate) const START: u64 = 1_700_000_000;
 
@@ -71,9 +87,7 @@ pub(crate) fn call_at(
     let mut n = *counter;
     let mut random = || {
         n += 1;
-        let mut b = [0u8; 9];
-        b[..8].copy_from_slice(&n.to_be_bytes());
-        b
+        numbered(n)
     };
     let mut call = Call { params, request_id: "req-1", now, random: &mut random, chosen_id: None };
     let out = ec2.call(action, &mut call);
