@@ -436,3 +436,40 @@ max_connections = 2
     assert!(e.contains("lab.toml: vpc: the file's VPC part changed"), "{e}");
     assert!(!privlink::edge::netns::exists(&vpc) && !privlink::edge::netns::exists(&instance));
 }
+
+#[test]
+fn check_seeds_a_copy_of_the_model_and_names_what_the_api_cannot_carry() {
+    // No kernel needed: `check` only reads.
+    let dir = common::TempDir::new(&common::unique("seedcheck"));
+    let file = dir.0.join("lab.toml");
+    let state = dir.0.join("state");
+    let vpc = "[vpc]\ncidr = \"10.0.0.0/16\"\nregion = \"us-east-1\"\n\n[[subnet]]\nid = \"subnet-lab-a\"\ncidr = \"10.0.1.0/24\"\naz = \"us-east-1a\"\n\n[[endpoint]]\nservice = \"com.amazonaws.us-east-1.ec2\"\nsubnets = [\"subnet-lab-a\"]\n";
+    let check = |text: &str| {
+        std::fs::write(&file, text).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_privlink"))
+            .args(["check", "--config"])
+            .arg(&file)
+            .arg("--state-dir")
+            .arg(&state)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = check(&format!("[api]\n{vpc}"));
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("seeds the model with 1 subnets, 0 instances, 1 endpoints"), "{out}");
+    assert!(!state.exists(), "check wrote the state dir");
+    let (code, out, err) = check(&format!(
+        "[api]\n{}",
+        vpc.replace("region = \"us-east-1\"\n", "region = \"us-east-1\"\nnetns = \"lab\"\n")
+    ));
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(err.contains("lab.toml: vpc.netns: not with [api]"), "{err}");
+    let (code, out, err) = check("[api]\n[dns]\nforward = []\n");
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("no [vpc]: every VPC comes through the API"), "{out}");
+}
