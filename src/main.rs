@@ -315,7 +315,7 @@ fn check_api(api: &config_file::ApiFile, state_dir: &std::path::Path) -> ExitCod
         let mut random = privlink::edge::daemon::random_id_bytes;
         match privlink_core::api::ec2::seed::seed(&mut model, &v.config, &v.fingerprint, &mut random) {
             Ok(true) => println!(
-                "vpc {}: seeds the model with {} subnets, {} instances, {} endpoints",
+                "vpc {}: seeds the model (subnets {}, instances {}, endpoints {})",
                 v.config.vpc.id,
                 v.config.subnets.len(),
                 v.config.instances.len(),

@@ -461,7 +461,7 @@ fn check_seeds_a_copy_of_the_model_and_names_what_the_api_cannot_carry() {
     };
     let (code, out, err) = check(&format!("[api]\n{vpc}"));
     assert_eq!(code, Some(0), "{out}{err}");
-    assert!(out.contains("seeds the model with 1 subnets, 0 instances, 1 endpoints"), "{out}");
+    assert!(out.contains("seeds the model (subnets 1, instances 0, endpoints 1)"), "{out}");
     assert!(!state.exists(), "check wrote the state dir");
     let (code, out, err) = check(&format!(
         "[api]\n{}",
