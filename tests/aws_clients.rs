@@ -116,7 +116,9 @@ impl Client for Cli {
 
     fn run(&self, ns: Option<&str>, endpoint: &str, step: &str, a: &Value) -> Value {
         let s = |k: &str| arg(a, k);
-        let mut argv: Vec<String> = vec!["ec2".into(), step.into()];
+        // A step boto3 names apart is one aws CLI command with other arguments.
+        let command = step.strip_suffix("-from-list").unwrap_or(step);
+        let mut argv: Vec<String> = vec!["ec2".into(), command.into()];
         let mut add = |xs: &[&str]| argv.extend(xs.iter().map(|x| x.to_string()));
         match step {
             "create-vpc" => add(&["--cidr-block", &s("cidr")]),
@@ -130,6 +132,30 @@ impl Client for Cli {
             "authorize-security-group-ingress" | "revoke-security-group-ingress" => {
                 add(&["--group-id", &s("group"), "--protocol", "tcp", "--port", "443", "--cidr", &s("cidr")])
             }
+            "authorize-security-group-ingress-from-list" => {
+                let permission =
+                    format!("IpProtocol=tcp,FromPort=443,ToPort=443,PrefixListIds=[{{PrefixListId={}}}]", s("list"));
+                add(&["--group-id", &s("group"), "--ip-permissions", &permission])
+            }
+            "create-managed-prefix-list" => add(&[
+                "--prefix-list-name",
+                &s("name"),
+                "--max-entries",
+                "2",
+                "--address-family",
+                "IPv4",
+                "--entries",
+                &format!("Cidr={}", s("cidr")),
+            ]),
+            "modify-managed-prefix-list" => add(&[
+                "--prefix-list-id",
+                &s("list"),
+                "--current-version",
+                &a["version"].to_string(),
+                "--remove-entries",
+                &format!("Cidr={}", s("cidr")),
+            ]),
+            "get-managed-prefix-list-entries" => add(&["--prefix-list-id", &s("list")]),
             "run-instances" => add(&["--image-id", "ami-12345678", "--subnet-id", &s("subnet"), "--count", "1"]),
             "create-vpc-endpoint" => {
                 let dns = if a["private_dns"] == true { "--private-dns-enabled" } else { "--no-private-dns-enabled" };
@@ -444,14 +470,39 @@ fn seed(client: &dyn Client, net: u8) {
     }
     let out = ok("delete-vpc-endpoints", json!({"endpoints": [second]}));
     assert_eq!(out["Unsuccessful"], json!([]), "{out}");
+    // Listed as deleted for a while, as at AWS, without its ENIs.
+    let out = ok("describe-vpc-endpoints", json!({"vpc": vpc}));
+    let listed = out["Max5"]["VpcEndpoints"].as_array().unwrap();
+    let gone = listed.iter().find(|e| e["VpcEndpointId"] == second.as_str()).unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(gone["State"], "deleted", "{who}: {gone}");
+    assert!(gone.get("NetworkInterfaceIds").is_none_or(|n| n == &json!([])), "{who}: {gone}");
     assert_eq!(sorted(inside(&instance).ips), sorted(vec![a_ip, b_ip]), "{who}: the other endpoint's name stays");
 
     // A revoked rule stops new connections; authorized again, they go through.
     let out = ok("revoke-security-group-ingress", rule.clone());
     assert_eq!(out["Return"], true, "{out}");
     assert!(!connects(&instance, a_ip), "{who}: the revoked rule still lets a connection in");
-    ok("authorize-security-group-ingress", rule);
+    ok("authorize-security-group-ingress", rule.clone());
     assert!(lab.https(&instance, a_ip).unwrap().contains("hello from"), "{who}: authorized again");
+
+    // A rule that names a prefix list admits the list's blocks, and a change to the list is one to the rule.
+    let out = ok("create-managed-prefix-list", json!({"name": format!("clients-{who}"), "cidr": cidr}));
+    let list = text(&out["PrefixList"]["PrefixListId"]);
+    assert_eq!(
+        (&out["PrefixList"]["Version"], &out["PrefixList"]["AddressFamily"]),
+        (&json!(1), &json!("IPv4")),
+        "{out}"
+    );
+    ok("revoke-security-group-ingress", rule.clone());
+    let out = ok("authorize-security-group-ingress-from-list", json!({"group": sg, "list": list}));
+    assert_eq!(out["SecurityGroupRules"][0]["PrefixListId"], list.as_str(), "{out}");
+    assert!(lab.https(&instance, a_ip).unwrap().contains("hello from"), "{who}: admitted by the prefix list");
+    let out = ok("modify-managed-prefix-list", json!({"list": list, "version": 1, "cidr": cidr}));
+    assert_eq!(out["PrefixList"]["PrefixListId"], list.as_str(), "{out}");
+    let entries = ok("get-managed-prefix-list-entries", json!({"list": list}));
+    assert_eq!(entries["Entries"], json!([]), "{who}: {entries}");
+    assert!(!connects(&instance, a_ip), "{who}: the block left the list, the rule still lets a connection in");
+    ok("authorize-security-group-ingress", rule);
 
     // A removed subnet's ENI stops answering; the other one keeps serving, and is the only answer.
     let out = ok("modify-vpc-endpoint", json!({"endpoint": endpoint, "subnet": sb}));

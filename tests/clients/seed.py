@@ -54,6 +54,15 @@ def revoke_https(ec2, a):
     )
 
 
+def https_from_list(ec2, a):
+    return ec2.authorize_security_group_ingress(
+        GroupId=a["group"],
+        IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "PrefixListIds": [{"PrefixListId": a["list"]}]}
+        ],
+    )
+
+
 EC2 = {
     "create-vpc": lambda c, a: c.create_vpc(CidrBlock=a["cidr"]),
     "modify-vpc-attribute": lambda c, a: c.modify_vpc_attribute(
@@ -67,6 +76,14 @@ EC2 = {
     ),
     "authorize-security-group-ingress": https_from_vpc,
     "revoke-security-group-ingress": revoke_https,
+    "authorize-security-group-ingress-from-list": https_from_list,
+    "create-managed-prefix-list": lambda c, a: c.create_managed_prefix_list(
+        PrefixListName=a["name"], MaxEntries=2, AddressFamily="IPv4", Entries=[{"Cidr": a["cidr"]}]
+    ),
+    "modify-managed-prefix-list": lambda c, a: c.modify_managed_prefix_list(
+        PrefixListId=a["list"], CurrentVersion=a["version"], RemoveEntries=[{"Cidr": a["cidr"]}]
+    ),
+    "get-managed-prefix-list-entries": lambda c, a: c.get_managed_prefix_list_entries(PrefixListId=a["list"]),
     "run-instances": lambda c, a: c.run_instances(
         ImageId="ami-12345678", SubnetId=a["subnet"], MinCount=1, MaxCount=1
     ),
