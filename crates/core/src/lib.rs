@@ -56,6 +56,8 @@
 //! model and an XML answer, checking the whole call before changing
 //! anything, and derives each VPC's plan from the model
 //! ([`api::ec2::Ec2::vpc_plan`]); the edge runs one TUN per endpoint from it.
+//! A VPC in the same file seeds that model once, through the same calls
+//! ([`api::ec2::seed`]), so the file's objects and the API's are one model.
 //!
 //! # Who owns what (in the edge crate)
 //!
