@@ -313,7 +313,8 @@ fn check_api(api: &config_file::ApiFile, state_dir: &std::path::Path) -> ExitCod
             Err(e) => return fail(e),
         };
         let mut random = privlink::edge::daemon::random_id_bytes;
-        match privlink_core::api::ec2::seed::seed(&mut model, &v.config, &v.fingerprint, &mut random) {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        match privlink_core::api::ec2::seed::seed(&mut model, &v.config, &v.fingerprint, now, &mut random) {
             Ok(true) => println!(
                 "vpc {}: seeds the model (subnets {}, instances {}, endpoints {})",
                 v.config.vpc.id,

@@ -114,7 +114,7 @@ pub async fn run(
     let mut model = file.load(&settings.region)?;
     if let Some(v) = vpc {
         let mut random = crate::edge::daemon::random_id_bytes;
-        match privlink_core::api::ec2::seed::seed(&mut model, &v.config, &v.fingerprint, &mut random) {
+        match privlink_core::api::ec2::seed::seed(&mut model, &v.config, &v.fingerprint, unix_now(), &mut random) {
             Ok(true) => {
                 file.save(&model)?;
                 tracing::info!("{}: its VPC {} seeded the model", v.file, v.config.vpc.id);

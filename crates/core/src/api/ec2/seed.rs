@@ -119,6 +119,7 @@ fn check_api_can_carry(config: &Config) -> Result<(), SeedError> {
 /// The model being seeded, and the file's ids as the model names them.
 struct Seeder<'r> {
     ec2: Ec2,
+    now: u64,
     random: &'r mut dyn FnMut() -> [u8; 9],
     ids: BTreeMap<String, String>,
 }
@@ -134,8 +135,13 @@ impl Seeder<'_> {
     /// Runs `action`; `chosen` is the file's id of what it makes.
     fn call(&mut self, key: &str, action: &str, chosen: Option<&str>, pairs: Pairs) -> Result<String, SeedError> {
         let params = Params::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        let mut call =
-            Call { params: &params, request_id: "privlink-seed", now: 0, random: self.random, chosen_id: chosen };
+        let mut call = Call {
+            params: &params,
+            request_id: "privlink-seed",
+            now: self.now,
+            random: self.random,
+            chosen_id: chosen,
+        };
         let (doc, _) = self.ec2.call(action, &mut call).map_err(|e| api_refused(key, action, e))?;
         Ok(doc)
     }
@@ -190,12 +196,14 @@ fn ip_permission(r: &SgRule) -> Pairs {
     pairs
 }
 
-/// Seeds `ec2` with `config`'s VPC, unless `fingerprint` seeded it already.
+/// Seeds `ec2` with `config`'s VPC, unless `fingerprint` seeded it already;
+/// `now` (Unix seconds) is the resources' creation and launch time.
 /// Returns whether the model changed. `Err` leaves `ec2` as it was.
 pub fn seed(
     ec2: &mut Ec2,
     config: &Config,
     fingerprint: &str,
+    now: u64,
     random: &mut dyn FnMut() -> [u8; 9],
 ) -> Result<bool, SeedError> {
     match &ec2.seeded_from {
@@ -213,7 +221,7 @@ pub fn seed(
     if config.vpc.region != ec2.region {
         return Err(refused("vpc.region", format!("the API serves {} (api.region)", ec2.region)));
     }
-    let mut s = Seeder { ec2: ec2.clone(), random, ids: BTreeMap::new() };
+    let mut s = Seeder { ec2: ec2.clone(), now, random, ids: BTreeMap::new() };
     let v = &config.vpc;
     let cidr = kv("CidrBlock", v.cidr);
     let vpc = s.make("vpc", IdKind::Vpc, "CreateVpc", &v.id, vec![cidr], "vpcId")?;
@@ -392,7 +400,7 @@ fn seed_groups(s: &mut Seeder<'_>, config: &Config, vpc: &str) -> Result<(), See
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::ec2::testkit::{counter, Lab};
+    use crate::api::ec2::testkit::{counter, Lab, START};
     use crate::api::ec2::RulePeer;
     use crate::api::settings::vpc_part_fingerprint;
 
@@ -451,7 +459,7 @@ security_groups = ["sg-endpoint"]
 
     fn seeded(text: &str) -> Result<Ec2, SeedError> {
         let mut ec2 = Ec2::new("us-east-1");
-        seed(&mut ec2, &config(text), &vpc_part_fingerprint(text).unwrap(), &mut counter())?;
+        seed(&mut ec2, &config(text), &vpc_part_fingerprint(text).unwrap(), START, &mut counter())?;
         Ok(ec2)
     }
 
@@ -488,6 +496,7 @@ security_groups = ["sg-endpoint"]
         assert_eq!(egress[1].peer, RulePeer::PrefixList(list.clone()));
         assert_eq!(ec2.prefix_lists[&list].entries.len(), 2);
         let i = &ec2.instances["i-0a000000000000001"];
+        assert_eq!(i.launch_time, START, "made now, not in 1970");
         assert_eq!((i.ip.to_string().as_str(), i.security_groups.clone()), ("10.0.1.10", vec![clients]));
         let e = &ec2.endpoints["vpce-0a000000000000001"];
         assert_eq!(e.security_groups, vec![endpoint_sg]);
@@ -535,11 +544,11 @@ security_groups = ["sg-endpoint"]
         // The API changes the seeded VPC; a restart with the same file keeps the change.
         ec2.endpoints.get_mut("vpce-0a000000000000001").unwrap().private_dns = false;
         let before = ec2.clone();
-        assert_eq!(seed(&mut ec2, &config(FILE), &fp, &mut counter()), Ok(false));
+        assert_eq!(seed(&mut ec2, &config(FILE), &fp, START, &mut counter()), Ok(false));
         assert_eq!(ec2, before);
         let changed = FILE.replace("10.0.1.49", "10.0.1.50");
         let fp2 = vpc_part_fingerprint(&changed).unwrap();
-        let e = seed(&mut ec2, &config(&changed), &fp2, &mut counter()).unwrap_err();
+        let e = seed(&mut ec2, &config(&changed), &fp2, START, &mut counter()).unwrap_err();
         assert_eq!(e.key, "vpc");
         assert!(e.message.contains("--state-dir"), "{e}");
         assert_eq!(ec2, before, "refused: nothing changed");
@@ -561,7 +570,7 @@ security_groups = ["sg-endpoint"]
         let text = format!("{FILE}\n[flow_logs]\nstdout = true\n");
         assert_eq!(seeded(&text).unwrap_err().key, "flow_logs");
         let mut other_region = Ec2::new("eu-west-1");
-        let e = seed(&mut other_region, &config(FILE), "fp", &mut counter()).unwrap_err();
+        let e = seed(&mut other_region, &config(FILE), "fp", START, &mut counter()).unwrap_err();
         assert_eq!(e.key, "vpc.region");
         assert_eq!(other_region, Ec2::new("eu-west-1"));
     }
@@ -577,7 +586,7 @@ security_groups = ["sg-endpoint"]
         let mut ec2 = seeded(FILE).unwrap();
         ec2.seeded_from = None;
         let before = ec2.clone();
-        let e = seed(&mut ec2, &config(FILE), "fp", &mut counter()).unwrap_err();
+        let e = seed(&mut ec2, &config(FILE), "fp", START, &mut counter()).unwrap_err();
         assert_eq!(e.key, "vpc");
         assert!(e.message.contains("exists in the state dir's model already"), "{e}");
         assert_eq!(ec2, before);
