@@ -403,7 +403,7 @@ max_connections = 2
     let held = [connect(), connect()];
     assert!(probe::tcp_connect(&instance, eni, Duration::from_millis(1500)).is_err(), "max_connections = 2");
     drop(held);
-    // A slot is back; with this one closing, the other is free for what follows.
+    // The slots come back as privlink closes its side.
     drop(connect());
 
     // The API changes them live: the file's rule revoked, a new connection is not answered.
